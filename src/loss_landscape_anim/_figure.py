@@ -1,0 +1,320 @@
+"""The matplotlib figure of an animation: static parts drawn once, moving parts blitted per frame.
+
+Object-oriented matplotlib only (``Figure`` + Agg canvas): no pyplot state, no global figure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from .grid import LossGrid
+from .projection import Plane
+from .rendering import PathView, Style
+
+_TEXT_COLOR = "#222222"
+
+
+class LandscapeFigure:
+    """Draws frame ``t`` of the animation into an RGB array (H, W, 3)."""
+
+    def __init__(
+        self,
+        paths: list[PathView],
+        grid: LossGrid,
+        plane: Plane,
+        style: Style,
+        decision_regions: Any = None,
+    ):
+        self.paths, self.grid, self.style = paths, grid, style
+        self.decision = decision_regions
+        self.fig = Figure(figsize=style.figsize, dpi=style.dpi, facecolor=style.background)
+        self.canvas = FigureCanvasAgg(self.fig)
+        self.moving: list[Any] = []
+        self._layout()
+        self._draw_landscape(plane)
+        self._make_path_artists()
+        if style.panels:
+            self._draw_panels()
+        self.canvas.draw()
+        self.background = self.canvas.copy_from_bbox(self.fig.bbox)
+        self._background_rgb = self._rgb()
+
+    @property
+    def size(self) -> tuple[int, int]:
+        w, h = self.canvas.get_width_height()
+        return int(w), int(h)
+
+    # -- layout and static parts ---------------------------------------------------------------
+
+    def _layout(self) -> None:
+        style, fig = self.style, self.fig
+        if style.title:
+            fig.suptitle(style.title, fontsize=style.text_size + 3, color=_TEXT_COLOR)
+        if not style.panels:
+            self.ax = fig.add_subplot(1, 1, 1)
+            return
+        rows = ["info", "loss", "accuracy"] + (["decision"] if self.decision is not None else [])
+        ratios = [0.75, 1.0, 0.8] + ([1.25] if self.decision is not None else [])
+        outer = fig.add_gridspec(
+            1,
+            2,
+            width_ratios=(1.65, 1.0),
+            left=0.075,
+            right=0.98,
+            bottom=0.09,
+            top=0.9,
+            wspace=0.32,
+        )
+        self.ax = fig.add_subplot(outer[0, 0])
+        side = outer[0, 1].subgridspec(len(rows), 1, height_ratios=ratios, hspace=0.6)
+        self.side = {name: fig.add_subplot(side[k, 0]) for k, name in enumerate(rows)}
+        self.side["info"].set_axis_off()
+
+    def _draw_landscape(self, plane: Plane) -> None:
+        ax, grid, style = self.ax, self.grid, self.style
+        log_loss = np.ma.masked_invalid(np.log(np.where(grid.loss > 0, grid.loss, np.nan)))
+        if log_loss.count() >= 2 and np.ptp(log_loss.compressed()) > 0:
+            filled = ax.contourf(
+                grid.xs, grid.ys, log_loss, levels=style.contour_levels, cmap=style.cmap
+            )
+            if style.contour_lines:
+                ax.contour(
+                    grid.xs,
+                    grid.ys,
+                    log_loss,
+                    levels=style.contour_levels,
+                    colors="k",
+                    linewidths=0.4,
+                    alpha=0.35,
+                )
+            bar = self.fig.colorbar(filled, ax=ax, fraction=0.05, pad=0.02)
+            bar.set_label("log loss", fontsize=style.text_size)
+            bar.ax.tick_params(labelsize=style.text_size - 1)
+        else:
+            ax.text(
+                0.5,
+                0.5,
+                "no finite loss values on this plane",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                fontsize=style.text_size,
+                color=_TEXT_COLOR,
+            )
+        if np.isfinite(grid.loss_min):
+            ax.plot(
+                *grid.argmin,
+                marker="*",
+                markersize=style.point_size + 5,
+                color=style.minimum_color,
+                markeredgecolor="k",
+                linestyle="none",
+                label=f"grid minimum, loss {grid.loss_min:.3g}",
+            )
+            ax.legend(loc="lower right", fontsize=style.text_size - 1, framealpha=0.8)
+        xlabel, ylabel = plane.axis_labels()
+        ax.set_xlabel(xlabel, fontsize=style.text_size + 1)
+        ax.set_ylabel(ylabel, fontsize=style.text_size + 1)
+        ax.set_xlim(grid.xs[0], grid.xs[-1])
+        ax.set_ylim(grid.ys[0], grid.ys[-1])
+        ax.tick_params(labelsize=style.text_size - 1)
+
+    def _make_path_artists(self) -> None:
+        style = self.style
+        self.lines, self.points = [], []
+        for p in self.paths:
+            (line,) = self.ax.plot(
+                [],
+                [],
+                color=p.color,
+                linewidth=style.path_width,
+                solid_capstyle="round",
+                animated=True,
+            )
+            (point,) = self.ax.plot(
+                [],
+                [],
+                marker="o",
+                markersize=style.point_size,
+                color=p.color,
+                markeredgecolor="k",
+                linestyle="none",
+                animated=True,
+            )
+            self.lines.append(line)
+            self.points.append(point)
+            self.moving += [line, point]
+        if not style.panels:
+            self.info = self.ax.text(
+                0.02,
+                0.98,
+                "",
+                transform=self.ax.transAxes,
+                va="top",
+                fontsize=style.text_size,
+                color=_TEXT_COLOR,
+                animated=True,
+                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
+            )
+            self.moving.append(self.info)
+
+    def _draw_panels(self) -> None:
+        style, side = self.style, self.side
+        steps_max = max(int(p.steps[-1]) for p in self.paths) or 1
+        self.info = side["info"].text(
+            0.0,
+            1.0,
+            "",
+            transform=side["info"].transAxes,
+            va="top",
+            ha="left",
+            fontsize=style.text_size,
+            color=_TEXT_COLOR,
+            family="monospace",
+            animated=True,
+            linespacing=1.35,
+        )
+        self.moving.append(self.info)
+        self.curves: list[tuple[Any, np.ndarray, np.ndarray]] = []
+        for name, label in (("loss", "loss"), ("accuracy", "accuracy")):
+            ax = side[name]
+            ax.set_xlim(0, steps_max)
+            ax.set_ylabel(label, fontsize=style.text_size)
+            ax.tick_params(labelsize=style.text_size - 1)
+            ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
+            ax.grid(alpha=0.3)
+            for p in self.paths:
+                values = p.loss if name == "loss" else p.accuracy
+                self._add_curve(ax, p.steps, values, p.color, "-")
+                if name == "loss" and len(self.paths) == 1 and p.true_loss is not None:
+                    self._add_curve(ax, p.steps, p.true_loss, "k", "-", width=1.0)
+                    self._add_curve(ax, p.steps, p.projected_loss, "k", ":", width=1.2)
+            self._set_curve_limits(ax, name)
+        side["accuracy"].set_xlabel("step", fontsize=style.text_size)
+        if self.decision is not None:
+            self._draw_decision_static()
+
+    def _add_curve(
+        self, ax: Any, steps: np.ndarray, values: Any, color: str, ls: str, width: float = 1.5
+    ) -> None:
+        """A curve growing with the frames; points with no finite value are left out."""
+        values = np.asarray(values, dtype=float)
+        finite = np.isfinite(values)
+        (line,) = ax.plot([], [], color=color, linestyle=ls, linewidth=width, animated=True)
+        self.curves.append((line, np.asarray(steps)[finite], values[finite]))
+        self.moving.append(line)
+
+    def _set_curve_limits(self, ax: Any, name: str) -> None:
+        values = np.concatenate([v for line, _, v in self.curves if line.axes is ax])
+        values = values[np.isfinite(values)]
+        if name == "accuracy":
+            ax.set_ylim(0, 1.02)
+            if not values.size:
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no accuracy (not a classifier)",
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="center",
+                    fontsize=self.style.text_size - 1,
+                )
+            return
+        if not values.size:
+            return
+        low, high = float(values.min()), float(values.max())
+        if low > 0 and high / low > 10:
+            ax.set_yscale("log")
+            ax.set_ylim(low / 1.2, high * 1.2)
+        else:
+            pad = 0.05 * (high - low or abs(high) or 1.0)
+            ax.set_ylim(low - pad, high + pad)
+
+    def _draw_decision_static(self) -> None:
+        ax, regions = self.side["decision"], self.decision
+        ax.set_title("decision regions", fontsize=self.style.text_size, pad=3)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        self.decision_image = ax.imshow(
+            regions.classes[0],
+            origin="lower",
+            extent=regions.extent,
+            cmap="Pastel1",
+            vmin=0,
+            vmax=max(regions.n_classes - 1, 1),
+            interpolation="nearest",
+            animated=True,
+            aspect="auto",
+        )
+        points = ax.scatter(
+            regions.points[:, 0],
+            regions.points[:, 1],
+            c=regions.labels,
+            s=1.5,
+            cmap="Set1",
+            vmin=0,
+            vmax=max(regions.n_classes - 1, 1),
+            linewidths=0,
+            animated=True,
+        )
+        self.moving += [self.decision_image, points]
+
+    # -- moving parts ----------------------------------------------------------------------------
+
+    def frame(self, t: int) -> np.ndarray:
+        """Draw frame ``t`` (row ``t`` of each path, clipped to its length); returns RGB (H, W, 3)."""
+        self.canvas.restore_region(self.background)
+        for p, line, point in zip(self.paths, self.lines, self.points, strict=True):
+            k = min(t, len(p.steps) - 1)
+            line.set_data(p.xy[: k + 1, 0], p.xy[: k + 1, 1])
+            point.set_data(p.xy[k : k + 1, 0], p.xy[k : k + 1, 1])
+        self.info.set_text(self._info_text(t))
+        step = self.paths[0].steps[min(t, len(self.paths[0].steps) - 1)]
+        for line, steps, values in getattr(self, "curves", []):
+            k = int(np.searchsorted(steps, step, side="right"))
+            line.set_data(steps[:k], values[:k])
+        if self.decision is not None:
+            k = int(np.searchsorted(self.decision.rows, t, side="right")) - 1
+            self.decision_image.set_data(self.decision.classes[max(k, 0)])
+        for artist in self.moving:
+            artist.axes.draw_artist(artist) if artist.axes else self.fig.draw_artist(artist)
+        self.canvas.blit(self.fig.bbox)
+        return self._rgb()
+
+    def _info_text(self, t: int) -> str:
+        lines = []
+        for p in self.paths:
+            k = min(t, len(p.steps) - 1)
+            acc = "" if not np.isfinite(p.accuracy[k]) else f"  acc {100 * p.accuracy[k]:5.1f}%"
+            name = f"{p.name:<8.8}" if len(self.paths) > 1 else "loss"
+            lines.append(f"{name} {p.loss[k]:.4g}{acc}")
+        head = self.paths[0]
+        k = min(t, len(head.steps) - 1)
+        lines.insert(0, f"step {int(head.steps[k])}")
+        if len(self.paths) == 1:
+            if head.true_loss is not None and head.projected_loss is not None:
+                lines.append(f"true loss     {head.true_loss[k]:.4g}")
+                lines.append(f"on the plane  {head.projected_loss[k]:.4g}")
+            lines.append(f"off-plane distance {head.off_plane[k]:.3g}")
+        else:
+            lines.append(
+                "off-plane "
+                + " ".join(f"{p.off_plane[min(t, len(p.steps) - 1)]:.2g}" for p in self.paths)
+            )
+        return "\n".join(lines)
+
+    def _rgb(self) -> np.ndarray:
+        return np.asarray(self.canvas.buffer_rgba())[:, :, :3].copy()
+
+    def palette_source(self) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, int]]]:
+        """(background RGB, last frame RGB, colours of the moving artists), to fit a palette."""
+        last = self.frame(max(len(p.steps) for p in self.paths) - 1)
+        colors = [p.color for p in self.paths] + ["k", _TEXT_COLOR, "white"]
+        rgb = [tuple(round(255 * c) for c in to_rgb(col)) for col in colors]
+        return self._background_rgb, last, rgb  # type: ignore[return-value]

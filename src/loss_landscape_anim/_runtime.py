@@ -1,0 +1,65 @@
+"""Devices, seeding and progress bars: the run-time context every stage shares."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from ._validate import check_positive_int
+
+
+def resolve_device(device: str | torch.device | None = None, gpus: int = 0) -> torch.device:
+    """The device to compute on: ``device`` if given, else CUDA when ``gpus`` >= 1, else CPU.
+
+    Raises ``ValueError`` for an unknown device string or when CUDA is asked for and not available.
+    """
+    gpus = check_positive_int(gpus, "gpus", allow_zero=True)
+    if device is None:
+        device = "cuda" if gpus > 0 else "cpu"
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"Expected device to be 'cpu', 'cuda', 'cuda:N' or 'mps' but got {device!r}"
+        ) from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"Asked for device {str(resolved)!r} (gpus={gpus}) but CUDA is not available on this "
+            "machine: install a CUDA build of torch or use device='cpu' / gpus=0"
+        )
+    index = resolved.index
+    if resolved.type == "cuda" and index is not None and index >= torch.cuda.device_count():
+        raise ValueError(
+            f"Asked for device {str(resolved)!r} but only {torch.cuda.device_count()} "
+            "CUDA device(s) are visible"
+        )
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("Asked for device 'mps' but MPS is not available on this machine")
+    return resolved
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[None]:
+    """Run the block with torch's global RNGs seeded from ``seed``, restoring them afterwards.
+
+    ``seed=None`` leaves the RNGs alone (and still restores nothing). ``seed=0`` is a seed.
+    """
+    if seed is None:
+        yield
+        return
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"Expected seed to be an integer or None but got {seed!r}")
+    devices = [device] if device is not None and device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def progress_bar(iterable: Any = None, *, enabled: bool, **kwargs: Any) -> Any:
+    """A tqdm progress bar (to stderr) that is silent when ``enabled`` is False."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, disable=not enabled, leave=False, dynamic_ncols=True, **kwargs)

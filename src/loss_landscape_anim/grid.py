@@ -1,0 +1,402 @@
+"""Stage 3: ``compute_loss_grid``, the loss on a grid of points of a plane in weight space.
+
+The caller's model only supplies the architecture: the weights of each point are built from the
+plane, and the model is evaluated functionally (``torch.func.functional_call``) on many points at
+once under ``torch.vmap``, in chunks sized to a memory budget. The evaluation data are prepared once.
+
+When the model is (or declares, through ``as_sequential()``) an ``nn.Sequential`` whose first layer
+with parameters is a ``Linear`` or convolution, that layer is linear in its weights, so on the plane
+
+    f(x; W + a D0 + b D1) = f(x; W) + a f(x; D0) + b f(x; D1)
+
+and it is evaluated 3 times for the whole grid instead of once per point; only the rest of the
+network runs per point.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from ._io import load_npz, save_npz
+from ._layout import ParamLayout
+from ._runtime import progress_bar, resolve_device
+from ._validate import check_optional_positive_int, check_positive_int, check_positive_number
+from .data import materialize
+from .projection import Plane
+from .training import checked_loss, loss_function
+from .trajectory import Trajectory
+
+__all__ = ["DEFAULT_MEMORY_BUDGET", "DEFAULT_RESOLUTION", "LossGrid", "compute_loss_grid"]
+
+logger = logging.getLogger(__name__)
+
+#: Default number of grid points along each axis.
+DEFAULT_RESOLUTION = 100
+#: Default bytes of activations one chunk of grid points may use.
+DEFAULT_MEMORY_BUDGET = 256 * 2**20
+#: Activations are counted this many times over, for temporaries of the backward-free forward.
+_ACTIVATION_OVERHEAD = 2
+_LINEAR_FIRST_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+@dataclass(frozen=True, eq=False)
+class LossGrid:
+    """Loss values on a regular grid of plane coordinates.
+
+    Attributes:
+        xs: (R,) coordinates along direction 0.
+        ys: (R,) coordinates along direction 1.
+        loss: (R, R) mean loss over the evaluation data; ``loss[i, j]`` is at ``(xs[j], ys[i])``,
+            as matplotlib's ``contour`` expects. Non-finite where the model's loss is.
+        loss_min: the smallest finite value of ``loss`` (NaN when none is finite).
+        argmin: (2,) the ``(x, y)`` of that grid point.
+    """
+
+    xs: np.ndarray
+    ys: np.ndarray
+    loss: np.ndarray
+    loss_min: float
+    argmin: np.ndarray
+
+    @classmethod
+    def from_values(cls, xs: np.ndarray, ys: np.ndarray, loss: np.ndarray) -> LossGrid:
+        finite = np.where(np.isfinite(loss), loss, np.nan)
+        if np.isnan(finite).all():
+            return cls(xs, ys, loss, float("nan"), np.array([np.nan, np.nan]))
+        i, j = np.unravel_index(np.nanargmin(finite), loss.shape)
+        return cls(xs, ys, loss, float(loss[i, j]), np.array([xs[j], ys[i]]))
+
+    @property
+    def resolution(self) -> int:
+        return int(self.xs.shape[0])
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return save_npz(path, "LossGrid", {"xs": self.xs, "ys": self.ys, "loss": self.loss}, {})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LossGrid:
+        arrays, _ = load_npz(path, "LossGrid")
+        return cls.from_values(arrays["xs"], arrays["ys"], arrays["loss"])
+
+
+def grid_axes(
+    paths_2d: list[np.ndarray], resolution: int, margin: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates (R,) along each axis covering every point of ``paths_2d`` plus ``margin`` times
+    the path's extent on each side (the extent of the other axis, or 1, where it is zero)."""
+    points = np.concatenate([p[np.isfinite(p).all(axis=1)] for p in paths_2d] + [np.zeros((1, 2))])
+    low, high = points.min(axis=0), points.max(axis=0)
+    span = high - low
+    fallback = span.max() if span.max() > 0 else 1.0
+    span = np.where(span > 0, span, fallback)
+    pad = margin * span if margin > 0 else np.where(high > low, 0.0, 0.5 * fallback)
+    low, high = low - pad, high + pad
+    return np.linspace(low[0], high[0], resolution), np.linspace(low[1], high[1], resolution)
+
+
+def compute_loss_grid(
+    model: nn.Module,
+    data: Any,
+    plane: Plane,
+    *,
+    resolution: int = DEFAULT_RESOLUTION,
+    margin: float = 0.3,
+    device: str | torch.device | None = None,
+    chunk_size: int | None = None,
+    n_examples: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    extra_paths: list[np.ndarray] | None = None,
+    progress: bool = True,
+) -> LossGrid:
+    """Evaluate the mean loss over ``data`` on an R x R grid of ``plane``.
+
+    The grid covers the plane's path (and ``extra_paths``, (T, 2) each) plus ``margin`` times its
+    extent on each side. The caller's model is not changed.
+
+    Args:
+        model: supplies the architecture (and buffers, such as BatchNorm statistics); the weights
+            at each point are ``plane.point(x, y)``. Evaluated in eval mode.
+        data: the evaluation data: a data module, ``DataLoader``, ``Dataset`` or ``(X, y)``.
+        plane: the plane, from :func:`project`.
+        resolution: points along each axis (>= 2).
+        margin: extra room on each side, as a share of the path's extent (>= 0).
+        device: where to compute; default CPU.
+        chunk_size: grid points evaluated at once; default: as many as ``memory_budget`` allows.
+        n_examples: evaluate on the first ``n_examples`` examples only (default: all).
+        memory_budget: bytes of activations one chunk may use.
+        progress: show a progress bar.
+    """
+    resolution = check_positive_int(resolution, "resolution")
+    if resolution < 2:
+        raise ValueError(f"Expected resolution to be an integer >= 2 but got {resolution!r}")
+    margin = check_positive_number(margin, "margin", allow_zero=True)
+    evaluator = LossEvaluator(
+        model,
+        data,
+        device=device,
+        n_examples=n_examples,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+    )
+    xs, ys = grid_axes([plane.path_2d, *(extra_paths or [])], resolution, margin)
+    XX, YY = np.meshgrid(xs, ys)
+    coords = np.stack([XX.ravel(), YY.ravel()], axis=1)
+    losses = evaluator.plane_losses(plane, coords, progress=progress, desc="loss grid")
+    return LossGrid.from_values(xs, ys, losses.reshape(resolution, resolution))
+
+
+def path_losses(
+    model: nn.Module,
+    data: Any,
+    trajectory: Trajectory,
+    plane: Plane,
+    rows: np.ndarray | None = None,
+    **evaluator_options: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The loss over ``data`` of recorded weights and of their projections onto ``plane``.
+
+    Returns ``(true, projected)``, each (len(rows),): the loss of ``trajectory.params[rows]`` and
+    of ``plane.point(*plane.path_2d[rows])``. Where they differ, the plane misrepresents the path.
+    """
+    rows = np.arange(len(trajectory)) if rows is None else np.asarray(rows)
+    evaluator = LossEvaluator(model, data, **evaluator_options)
+    true = evaluator.weight_losses(np.asarray(trajectory.params[rows]))
+    projected = evaluator.plane_losses(plane, plane.path_2d[rows], progress=False)
+    return true, projected
+
+
+class LossEvaluator:
+    """Mean loss of one architecture at many weight vectors, on data prepared once."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: Any,
+        *,
+        device: str | torch.device | None = None,
+        n_examples: int | None = None,
+        chunk_size: int | None = None,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    ):
+        if not isinstance(model, nn.Module):
+            raise TypeError(
+                f"Expected model to be a torch.nn.Module but got {type(model).__name__}"
+            )
+        self.device = resolve_device(device)
+        self.chunk_size = check_optional_positive_int(chunk_size, "chunk_size")
+        self.memory_budget = check_positive_int(memory_budget, "memory_budget")
+        self.layout = ParamLayout.of(model)
+        self.model = copy.deepcopy(model).to(self.device).eval()
+        self.loss_fn = loss_function(self.model)
+        X, y = materialize(data, n_examples=n_examples)
+        self.X, self.y = X.to(self.device), y.to(self.device)
+        self.n_examples = int(self.X.shape[0])
+        self._params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            checked_loss(self.loss_fn, self.model(self.X[:2]), self.y[:2])
+        self.split = _split_first_linear(self.model, self.X[:2])
+        self._vectorized = True
+
+    # -- public evaluation entry points --------------------------------------------------------
+
+    def plane_losses(
+        self, plane: Plane, coords: np.ndarray, *, progress: bool = False, desc: str = ""
+    ) -> np.ndarray:
+        """Mean loss at plane coordinates ``coords`` (K, 2); returns (K,) float64."""
+        origin = torch.as_tensor(plane.origin, dtype=torch.float32, device=self.device)
+        D = torch.as_tensor(plane.directions, dtype=torch.float32, device=self.device)
+        C = torch.as_tensor(coords, dtype=torch.float32, device=self.device)
+        weights = lambda chunk: origin + C[chunk] @ D  # noqa: E731
+        return self._accumulate(len(coords), weights, C, (origin, D), progress, desc)
+
+    def weight_losses(self, weights: np.ndarray) -> np.ndarray:
+        """Mean loss at arbitrary flat weight vectors (K, P); returns (K,) float64."""
+        W = torch.as_tensor(np.asarray(weights), dtype=torch.float32, device=self.device)
+        return self._accumulate(W.shape[0], lambda chunk: W[chunk], None, None, False, "")
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _accumulate(
+        self,
+        n_points: int,
+        weights: Callable[[slice], torch.Tensor],
+        coords: torch.Tensor | None,
+        basis: tuple[torch.Tensor, torch.Tensor] | None,
+        progress: bool,
+        desc: str,
+    ) -> np.ndarray:
+        use_split = self.split is not None and basis is not None
+        batch, chunk = self._sizes(n_points, use_split)
+        total = torch.zeros(n_points, dtype=torch.float64, device=self.device)
+        n_chunks = -(-n_points // chunk)
+        n_batches = -(-self.n_examples // batch)
+        with (
+            torch.no_grad(),
+            progress_bar(
+                total=n_chunks * n_batches, enabled=progress, desc=desc, unit="chunk"
+            ) as bar,
+        ):
+            for start in range(0, self.n_examples, batch):
+                xb, yb = self.X[start : start + batch], self.y[start : start + batch]
+                first_maps = self._first_layer_maps(xb, basis) if use_split else None
+                for lo in range(0, n_points, chunk):
+                    sl = slice(lo, min(lo + chunk, n_points))
+                    W = weights(sl)
+                    if first_maps is not None and coords is not None:
+                        losses = self._split_losses(W, coords[sl], first_maps, yb)
+                    else:
+                        losses = self._full_losses(W, xb, yb)
+                    total[sl] += losses.double() * xb.shape[0]
+                    bar.update(1)
+        return (total / self.n_examples).cpu().numpy()
+
+    def _sizes(self, n_points: int, use_split: bool) -> tuple[int, int]:
+        """(examples per data batch, points per chunk) within the memory budget."""
+        per_example = _activation_bytes(self.model, self.X[:1]) * _ACTIVATION_OVERHEAD
+        batch = max(1, min(self.n_examples, self.memory_budget // max(per_example, 1)))
+        if self.chunk_size is not None:
+            return batch, min(self.chunk_size, n_points)
+        chunk = max(1, self.memory_budget // max(per_example * batch, 1))
+        return batch, min(chunk, n_points)
+
+    def _params_of(self, W: torch.Tensor, names: dict[str, str] | None = None) -> dict:
+        views = self.layout.unflatten(W)
+        if names is None:
+            return views
+        return {local: views[full] for local, full in names.items()}
+
+    def _full_losses(self, W: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        def point_loss(params: dict) -> torch.Tensor:
+            return self.loss_fn(functional_call(self.model, params, (xb,)), yb)
+
+        return self._map(point_loss, (self._params_of(W),))
+
+    def _first_layer_maps(
+        self, xb: torch.Tensor, basis: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """First-layer outputs at the origin and along each direction: (shape), (2, shape)."""
+        assert self.split is not None and basis is not None
+        origin, D = basis
+        split = self.split
+        z = split.prefix(xb)
+        maps = [
+            functional_call(split.first, self._params_of(v, split.first_names), (z,))
+            for v in (origin, D[0], D[1])
+        ]
+        return maps[0], torch.stack(maps[1:])
+
+    def _split_losses(
+        self,
+        W: torch.Tensor,
+        coords: torch.Tensor,
+        first_maps: tuple[torch.Tensor, torch.Tensor],
+        yb: torch.Tensor,
+    ) -> torch.Tensor:
+        assert self.split is not None
+        rest = self.split.rest
+        z0, zd = first_maps
+        z = torch.addmm(z0.reshape(1, -1), coords, zd.reshape(2, -1))
+        z = z.view(coords.shape[0], *z0.shape)
+
+        def point_loss(params: dict, zp: torch.Tensor) -> torch.Tensor:
+            return self.loss_fn(functional_call(rest, params, (zp,)), yb)
+
+        return self._map(point_loss, (self._params_of(W, self.split.rest_names), z))
+
+    def _map(self, fn: Callable[..., torch.Tensor], args: tuple) -> torch.Tensor:
+        """``fn`` over the leading dimension of ``args``: vectorised, or one point at a time when
+        the model or loss cannot run under ``torch.vmap``."""
+        if self._vectorized:
+            try:
+                return torch.vmap(fn)(*args)
+            except (RuntimeError, ValueError, NotImplementedError) as exc:
+                logger.info("torch.vmap failed (%s); evaluating one point at a time", exc)
+                self._vectorized = False
+        n = next(iter(args[0].values())).shape[0]
+        return torch.stack([fn(*(_index(a, k) for a in args)) for k in range(n)])
+
+
+def _index(arg: Any, k: int) -> Any:
+    return {name: v[k] for name, v in arg.items()} if isinstance(arg, dict) else arg[k]
+
+
+@dataclass(frozen=True)
+class _Split:
+    """A sequential model cut after its first layer with parameters."""
+
+    prefix: nn.Module  # parameter-free leading modules (Flatten, ...)
+    first: nn.Module  # the layer linear in its weights
+    first_names: dict[str, str]  # local parameter name -> model parameter name
+    rest: nn.Module
+    rest_names: dict[str, str]
+
+
+def _split_first_linear(model: nn.Module, sample: torch.Tensor) -> _Split | None:
+    """Cut ``model`` after its first layer that is linear in its weights, if the model is (or
+    declares an equivalent) ``nn.Sequential``; None otherwise."""
+    seq: Any = model if isinstance(model, nn.Sequential) else None
+    as_sequential = getattr(model, "as_sequential", None)
+    if seq is None and callable(as_sequential):
+        seq = as_sequential()
+    if not isinstance(seq, nn.Sequential):
+        return None
+    modules = list(seq)
+    k = next((i for i, m in enumerate(modules) if any(True for _ in m.parameters())), None)
+    if k is None or not isinstance(modules[k], _LINEAR_FIRST_LAYERS):
+        return None
+    if any(any(True for _ in m.buffers()) for m in modules[: k + 1]):
+        return None
+    full_names = {id(p): n for n, p in model.named_parameters()}
+    first, rest = modules[k], nn.Sequential(*modules[k + 1 :])
+    first_names = {n: full_names.get(id(p), "") for n, p in first.named_parameters()}
+    rest_names = {n: full_names.get(id(p), "") for n, p in rest.named_parameters()}
+    if "" in first_names.values() or "" in rest_names.values():
+        return None
+    if len(first_names) + len(rest_names) != len(full_names):
+        return None
+    with torch.no_grad():
+        if not torch.allclose(seq(sample), model(sample), rtol=1e-4, atol=1e-5):
+            logger.info("as_sequential() does not match forward(); using the general evaluator")
+            return None
+    return _Split(nn.Sequential(*modules[:k]), first, first_names, rest, rest_names)
+
+
+def _activation_bytes(model: nn.Module, sample: torch.Tensor) -> int:
+    """Bytes of all intermediate outputs of ``model`` for one example."""
+    sizes: list[int] = []
+
+    def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        for t in _tensors(output):
+            sizes.append(t.numel() * t.element_size())
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())] or [model]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.no_grad():
+            out = model(sample)
+    finally:
+        for h in handles:
+            h.remove()
+    return sum(sizes) + sum(t.numel() * t.element_size() for t in _tensors(out))
+
+
+def _tensors(obj: Any) -> Iterator[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (tuple, list)):
+        for item in obj:
+            yield from _tensors(item)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            yield from _tensors(item)

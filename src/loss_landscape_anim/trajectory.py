@@ -1,0 +1,203 @@
+"""The recorded optimisation path: ``Trajectory`` and the recorder that builds it.
+
+A trajectory of a large model can outgrow memory (1M parameters x 2,000 steps is 8 GB in float32):
+past ``memory_limit`` bytes the recorder spills rows to a disk-backed array, and the algorithms that
+read it (PCA, projection) stream over it in blocks.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._io import load_npz, save_npz
+from ._layout import ParamLayout
+
+__all__ = ["Trajectory"]
+
+#: Default number of bytes of recorded weights held in memory before spilling to disk.
+DEFAULT_MEMORY_LIMIT = 512 * 2**20
+
+
+@dataclass(frozen=True, eq=False)
+class Trajectory:
+    """Weights recorded along training, with the loss and accuracy of those same weights.
+
+    Attributes:
+        params: (T, P) float32 array; row t is every parameter of the model, flattened in
+            ``model.parameters()`` order, after ``steps[t]`` optimizer steps. Row 0 holds the initial
+            weights, the last row the weights training ended with. May be a read-only disk-backed
+            ``np.memmap`` for large runs.
+        loss: (T,) loss of the weights of each row, on the batch they were evaluated on (the full
+            data set for full-batch training).
+        accuracy: (T,) accuracy in [0, 1] of the same, NaN where the model is not a classifier.
+        steps: (T,) number of optimizer steps taken before each row.
+        layout: names and shapes of the parameters.
+        optimizer: name of the optimizer that produced the path.
+        learning_rate: its learning rate.
+        diverged: True when training stopped early because it reached non-finite values.
+    """
+
+    params: np.ndarray
+    loss: np.ndarray
+    accuracy: np.ndarray
+    steps: np.ndarray
+    layout: ParamLayout
+    optimizer: str = ""
+    learning_rate: float = math.nan
+    diverged: bool = False
+
+    def __post_init__(self) -> None:
+        T = self.params.shape[0]
+        if self.params.ndim != 2 or self.params.shape[1] != self.layout.n_params:
+            raise ValueError(
+                f"Expected params of shape (T, {self.layout.n_params}) but got {self.params.shape}"
+            )
+        for name in ("loss", "accuracy", "steps"):
+            if getattr(self, name).shape != (T,):
+                raise ValueError(
+                    f"Expected {name} of shape ({T},) but got {getattr(self, name).shape}"
+                )
+        if T < 1:
+            raise ValueError("Expected a trajectory with at least one recorded step")
+
+    def __len__(self) -> int:
+        return int(self.params.shape[0])
+
+    @property
+    def n_params(self) -> int:
+        return self.layout.n_params
+
+    @property
+    def final_params(self) -> np.ndarray:
+        return np.asarray(self.params[-1])
+
+    def state_dict(self, t: int = -1) -> dict[str, torch.Tensor]:
+        """The weights of row ``t`` as a ``state_dict`` of the parameters (new tensors)."""
+        flat = torch.from_numpy(np.array(self.params[t], dtype=np.float32))
+        return {k: v.clone() for k, v in self.layout.unflatten(flat).items()}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write to ``path`` as ``.npz`` (data only, readable with ``allow_pickle=False``)."""
+        arrays = {
+            "params": self.params,
+            "loss": self.loss,
+            "accuracy": self.accuracy,
+            "steps": self.steps,
+        }
+        meta = {
+            "layout": self.layout.to_json(),
+            "optimizer": self.optimizer,
+            "learning_rate": self.learning_rate,
+            "diverged": self.diverged,
+        }
+        return save_npz(path, "Trajectory", arrays, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Trajectory:
+        """Read a trajectory written by :meth:`save`; refuses anything that is not one."""
+        arrays, meta = load_npz(path, "Trajectory")
+        return cls(
+            params=arrays["params"],
+            loss=arrays["loss"],
+            accuracy=arrays["accuracy"],
+            steps=arrays["steps"],
+            layout=ParamLayout.from_json(meta["layout"]),
+            optimizer=meta.get("optimizer", ""),
+            learning_rate=float(meta.get("learning_rate", math.nan)),
+            diverged=bool(meta.get("diverged", False)),
+        )
+
+
+def iter_column_blocks(
+    params: np.ndarray, block_bytes: int = 64 * 2**20
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield ``(start, stop, params[:, start:stop])`` as float64 copies, ~``block_bytes`` each.
+
+    For a disk-backed array, the pages read are released after each block, so reading the whole
+    array keeps the resident memory at about one block.
+    """
+    T, P = params.shape
+    width = max(1, block_bytes // (8 * max(T, 1)))
+    for start in range(0, P, width):
+        stop = min(P, start + width)
+        yield start, stop, np.array(params[:, start:stop], dtype=np.float64)
+        release_pages(params)
+
+
+def iter_row_blocks(
+    params: np.ndarray, block_bytes: int = 64 * 2**20
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield ``(start, stop, params[start:stop])`` as float64 copies, ~``block_bytes`` each."""
+    T, P = params.shape
+    height = max(1, block_bytes // (8 * max(P, 1)))
+    for start in range(0, T, height):
+        stop = min(T, start + height)
+        yield start, stop, np.array(params[start:stop], dtype=np.float64)
+        release_pages(params)
+
+
+def release_pages(array: np.ndarray) -> None:
+    """Drop a disk-backed array's pages from this process's resident set (no-op in memory)."""
+    base = getattr(array, "_mmap", None)
+    if base is not None and hasattr(base, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        base.madvise(mmap.MADV_DONTNEED)
+
+
+@dataclass
+class TrajectoryRecorder:
+    """Collects flat weight rows; spills them to a temporary file past ``memory_limit`` bytes."""
+
+    n_params: int
+    memory_limit: int = DEFAULT_MEMORY_LIMIT
+    spill_dir: str | os.PathLike | None = None
+    _rows: list[np.ndarray] = field(default_factory=list)
+    _file: object | None = None
+    _path: str | None = None
+    _count: int = 0
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+
+    def append(self, flat: torch.Tensor, loss: float, accuracy: float, step: int) -> None:
+        row = flat.detach().to("cpu", torch.float32).numpy().copy()
+        if self._file is None and (self._count + 1) * self.n_params * 4 > self.memory_limit:
+            self._spill()
+        if self._file is not None:
+            self._file.write(row.tobytes())  # type: ignore[attr-defined]
+        else:
+            self._rows.append(row)
+        self._count += 1
+        self.loss.append(float(loss))
+        self.accuracy.append(float(accuracy))
+        self.steps.append(int(step))
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _spill(self) -> None:
+        fd, self._path = tempfile.mkstemp(prefix="trajectory-", suffix=".f32", dir=self.spill_dir)
+        self._file = os.fdopen(fd, "wb")
+        for row in self._rows:
+            self._file.write(row.tobytes())
+        self._rows.clear()
+
+    def params(self) -> np.ndarray:
+        """The (T, P) rows: in memory, or a read-only memmap of the spill file."""
+        if self._file is None:
+            return np.stack(self._rows) if self._rows else np.zeros((0, self.n_params), np.float32)
+        self._file.close()  # type: ignore[attr-defined]
+        assert self._path is not None
+        array = np.memmap(
+            self._path, dtype=np.float32, mode="r", shape=(self._count, self.n_params)
+        )
+        os.unlink(self._path)  # the mapping stays valid; the file goes when the array does
+        return array
