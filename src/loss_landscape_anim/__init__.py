@@ -11,6 +11,7 @@ The pipeline has four stages, each a function returning an immutable, saveable r
 """
 
 from .api import loss_landscape_anim
+from .compare import Comparison, compare_optimizers
 from .data import SpiralsDataModule
 from .errors import DataError, DivergenceWarning, IncompatibleFileError, UnsafeFileError
 from .grid import LossGrid, compute_loss_grid
@@ -26,6 +27,7 @@ __version__ = "0.2.0"
 __all__ = [
     "MLP",
     "Animation",
+    "Comparison",
     "DataError",
     "DivergenceWarning",
     "GenericModel",
@@ -38,6 +40,7 @@ __all__ = [
     "Trajectory",
     "UnsafeFileError",
     "animate",
+    "compare_optimizers",
     "compute_loss_grid",
     "loss_landscape_anim",
     "project",

@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
+from matplotlib.patheffects import Normal, Stroke
 from matplotlib.ticker import MaxNLocator
 
 from .grid import LossGrid
@@ -60,19 +61,20 @@ class LandscapeFigure:
             self.ax = fig.add_subplot(1, 1, 1)
             return
         rows = ["info", "loss", "accuracy"] + (["decision"] if self.decision is not None else [])
-        ratios = [0.75, 1.0, 0.8] + ([1.25] if self.decision is not None else [])
+        ratios = [0.75, 1.0, 0.8] if self.decision is None else [1.0, 0.85, 0.7, 1.3]
         outer = fig.add_gridspec(
             1,
             2,
-            width_ratios=(1.65, 1.0),
+            width_ratios=(1.55, 1.0),
             left=0.075,
             right=0.98,
             bottom=0.09,
             top=0.9,
-            wspace=0.32,
+            wspace=0.45,
         )
         self.ax = fig.add_subplot(outer[0, 0])
-        side = outer[0, 1].subgridspec(len(rows), 1, height_ratios=ratios, hspace=0.6)
+        hspace = 0.6 if self.decision is None else 0.8
+        side = outer[0, 1].subgridspec(len(rows), 1, height_ratios=ratios, hspace=hspace)
         self.side = {name: fig.add_subplot(side[k, 0]) for k, name in enumerate(rows)}
         self.side["info"].set_axis_off()
 
@@ -147,11 +149,14 @@ class LandscapeFigure:
                 linestyle="none",
                 animated=True,
             )
+            line.set_path_effects(
+                [Stroke(linewidth=style.path_width + 1.6, foreground="k"), Normal()]
+            )
             self.lines.append(line)
             self.points.append(point)
             self.moving += [line, point]
         if not style.panels:
-            self.info = self.ax.text(
+            info = self.ax.text(
                 0.02,
                 0.98,
                 "",
@@ -159,28 +164,17 @@ class LandscapeFigure:
                 va="top",
                 fontsize=style.text_size,
                 color=_TEXT_COLOR,
+                family="monospace",
                 animated=True,
                 bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
             )
-            self.moving.append(self.info)
+            self.info_texts = [info]
+            self.moving.append(info)
 
     def _draw_panels(self) -> None:
         style, side = self.style, self.side
         steps_max = max(int(p.steps[-1]) for p in self.paths) or 1
-        self.info = side["info"].text(
-            0.0,
-            1.0,
-            "",
-            transform=side["info"].transAxes,
-            va="top",
-            ha="left",
-            fontsize=style.text_size,
-            color=_TEXT_COLOR,
-            family="monospace",
-            animated=True,
-            linespacing=1.35,
-        )
-        self.moving.append(self.info)
+        self._make_info_rows(side["info"])
         self.curves: list[tuple[Any, np.ndarray, np.ndarray]] = []
         for name, label in (("loss", "loss"), ("accuracy", "accuracy")):
             ax = side[name]
@@ -274,7 +268,11 @@ class LandscapeFigure:
             k = min(t, len(p.steps) - 1)
             line.set_data(p.xy[: k + 1, 0], p.xy[: k + 1, 1])
             point.set_data(p.xy[k : k + 1, 0], p.xy[k : k + 1, 1])
-        self.info.set_text(self._info_text(t))
+        lines = self._info_lines(t)
+        if len(self.info_texts) == 1:
+            lines = ["\n".join(lines)]
+        for text, content in zip(self.info_texts, lines, strict=True):
+            text.set_text(content)
         step = self.paths[0].steps[min(t, len(self.paths[0].steps) - 1)]
         for line, steps, values in getattr(self, "curves", []):
             k = int(np.searchsorted(steps, step, side="right"))
@@ -287,27 +285,68 @@ class LandscapeFigure:
         self.canvas.blit(self.fig.bbox)
         return self._rgb()
 
-    def _info_text(self, t: int) -> str:
-        lines = []
+    def _make_info_rows(self, ax: Any) -> None:
+        """Text rows of the info area, each after a swatch in its curve's colour and line style,
+        so the rows double as the legend of the paths and of the loss panel."""
+        style = self.style
+        swatches: list[tuple[str, str] | None] = [None] + [(p.color, "-") for p in self.paths]
+        if len(self.paths) == 1:
+            if self.paths[0].true_loss is not None:
+                swatches += [("k", "-"), ("k", ":")]
+            swatches.append(None)
+        height_px = ax.get_position().height * self.fig.get_figheight() * self.fig.dpi
+        line_height = min(
+            1.0 / len(swatches), 1.5 * style.text_size / 72 * self.fig.dpi / height_px
+        )
+        self.info_texts = []
+        for k, swatch in enumerate(swatches):
+            y = 1.0 - (k + 0.5) * line_height
+            if swatch is not None:
+                ax.plot(
+                    [0.0, 0.07],
+                    [y, y],
+                    color=swatch[0],
+                    linestyle=swatch[1],
+                    linewidth=2.5,
+                    transform=ax.transAxes,
+                    solid_capstyle="butt",
+                )
+            text = ax.text(
+                0.1 if swatch else 0.0,
+                y,
+                "",
+                transform=ax.transAxes,
+                va="center",
+                ha="left",
+                fontsize=style.text_size,
+                color=_TEXT_COLOR,
+                family="monospace",
+                animated=True,
+            )
+            self.info_texts.append(text)
+            self.moving.append(text)
+
+    def _info_lines(self, t: int) -> list[str]:
+        """The text of each info row at frame ``t``."""
+        rows = []
         for p in self.paths:
             k = min(t, len(p.steps) - 1)
-            acc = "" if not np.isfinite(p.accuracy[k]) else f"  acc {100 * p.accuracy[k]:5.1f}%"
-            name = f"{p.name:<8.8}" if len(self.paths) > 1 else "loss"
-            lines.append(f"{name} {p.loss[k]:.4g}{acc}")
+            acc = f"{100 * p.accuracy[k]:5.1f}%" if np.isfinite(p.accuracy[k]) else "   -  "
+            if len(self.paths) > 1:
+                rows.append(f"{p.name:<8.8} {p.loss[k]:7.4f} {acc} {p.off_plane[k]:7.3g}")
+            else:
+                rows.append(f"batch loss {p.loss[k]:.4g}   acc {acc.strip()}")
         head = self.paths[0]
         k = min(t, len(head.steps) - 1)
-        lines.insert(0, f"step {int(head.steps[k])}")
-        if len(self.paths) == 1:
-            if head.true_loss is not None and head.projected_loss is not None:
-                lines.append(f"true loss     {head.true_loss[k]:.4g}")
-                lines.append(f"on the plane  {head.projected_loss[k]:.4g}")
-            lines.append(f"off-plane distance {head.off_plane[k]:.3g}")
-        else:
-            lines.append(
-                "off-plane "
-                + " ".join(f"{p.off_plane[min(t, len(p.steps) - 1)]:.2g}" for p in self.paths)
-            )
-        return "\n".join(lines)
+        if len(self.paths) > 1:
+            return [f"step {int(head.steps[k]):<4d} loss     acc  off-plane", *rows]
+        lines = [f"step {int(head.steps[k])}", *rows]
+        if head.true_loss is not None and head.projected_loss is not None:
+            lines += [
+                f"true loss  {head.true_loss[k]:.4g}",
+                f"on plane   {head.projected_loss[k]:.4g}",
+            ]
+        return [*lines, f"off-plane distance {head.off_plane[k]:.3g}"]
 
     def _rgb(self) -> np.ndarray:
         return np.asarray(self.canvas.buffer_rgba())[:, :, :3].copy()

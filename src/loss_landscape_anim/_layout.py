@@ -60,7 +60,7 @@ class ParamLayout:
             )
         lead = tuple(flat.shape[:-1])
         return {
-            name: flat[..., a:b].reshape(*lead, *shape)
+            name: flat[..., a:b].reshape((*lead, *shape))
             for name, shape, (a, b) in zip(self.names, self.shapes, self.offsets(), strict=True)
         }
 

@@ -6,6 +6,7 @@ import copy
 import logging
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -125,14 +126,7 @@ def loss_landscape_anim(
     ckpt = Path(model_dirpath) / model_filename
     trajectory_file = ckpt.with_name(ckpt.stem + ".trajectory.npz")
 
-    data = datamodule if datamodule is not None else SpiralsDataModule(batch_size=batch_size)
-    with seeded(seed):
-        if model is None:
-            model = MLP(
-                _input_dim(data), _num_classes(data), learning_rate or 5e-3, optimizer=optimizer
-            )
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"Expected model to be a torch.nn.Module but got {type(model).__name__}")
+    model, data = build_default_model(model, datamodule, seed, learning_rate, batch_size, optimizer)
     layout = ParamLayout.of(model)
     if reduction_method == "custom":
         from .projection import check_directions
@@ -140,7 +134,7 @@ def loss_landscape_anim(
         check_directions(custom_directions, layout.n_params)
 
     # -- the four stages --------------------------------------------------------------------
-    with _timed("training" if not load_model else "loading"):
+    with timed("training" if not load_model else "loading"):
         if load_model:
             trajectory, trained = _load_run(model, ckpt, trajectory_file)
         else:
@@ -156,12 +150,12 @@ def loss_landscape_anim(
                 record_every=record_every,
                 progress=progress,
             )
-            trained = _with_weights(model, trajectory)
+            trained = with_final_weights(model, trajectory)
             save_weights(trained, ckpt)
             trajectory.save(trajectory_file)
-    with _timed("projection"):
+    with timed("projection"):
         plane = project(trajectory, reduction_method, directions=custom_directions, seed=seed)
-    with _timed("loss grid"):
+    with timed("loss grid"):
         grid = compute_loss_grid(
             trained,
             data,
@@ -175,17 +169,17 @@ def loss_landscape_anim(
     frames = frame_indices(len(trajectory), n_frames if sampling else None)
     losses = None
     if show_path_losses:
-        with _timed("path losses"):
-            losses = _frame_losses(
+        with timed("path losses"):
+            losses = frame_losses(
                 trained, data, trajectory, plane, frames, torch_device, n_examples
             )
     regions = None
     if decision_regions or (decision_regions is None and _is_2d_classifier(data)):
         from .decision import decision_regions as compute_regions
 
-        with _timed("decision regions"):
+        with timed("decision regions"):
             regions = compute_regions(trained, data, trajectory, frames, device=torch_device)
-    with _timed("rendering"):
+    with timed("rendering"):
         animation = animate(
             trajectory,
             plane,
@@ -211,8 +205,28 @@ def loss_landscape_anim(
     return animation
 
 
+def build_default_model(
+    model: nn.Module | None,
+    datamodule: Any,
+    seed: int | None,
+    learning_rate: float | None,
+    batch_size: int | None,
+    optimizer: Any = "adam",
+) -> tuple[nn.Module, Any]:
+    """The model and data to use: the given ones, else spirals and an MLP seeded by ``seed``."""
+    data = datamodule if datamodule is not None else SpiralsDataModule(batch_size=batch_size)
+    if model is None:
+        with seeded(seed):
+            model = MLP(
+                _input_dim(data), _num_classes(data), learning_rate or 5e-3, optimizer=optimizer
+            )
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"Expected model to be a torch.nn.Module but got {type(model).__name__}")
+    return model, data
+
+
 @contextmanager
-def _timed(phase: str):
+def timed(phase: str) -> Iterator[None]:
     start = time.perf_counter()
     yield
     logger.info("%s took %.2f s", phase, time.perf_counter() - start)
@@ -239,7 +253,7 @@ def _is_2d_classifier(data: Any) -> bool:
     return getattr(data, "input_dim", None) == 2 and getattr(data, "num_classes", None) is not None
 
 
-def _with_weights(model: nn.Module, trajectory: Trajectory) -> nn.Module:
+def with_final_weights(model: nn.Module, trajectory: Trajectory) -> nn.Module:
     """A copy of ``model`` with the trajectory's final weights (the caller's model is untouched)."""
     trained = copy.deepcopy(model).cpu()
     trained.load_state_dict(trajectory.state_dict(), strict=False)
@@ -263,7 +277,7 @@ def _load_run(model: nn.Module, ckpt: Path, trajectory_file: Path) -> tuple[Traj
     return trajectory, trained
 
 
-def _frame_losses(
+def frame_losses(
     model: nn.Module,
     data: Any,
     trajectory: Trajectory,

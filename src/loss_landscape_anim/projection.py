@@ -18,7 +18,7 @@ The plane passes through the final weights (the *origin*): the weight vector at 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import torch
 from ._io import load_npz, save_npz
 from ._layout import ParamLayout
 from ._validate import check_choice
-from .trajectory import Trajectory, iter_column_blocks
+from .trajectory import DEFAULT_BLOCK_BYTES, Trajectory, iter_column_blocks, release_pages
 
 __all__ = ["METHODS", "Plane", "project"]
 
@@ -224,12 +224,14 @@ def filter_normalize(D: np.ndarray, weights: np.ndarray, layout: ParamLayout) ->
     return out
 
 
-def _pca_directions(paths: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _pca_directions(
+    paths: Sequence[np.ndarray], block_bytes: int = DEFAULT_BLOCK_BYTES
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-2 principal directions (2, P) of the mean-centred rows of ``paths`` and their share of
-    the variance, from the Gram matrix of the rows."""
+    the variance, from the Gram matrix of the rows (read in blocks of ``block_bytes``)."""
     rows = np.cumsum([0] + [p.shape[0] for p in paths])
     gram = np.zeros((rows[-1], rows[-1]))
-    for _start, _stop, block in _joint_column_blocks(paths):
+    for _start, _stop, block in _joint_column_blocks(paths, block_bytes):
         block -= block.mean(axis=0)
         gram += block @ block.T
     total = float(np.trace(gram))
@@ -247,20 +249,28 @@ def _pca_directions(paths: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray
     signs = np.where(eigvecs[0, order] - eigvecs[first - 1, order] > 0, -1.0, 1.0)
     U = U * signs
     D = np.empty((2, paths[0].shape[1]))
-    for start, stop, block in _joint_column_blocks(paths):
+    for start, stop, block in _joint_column_blocks(paths, block_bytes):
         block -= block.mean(axis=0)
         D[:, start:stop] = U.T @ block
     return D, values / total
 
 
-def _joint_column_blocks(paths: Sequence[np.ndarray]):
-    """Column blocks of the rows of all ``paths`` stacked vertically, as float64 copies."""
+def _joint_column_blocks(
+    paths: Sequence[np.ndarray], block_bytes: int = DEFAULT_BLOCK_BYTES
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Column blocks of the rows of all ``paths`` stacked vertically, as float64 copies of about
+    ``block_bytes`` each. Every path is cut at the same columns, whatever its number of rows."""
     if len(paths) == 1:
-        yield from iter_column_blocks(paths[0])
+        yield from iter_column_blocks(paths[0], block_bytes)
         return
-    iterators = [iter_column_blocks(p) for p in paths]
-    for parts in zip(*iterators, strict=True):
-        yield parts[0][0], parts[0][1], np.vstack([b for _, _, b in parts])
+    n_rows = sum(p.shape[0] for p in paths)
+    n_cols = paths[0].shape[1]
+    width = max(1, block_bytes // (8 * n_rows))
+    for start in range(0, n_cols, width):
+        stop = min(n_cols, start + width)
+        yield start, stop, np.vstack([np.array(p[:, start:stop], dtype=np.float64) for p in paths])
+        for p in paths:
+            release_pages(p)
 
 
 def _project_rows(

@@ -42,11 +42,11 @@ class Style:
     contour_lines: bool = True
     path_colors: tuple[str, ...] = (
         "#ff7f0e",
-        "#e6194b",
-        "#f8f8f8",
-        "#4363d8",
-        "#3cb44b",
-        "#f032e6",
+        "#d62728",
+        "#17becf",
+        "#e377c2",
+        "#bcbd22",
+        "#8c564b",
     )
     path_width: float = 2.0
     point_size: float = 9.0

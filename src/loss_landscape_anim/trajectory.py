@@ -25,6 +25,8 @@ __all__ = ["Trajectory"]
 
 #: Default number of bytes of recorded weights held in memory before spilling to disk.
 DEFAULT_MEMORY_LIMIT = 512 * 2**20
+#: Default bytes of one float64 block read by :func:`iter_column_blocks` / :func:`iter_row_blocks`.
+DEFAULT_BLOCK_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +120,7 @@ class Trajectory:
 
 
 def iter_column_blocks(
-    params: np.ndarray, block_bytes: int = 64 * 2**20
+    params: np.ndarray, block_bytes: int = DEFAULT_BLOCK_BYTES
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield ``(start, stop, params[:, start:stop])`` as float64 copies, ~``block_bytes`` each.
 
@@ -134,7 +136,7 @@ def iter_column_blocks(
 
 
 def iter_row_blocks(
-    params: np.ndarray, block_bytes: int = 64 * 2**20
+    params: np.ndarray, block_bytes: int = DEFAULT_BLOCK_BYTES
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield ``(start, stop, params[start:stop])`` as float64 copies, ~``block_bytes`` each."""
     T, P = params.shape

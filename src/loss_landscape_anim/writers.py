@@ -259,19 +259,26 @@ def _write_mp4(
         "-f",
         "mp4",
     ]
-    with atomic_path(output) as tmp:
-        process = subprocess.Popen(
+    with (
+        atomic_path(output) as tmp,
+        subprocess.Popen(
             [*command, str(tmp)], stdin=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        assert process.stdin is not None
+        ) as process,
+    ):
+        assert process.stdin is not None and process.stderr is not None
+        closed_early = False  # ffmpeg exited before reading every frame; its stderr says why
         try:
-            process.stdin.write(np.ascontiguousarray(first).tobytes())
-            for frame in iterator:
+            for frame in itertools.chain([first], iterator):
                 process.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except BrokenPipeError:
+            closed_early = True
         finally:
-            process.stdin.close()
-            errors = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            code = process.wait()
-        if code != 0:
+            try:
+                process.stdin.close()
+            except BrokenPipeError:
+                closed_early = True
+        errors = process.stderr.read().decode(errors="replace")
+        code = process.wait()
+        if code != 0 or closed_early:
             raise RuntimeError(f"ffmpeg failed with exit code {code}: {errors.strip()}")
     return None
