@@ -22,7 +22,7 @@ _TEXT_COLOR = "#222222"
 
 
 class LandscapeFigure:
-    """Draws frame ``t`` of the animation into an RGB array (H, W, 3)."""
+    """Draws frame ``t`` of the animation into an RGBA array (H, W, 4)."""
 
     def __init__(
         self,
@@ -262,7 +262,7 @@ class LandscapeFigure:
     # -- moving parts ----------------------------------------------------------------------------
 
     def frame(self, t: int) -> np.ndarray:
-        """Draw frame ``t`` (row ``t`` of each path, clipped to its length); returns RGB (H, W, 3)."""
+        """Draw frame ``t`` (row ``t`` of each path, clipped to its length); returns RGBA (H, W, 4)."""
         self.canvas.restore_region(self.background)
         for p, line, point in zip(self.paths, self.lines, self.points, strict=True):
             k = min(t, len(p.steps) - 1)
@@ -349,10 +349,11 @@ class LandscapeFigure:
         return [*lines, f"off-plane distance {head.off_plane[k]:.3g}"]
 
     def _rgb(self) -> np.ndarray:
-        return np.asarray(self.canvas.buffer_rgba())[:, :, :3].copy()
+        """The canvas as an RGBA array (H, W, 4), copied."""
+        return np.array(self.canvas.buffer_rgba())
 
     def palette_source(self) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, int]]]:
-        """(background RGB, last frame RGB, colours of the moving artists), to fit a palette."""
+        """(background RGBA, last frame RGBA, colours of the moving artists), to fit a palette."""
         last = self.frame(max(len(p.steps) for p in self.paths) - 1)
         colors = [p.color for p in self.paths] + ["k", _TEXT_COLOR, "white"]
         rgb = [tuple(round(255 * c) for c in to_rgb(col)) for col in colors]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
 from collections.abc import Iterator
 from typing import Any
 
@@ -50,8 +51,9 @@ def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[Non
     if seed is None:
         yield
         return
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ValueError(f"Expected seed to be an integer or None but got {seed!r}")
+    seed = int(seed)
     devices = [device] if device is not None and device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)

@@ -17,9 +17,9 @@ from torch import nn
 
 from ._layout import ParamLayout
 from ._runtime import resolve_device, seeded
-from ._validate import check_positive_int
+from ._validate import check_optional_positive_int, check_positive_int
 from .data import SpiralsDataModule
-from .grid import DEFAULT_RESOLUTION, compute_loss_grid, path_losses
+from .grid import DEFAULT_RESOLUTION, check_grid_arguments, compute_loss_grid, path_losses
 from .models import MLP
 from .optimizers import check_optimizer_spec
 from .projection import METHODS, project
@@ -120,6 +120,11 @@ def loss_landscape_anim(
             f"but got {reduction_method!r}"
         )
     optimizer = check_optimizer_spec(optimizer)
+    check_grid_arguments(resolution, margin)
+    check_optional_positive_int(n_examples, "n_examples")
+    check_optional_positive_int(record_every, "record_every")
+    if style is not None and not isinstance(style, Style):
+        raise TypeError(f"Expected style to be a Style or None but got {type(style).__name__}")
     torch_device = resolve_device(device, gpus)
     output = Path(output_filename) if output_to_file else None
     fmt = format_for(output, None if output_to_file else "gif")

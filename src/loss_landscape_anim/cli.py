@@ -24,6 +24,7 @@ class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line: ``prog: error: message``."""
 
     def error(self, message: str) -> NoReturn:
+        message = " ".join(message.split())  # user text may hold line breaks
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
@@ -44,6 +45,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a positive number but got {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive finite number but got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 but got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0 but got {text!r}")
     return value
 
 
@@ -104,7 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="show this many frames spread over the path (default: every recorded step)",
     )
     add("--resolution", type=_positive_int, default=100, help="grid points per axis (default 100)")
-    add("--margin", type=float, default=0.3, help="room around the path, share of its extent")
+    add(
+        "--margin",
+        type=_non_negative_float,
+        default=0.3,
+        help="room around the path, share of its extent",
+    )
     add("--device", default=None, help="cpu, cuda, cuda:N (default cpu)")
     add(
         "--data",
@@ -143,8 +159,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.center is not None and args.compare is None:
         parser.error("--center needs --compare")
-    if args.margin < 0 or args.margin != args.margin:
-        parser.error(f"argument --margin: expected a number >= 0 but got {args.margin!r}")
     try:
         _run(args)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:

@@ -20,7 +20,7 @@ from torch import nn
 from ._runtime import resolve_device
 from ._validate import check_positive_int, check_positive_number
 from .api import build_default_model, frame_losses, timed, with_final_weights
-from .grid import DEFAULT_RESOLUTION, LossGrid, compute_loss_grid
+from .grid import DEFAULT_RESOLUTION, LossGrid, check_grid_arguments, compute_loss_grid
 from .optimizers import OptimizerSpec, check_optimizer_spec
 from .projection import METHODS, Plane, check_directions, fit_plane
 from .rendering import Animation, Style, animate, frame_indices
@@ -114,6 +114,7 @@ def compare_optimizers(
         check_positive_number(lr, f"learning_rates[{name!r}]")
     n_epochs = check_positive_int(n_epochs, "n_epochs")
     giffps = check_positive_int(giffps, "giffps")
+    check_grid_arguments(resolution, margin)
     if reduction_method not in METHODS:
         raise ValueError(
             f"Expected reduction_method to be one of {', '.join(map(repr, METHODS))} "

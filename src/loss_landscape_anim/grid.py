@@ -43,8 +43,10 @@ logger = logging.getLogger(__name__)
 
 #: Default number of grid points along each axis.
 DEFAULT_RESOLUTION = 100
-#: Default bytes of activations one chunk of grid points may use.
-DEFAULT_MEMORY_BUDGET = 256 * 2**20
+#: Default bytes of activations one chunk of grid points may use, by device type. On the CPU small
+#: chunks win: their tensors stay in cache and are recycled by the allocator instead of being
+#: freshly mapped (page faults) every time; a GPU wants large launches.
+DEFAULT_MEMORY_BUDGET = {"cpu": 16 * 2**20, "cuda": 2**30, "mps": 2**30}
 #: Activations are counted this many times over, for temporaries of the backward-free forward.
 _ACTIVATION_OVERHEAD = 2
 _LINEAR_FIRST_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -105,6 +107,13 @@ def grid_axes(
     return np.linspace(low[0], high[0], resolution), np.linspace(low[1], high[1], resolution)
 
 
+def check_grid_arguments(resolution: Any, margin: Any) -> tuple[int, float]:
+    """Validated ``(resolution, margin)``: an integer >= 2 and a finite number >= 0."""
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
+        raise ValueError(f"Expected resolution to be an integer >= 2 but got {resolution!r}")
+    return resolution, check_positive_number(margin, "margin", allow_zero=True)
+
+
 def compute_loss_grid(
     model: nn.Module,
     data: Any,
@@ -115,7 +124,7 @@ def compute_loss_grid(
     device: str | torch.device | None = None,
     chunk_size: int | None = None,
     n_examples: int | None = None,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
     extra_paths: list[np.ndarray] | None = None,
     progress: bool = True,
 ) -> LossGrid:
@@ -134,13 +143,11 @@ def compute_loss_grid(
         device: where to compute; default CPU.
         chunk_size: grid points evaluated at once; default: as many as ``memory_budget`` allows.
         n_examples: evaluate on the first ``n_examples`` examples only (default: all).
-        memory_budget: bytes of activations one chunk may use.
+        memory_budget: bytes of activations one chunk may use (default by device:
+            :data:`DEFAULT_MEMORY_BUDGET`).
         progress: show a progress bar.
     """
-    resolution = check_positive_int(resolution, "resolution")
-    if resolution < 2:
-        raise ValueError(f"Expected resolution to be an integer >= 2 but got {resolution!r}")
-    margin = check_positive_number(margin, "margin", allow_zero=True)
+    resolution, margin = check_grid_arguments(resolution, margin)
     evaluator = LossEvaluator(
         model,
         data,
@@ -187,7 +194,7 @@ class LossEvaluator:
         device: str | torch.device | None = None,
         n_examples: int | None = None,
         chunk_size: int | None = None,
-        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        memory_budget: int | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(
@@ -195,18 +202,26 @@ class LossEvaluator:
             )
         self.device = resolve_device(device)
         self.chunk_size = check_optional_positive_int(chunk_size, "chunk_size")
+        if memory_budget is None:
+            memory_budget = DEFAULT_MEMORY_BUDGET.get(self.device.type, 2**28)
         self.memory_budget = check_positive_int(memory_budget, "memory_budget")
         self.layout = ParamLayout.of(model)
         self.model = copy.deepcopy(model).to(self.device).eval()
         self.loss_fn = loss_function(self.model)
+        self.dtype = next(self.model.parameters()).dtype
         X, y = materialize(data, n_examples=n_examples)
-        self.X, self.y = X.to(self.device), y.to(self.device)
+        self.X = X.to(self.device, self.dtype if X.is_floating_point() else X.dtype)
+        self.y = y.to(self.device)
         self.n_examples = int(self.X.shape[0])
         self._params = dict(self.model.named_parameters())
         with torch.no_grad():
             checked_loss(self.loss_fn, self.model(self.X[:2]), self.y[:2])
         self.split = _split_first_linear(self.model, self.X[:2])
-        self._vectorized = True
+        # Under vmap a convolution with per-point weights becomes a grouped convolution, which is
+        # slower on the CPU than one plain convolution per point.
+        mapped = self.split.rest if self.split is not None else self.model
+        has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in mapped.modules())
+        self._vectorized = not (has_conv and self.device.type == "cpu")
 
     # -- public evaluation entry points --------------------------------------------------------
 
@@ -214,15 +229,15 @@ class LossEvaluator:
         self, plane: Plane, coords: np.ndarray, *, progress: bool = False, desc: str = ""
     ) -> np.ndarray:
         """Mean loss at plane coordinates ``coords`` (K, 2); returns (K,) float64."""
-        origin = torch.as_tensor(plane.origin, dtype=torch.float32, device=self.device)
-        D = torch.as_tensor(plane.directions, dtype=torch.float32, device=self.device)
-        C = torch.as_tensor(coords, dtype=torch.float32, device=self.device)
+        origin = torch.as_tensor(plane.origin, dtype=self.dtype, device=self.device)
+        D = torch.as_tensor(plane.directions, dtype=self.dtype, device=self.device)
+        C = torch.as_tensor(coords, dtype=self.dtype, device=self.device)
         weights = lambda chunk: origin + C[chunk] @ D  # noqa: E731
         return self._accumulate(len(coords), weights, C, (origin, D), progress, desc)
 
     def weight_losses(self, weights: np.ndarray) -> np.ndarray:
         """Mean loss at arbitrary flat weight vectors (K, P); returns (K,) float64."""
-        W = torch.as_tensor(np.asarray(weights), dtype=torch.float32, device=self.device)
+        W = torch.as_tensor(np.asarray(weights), dtype=self.dtype, device=self.device)
         return self._accumulate(W.shape[0], lambda chunk: W[chunk], None, None, False, "")
 
     # -- internals -----------------------------------------------------------------------------
@@ -280,7 +295,7 @@ class LossEvaluator:
         def point_loss(params: dict) -> torch.Tensor:
             return self.loss_fn(functional_call(self.model, params, (xb,)), yb)
 
-        return self._map(point_loss, (self._params_of(W),))
+        return self._map(point_loss, W.shape[0], (self._params_of(W),))
 
     def _first_layer_maps(
         self, xb: torch.Tensor, basis: tuple[torch.Tensor, torch.Tensor] | None
@@ -312,18 +327,17 @@ class LossEvaluator:
         def point_loss(params: dict, zp: torch.Tensor) -> torch.Tensor:
             return self.loss_fn(functional_call(rest, params, (zp,)), yb)
 
-        return self._map(point_loss, (self._params_of(W, self.split.rest_names), z))
+        return self._map(point_loss, W.shape[0], (self._params_of(W, self.split.rest_names), z))
 
-    def _map(self, fn: Callable[..., torch.Tensor], args: tuple) -> torch.Tensor:
-        """``fn`` over the leading dimension of ``args``: vectorised, or one point at a time when
-        the model or loss cannot run under ``torch.vmap``."""
-        if self._vectorized:
+    def _map(self, fn: Callable[..., torch.Tensor], n: int, args: tuple) -> torch.Tensor:
+        """``fn`` over the leading dimension (of size ``n``) of ``args``: vectorised, or one point
+        at a time when the model or loss cannot run under ``torch.vmap`` or vmap would be slower."""
+        if self._vectorized and n > 1:
             try:
                 return torch.vmap(fn)(*args)
             except (RuntimeError, ValueError, NotImplementedError) as exc:
                 logger.info("torch.vmap failed (%s); evaluating one point at a time", exc)
                 self._vectorized = False
-        n = next(iter(args[0].values())).shape[0]
         return torch.stack([fn(*(_index(a, k) for a in args)) for k in range(n)])
 
 

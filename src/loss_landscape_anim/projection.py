@@ -215,7 +215,7 @@ def filter_normalize(D: np.ndarray, weights: np.ndarray, layout: ParamLayout) ->
         w = weights[a:b].reshape(shape[0], -1)
         d = D[:, a:b].reshape(2, shape[0], -1)
         scale = np.linalg.norm(w, axis=1) / np.maximum(np.linalg.norm(d, axis=2), 1e-300)
-        out[:, a:b] = (d * scale[None, :, None]).reshape(2, -1)
+        out[:, a:b] = (d * scale[:, :, None]).reshape(2, -1)
     if not np.any(out):
         raise ValueError(
             "Filter-normalised directions are all zero: the model has no parameter with 2 or more "

@@ -172,12 +172,15 @@ def _run(
 ) -> bool:
     """The training loop; returns True when it stopped on non-finite values."""
     loss_fn = loss_function(model)
+    dtype = next(model.parameters()).dtype
     step = 0
     last_batch: tuple[torch.Tensor, torch.Tensor] | None = None
     with progress_bar(total=total, enabled=progress, desc="training", unit="step") as bar:
         for _epoch in range(n_epochs):
             for batch in loader:
-                x, y = (t.to(device) for t in split_batch(batch))
+                x, y = split_batch(batch)
+                x = x.to(device, dtype if x.is_floating_point() else x.dtype)
+                y = y.to(device)
                 y_pred = model(x)
                 loss = checked_loss(loss_fn, y_pred, y)
                 if not torch.isfinite(loss) or (step % every == 0 and not _finite(model)):

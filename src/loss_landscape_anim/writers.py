@@ -72,7 +72,8 @@ def encode_frames(
     output: str | os.PathLike | None,
     palette_source: tuple[np.ndarray, np.ndarray, list[tuple[int, int, int]]],
 ) -> bytes | None:
-    """Encode RGB frames (H, W, 3) as ``fmt``; write ``output`` atomically, or return the bytes."""
+    """Encode frames (H, W, 4) RGBA or (H, W, 3) RGB as ``fmt``; write ``output`` atomically, or
+    return the bytes."""
     if fmt == "mp4":
         return _write_mp4(frames, fps, output)
     mapper = PaletteMapper(*palette_source, n_colors=_TRANSPARENT)
@@ -106,7 +107,7 @@ class PaletteMapper:
         from PIL import Image
 
         colors = list(dict.fromkeys(colors))
-        fitted = Image.fromarray(np.concatenate([background, last])).quantize(
+        fitted = Image.fromarray(np.concatenate([background[..., :3], last[..., :3]])).quantize(
             colors=n_colors - len(colors),
             method=Image.Quantize.MEDIANCUT,
             dither=Image.Dither.NONE,
@@ -133,7 +134,9 @@ class PaletteMapper:
         missing = index < 0
         if missing.any():
             new = np.unique(packed[missing])
-            rgb = np.stack([(new >> 16) & 255, (new >> 8) & 255, new & 255], axis=1)
+            rgb = np.stack([new & 255, (new >> 8) & 255, (new >> 16) & 255], axis=1).astype(
+                np.int32
+            )
             for lo in range(0, len(new), 4096):
                 d = ((rgb[lo : lo + 4096, None, :] - self.palette[None]) ** 2).sum(axis=2)
                 self._cache[new[lo : lo + 4096]] = d.argmin(axis=1)
@@ -141,9 +144,12 @@ class PaletteMapper:
         return index.astype(np.uint8)
 
 
-def _pack(rgb: np.ndarray) -> np.ndarray:
-    rgb = rgb.astype(np.int32)
-    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+def _pack(image: np.ndarray) -> np.ndarray:
+    """(H, W) 24-bit keys ``r | g << 8 | b << 16`` of an RGBA (fast: a view) or RGB image."""
+    if image.shape[-1] == 4 and image.dtype == np.uint8 and image.flags.c_contiguous:
+        return image.view("<u4")[..., 0] & np.uint32(0xFFFFFF)
+    rgb = image[..., :3].astype(np.uint32)
+    return rgb[..., 0] | (rgb[..., 1] << 8) | (rgb[..., 2] << 16)
 
 
 def _palette_images(indexed: list[np.ndarray], palette: np.ndarray) -> list:
@@ -234,7 +240,7 @@ def _write_mp4(
     ffmpeg = ffmpeg_executable()
     iterator = iter(frames)
     first = next(iterator)
-    h, w = first.shape[:2]
+    h, w, channels = first.shape
     command = [
         ffmpeg,
         "-loglevel",
@@ -243,7 +249,7 @@ def _write_mp4(
         "-f",
         "rawvideo",
         "-pix_fmt",
-        "rgb24",
+        "rgba" if channels == 4 else "rgb24",
         "-s",
         f"{w}x{h}",
         "-r",

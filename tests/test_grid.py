@@ -1,0 +1,369 @@
+"""Tests of ``compute_loss_grid`` and ``path_losses`` against a slow per-point oracle: load the
+weights ``plane.point(x, y)`` into a copy of the model and compute the mean loss over all the data.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.nn.utils import vector_to_parameters
+
+from loss_landscape_anim.data import SpiralsDataModule
+from loss_landscape_anim.grid import (
+    LossEvaluator,
+    LossGrid,
+    compute_loss_grid,
+    grid_axes,
+    path_losses,
+)
+from loss_landscape_anim.models import MLP, GenericModel, LeNet
+from loss_landscape_anim.projection import Plane, project
+from loss_landscape_anim.training import train
+
+RTOL = 1e-5
+
+
+# --- oracle and fixtures -------------------------------------------------------------------------
+
+
+def loss_at(model: nn.Module, weights: np.ndarray, X: torch.Tensor, y: torch.Tensor) -> float:
+    """The mean loss over (X, y) of ``model`` with flat ``weights`` (a copy of the model)."""
+    copy_ = copy.deepcopy(model).eval()
+    dtype = next(copy_.parameters()).dtype
+    vector_to_parameters(torch.as_tensor(weights, dtype=dtype), copy_.parameters())
+    loss_fn = getattr(copy_, "loss_fn", F.cross_entropy)
+    with torch.no_grad():
+        return float(loss_fn(copy_(X), y))
+
+
+def oracle_grid(model: nn.Module, X: torch.Tensor, y: torch.Tensor, plane: Plane, grid: LossGrid):
+    return np.array([[loss_at(model, plane.point(x, yv), X, y) for x in grid.xs] for yv in grid.ys])
+
+
+def spirals(n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    X, y = SpiralsDataModule().dataset.tensors
+    return (X, y) if n is None else (X[:n], y[:n])
+
+
+def random_plane(model: nn.Module, seed: int = 0, scale: float = 1.0) -> Plane:
+    """A plane through the model's weights with unit random directions and a short fake path."""
+    origin = torch.nn.utils.parameters_to_vector(model.parameters()).detach().double().numpy()
+    g = np.random.default_rng(seed)
+    D = g.normal(size=(2, origin.size))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    path = np.array([[-1.0, -0.5], [-0.4, -0.6], [0.0, 0.0]]) * scale
+    return Plane(origin, D, path, np.zeros(3), None, "random")
+
+
+@pytest.fixture(scope="module")
+def trained_mlp() -> tuple[MLP, Plane, object]:
+    torch.manual_seed(0)
+    model = MLP(2, 3, hidden_dim=10, learning_rate=0.05)
+    trajectory = train(model, spirals(), 8, progress=False)
+    final = copy.deepcopy(model)
+    vector_to_parameters(torch.from_numpy(trajectory.final_params), final.parameters())
+    return final, project(trajectory, "pca"), trajectory
+
+
+class Residual(nn.Module):
+    """A custom module with no ``as_sequential``: evaluated by the general vmap path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(2, 6)
+        self.hidden = nn.Linear(6, 6)
+        self.out = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.inp(x))
+        return self.out(h + torch.relu(self.hidden(h)))
+
+
+def item_loss(y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy that calls ``.item()``, which ``torch.vmap`` cannot run."""
+    scale = 1.0 + 0.0 * float(y_pred.detach().sum().item())
+    return scale * F.cross_entropy(y_pred, y)
+
+
+class ItemLossMLP(MLP):
+    def loss_fn(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return item_loss(y_pred, y)
+
+
+class ItemLossLinear(GenericModel):
+    """A single linear layer (nothing after the split) with a loss vmap cannot run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+    def as_sequential(self) -> nn.Sequential:
+        return nn.Sequential(self.linear)
+
+    def loss_fn(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return item_loss(y_pred, y)
+
+
+def check_against_oracle(model, data, plane, *, resolution: int = 5, **options) -> LossGrid:
+    grid = compute_loss_grid(model, data, plane, resolution=resolution, progress=False, **options)
+    X, y = data if isinstance(data, tuple) else data.dataset.tensors
+    expected = oracle_grid(model, X, y, plane, grid)
+    assert grid.loss.shape == (resolution, resolution)
+    assert np.isfinite(expected).all()
+    np.testing.assert_allclose(grid.loss, expected, rtol=RTOL)
+    return grid
+
+
+# --- agreement with the oracle on every evaluation path -----------------------------------------
+
+
+def test_spirals_mlp_split_path(trained_mlp) -> None:
+    model, plane, _ = trained_mlp
+    assert LossEvaluator(model, spirals(4)).split is not None
+    check_against_oracle(model, SpiralsDataModule(), plane, resolution=6)
+
+
+def test_plain_sequential() -> None:
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(2, 7), nn.Tanh(), nn.Linear(7, 3))
+    assert LossEvaluator(model, spirals(4)).split is not None
+    check_against_oracle(model, spirals(200), random_plane(model))
+
+
+def test_custom_module_general_vmap_path() -> None:
+    torch.manual_seed(2)
+    model = Residual()
+    evaluator = LossEvaluator(model, spirals(4))
+    assert evaluator.split is None
+    check_against_oracle(model, spirals(200), random_plane(model))
+
+
+def test_lenet_conv_split_path() -> None:
+    torch.manual_seed(3)
+    model = LeNet()
+    g = torch.Generator().manual_seed(0)
+    data = (torch.randn(6, 1, 32, 32, generator=g), torch.randint(0, 10, (6,), generator=g))
+    assert LossEvaluator(model, data).split is not None
+    check_against_oracle(model, data, random_plane(model, scale=0.5), resolution=4)
+
+
+def test_loss_that_cannot_run_under_vmap_falls_back() -> None:
+    torch.manual_seed(4)
+    model = ItemLossMLP(2, 3, hidden_dim=5)
+    data = spirals(100)
+    check_against_oracle(model, data, random_plane(model), resolution=4)
+    evaluator = LossEvaluator(model, data)
+    evaluator.plane_losses(random_plane(model), np.zeros((2, 2)))
+    assert not evaluator._vectorized
+
+
+def test_fallback_for_a_single_linear_layer() -> None:
+    torch.manual_seed(5)
+    model = ItemLossLinear()
+    check_against_oracle(model, spirals(50), random_plane(model), resolution=3)
+
+
+def test_float64_model() -> None:
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 3)).double()
+    X, y = spirals(40)
+    check_against_oracle(model, (X.double(), y), random_plane(model), resolution=3)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"chunk_size": 1}, {"chunk_size": 7}, {"chunk_size": 1000}, {"memory_budget": 1}],
+    ids=["chunk1", "chunk7", "chunk1000", "tiny-budget"],
+)
+def test_chunking_and_data_batches_give_the_same_values(trained_mlp, options) -> None:
+    model, plane, _ = trained_mlp
+    data = spirals(60)
+    reference = compute_loss_grid(model, data, plane, resolution=4, progress=False)
+    grid = compute_loss_grid(model, data, plane, resolution=4, progress=False, **options)
+    np.testing.assert_allclose(grid.loss, reference.loss, rtol=RTOL)
+    np.testing.assert_allclose(grid.loss, oracle_grid(model, *data, plane, grid), rtol=RTOL)
+
+
+def test_tiny_budget_uses_single_examples_and_points(trained_mlp) -> None:
+    model, _, _ = trained_mlp
+    evaluator = LossEvaluator(model, spirals(30), memory_budget=1)
+    assert evaluator._sizes(16, use_split=True) == (1, 1)
+    assert LossEvaluator(model, spirals(30))._sizes(16, use_split=True) == (30, 16)
+
+
+def test_n_examples_uses_the_first_examples(trained_mlp) -> None:
+    model, plane, _ = trained_mlp
+    grid = compute_loss_grid(
+        model, SpiralsDataModule(), plane, resolution=3, n_examples=50, progress=False
+    )
+    np.testing.assert_allclose(grid.loss, oracle_grid(model, *spirals(50), plane, grid), rtol=RTOL)
+
+
+# --- coordinates and orientation ----------------------------------------------------------------
+
+
+def test_grid_covers_the_path_plus_margin(trained_mlp) -> None:
+    model, plane, _ = trained_mlp
+    grid = compute_loss_grid(model, spirals(20), plane, resolution=7, margin=0.25, progress=False)
+    path = plane.path_2d
+    low, high = path.min(axis=0), path.max(axis=0)
+    span = high - low
+    np.testing.assert_allclose(
+        [grid.xs[0], grid.xs[-1]], [low[0] - 0.25 * span[0], high[0] + 0.25 * span[0]]
+    )
+    np.testing.assert_allclose(
+        [grid.ys[0], grid.ys[-1]], [low[1] - 0.25 * span[1], high[1] + 0.25 * span[1]]
+    )
+    np.testing.assert_allclose(np.diff(grid.xs), np.diff(grid.xs)[0])
+    assert grid.resolution == 7
+
+
+def test_extra_paths_widen_the_grid(trained_mlp) -> None:
+    model, plane, _ = trained_mlp
+    far = np.array([[50.0, -40.0]])
+    grid = compute_loss_grid(
+        model, spirals(20), plane, resolution=3, margin=0.0, extra_paths=[far], progress=False
+    )
+    assert grid.xs[-1] == pytest.approx(50.0)
+    assert grid.ys[0] == pytest.approx(-40.0)
+
+
+def test_orientation_loss_i_j_is_at_xs_j_ys_i() -> None:
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Linear(2, 5), nn.ReLU(), nn.Linear(5, 3))
+    plane = random_plane(model, scale=3.0)
+    X, y = spirals(100)
+    grid = compute_loss_grid(model, (X, y), plane, resolution=5, margin=0.5, progress=False)
+    i, j = 1, 4
+    assert abs(grid.loss[i, j] - grid.loss[j, i]) > 1e-3  # the check below can tell them apart
+    expected = loss_at(model, plane.point(grid.xs[j], grid.ys[i]), X, y)
+    assert grid.loss[i, j] == pytest.approx(expected, rel=RTOL)
+    assert grid.loss[j, i] != pytest.approx(expected, rel=RTOL)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    points=st.lists(
+        st.tuples(*[st.floats(-1e3, 1e3, allow_subnormal=False)] * 2), min_size=1, max_size=8
+    ),
+    resolution=st.integers(2, 12),
+    margin=st.floats(0.0, 2.0),
+)
+def test_grid_axes_property(points, resolution: int, margin: float) -> None:
+    path = np.array(points)
+    xs, ys = grid_axes([path], resolution, margin)
+    assert xs.shape == ys.shape == (resolution,)
+    every = np.vstack([path, np.zeros((1, 2))])  # the origin (0, 0) is always on the grid
+    for axis, coords in enumerate((xs, ys)):
+        assert coords[0] < coords[-1]
+        assert np.all(np.diff(coords) > 0)
+        tol = 1e-9 * (1 + np.abs(coords).max())
+        assert coords[0] <= every[:, axis].min() + tol
+        assert coords[-1] >= every[:, axis].max() - tol
+        span = every[:, axis].max() - every[:, axis].min()
+        if span > 0 and margin > 0:
+            assert coords[0] == pytest.approx(every[:, axis].min() - margin * span, abs=tol)
+            assert coords[-1] == pytest.approx(every[:, axis].max() + margin * span, abs=tol)
+
+
+# --- LossGrid -----------------------------------------------------------------------------------
+
+
+def test_argmin_and_loss_min_match_nanargmin() -> None:
+    rng = np.random.default_rng(0)
+    xs, ys = np.linspace(-1, 1, 5), np.linspace(0, 3, 5)
+    loss = rng.uniform(size=(5, 5))
+    grid = LossGrid.from_values(xs, ys, loss)
+    i, j = np.unravel_index(np.nanargmin(loss), loss.shape)
+    assert (i, j) != (j, i)  # an asymmetric minimum, so a transposed argmin would fail
+    assert grid.loss_min == loss[i, j]
+    np.testing.assert_array_equal(grid.argmin, [xs[j], ys[i]])
+
+
+def test_non_finite_values_are_ignored() -> None:
+    xs, ys = np.arange(3.0), np.arange(3.0) + 10
+    loss = np.array([[np.nan, 5.0, np.inf], [-np.inf, 4.0, 2.5], [3.0, np.nan, 7.0]])
+    grid = LossGrid.from_values(xs, ys, loss)
+    assert grid.loss_min == 2.5
+    np.testing.assert_array_equal(grid.argmin, [2.0, 11.0])
+    empty = LossGrid.from_values(xs, ys, np.full((3, 3), np.nan))
+    assert np.isnan(empty.loss_min)
+    assert np.isnan(empty.argmin).all()
+
+
+def test_loss_grid_save_load_round_trip(tmp_path: Path, trained_mlp) -> None:
+    model, plane, _ = trained_mlp
+    grid = compute_loss_grid(model, spirals(30), plane, resolution=4, progress=False)
+    loaded = LossGrid.load(grid.save(tmp_path / "grid.npz"))
+    for name in ("xs", "ys", "loss", "argmin"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(grid, name))
+    assert loaded.loss_min == grid.loss_min
+
+
+# --- arguments and the caller's model -----------------------------------------------------------
+
+
+def test_argument_errors(trained_mlp) -> None:
+    model, plane, _ = trained_mlp
+    data = spirals(10)
+    with pytest.raises(ValueError, match="Expected resolution to be an integer >= 2 but got 1"):
+        compute_loss_grid(model, data, plane, resolution=1)
+    with pytest.raises(ValueError, match="Expected resolution to be an integer >= 2 but got 0"):
+        compute_loss_grid(model, data, plane, resolution=0)
+    with pytest.raises(
+        ValueError, match=r"Expected margin to be a finite number >= 0 but got -0.1"
+    ):
+        compute_loss_grid(model, data, plane, margin=-0.1)
+    with pytest.raises(ValueError, match="Expected chunk_size to be a positive integer but got 0"):
+        compute_loss_grid(model, data, plane, chunk_size=0)
+    with pytest.raises(TypeError, match=r"Expected model to be a torch.nn.Module but got dict"):
+        compute_loss_grid({}, data, plane)
+
+
+def test_the_callers_model_is_not_changed(trained_mlp) -> None:
+    model, plane, _ = trained_mlp
+    model = copy.deepcopy(model).train()
+    model.layers[0].bias.requires_grad_(False)
+    before = copy.deepcopy(model.state_dict())
+    compute_loss_grid(model, spirals(30), plane, resolution=3, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert model.training
+    assert not model.layers[0].bias.requires_grad
+    assert model.layers[0].weight.requires_grad
+
+
+# --- path losses --------------------------------------------------------------------------------
+
+
+def test_path_losses(trained_mlp) -> None:
+    model, plane, trajectory = trained_mlp
+    X, y = spirals(300)
+    true, projected = path_losses(model, (X, y), trajectory, plane)
+    assert true.shape == projected.shape == (len(trajectory),)
+    expected_true = [loss_at(model, row, X, y) for row in trajectory.params]
+    expected_projected = [loss_at(model, plane.point(*c), X, y) for c in plane.path_2d]
+    np.testing.assert_allclose(true, expected_true, rtol=RTOL)
+    np.testing.assert_allclose(projected, expected_projected, rtol=RTOL)
+    assert projected[-1] == pytest.approx(true[-1], rel=RTOL)
+    assert np.abs(true[:-1] - projected[:-1]).max() > 1e-4  # the plane does not hold the path
+
+
+def test_path_losses_of_selected_rows(trained_mlp) -> None:
+    model, plane, trajectory = trained_mlp
+    data = spirals(100)
+    all_true, all_projected = path_losses(model, data, trajectory, plane)
+    rows = np.array([0, 3, len(trajectory) - 1])
+    true, projected = path_losses(model, data, trajectory, plane, rows, chunk_size=2)
+    np.testing.assert_allclose(true, all_true[rows], rtol=RTOL)
+    np.testing.assert_allclose(projected, all_projected[rows], rtol=RTOL)
