@@ -418,16 +418,14 @@ def run_parent(args: argparse.Namespace) -> dict[str, Any]:
             raw.setdefault(k, []).append(round(v, 4))
     median = {k: round(statistics.median(v), 3) for k, v in raw.items()}
     minimum = {k: round(min(v), 3) for k, v in raw.items()}
-    facts = runs[0]["facts"]
-    facts["grid_evaluations"] = facts["grid_shape"][0] * facts["grid_shape"][1]
     varying = ("gif_bytes", "peak_rss_mib")  # seed=None: the GIF differs per run
+    facts = dict(runs[0]["facts"])
+    facts["facts_differing_across_repeats"] = sorted(
+        k for r in runs for k in r["facts"] if k not in varying and r["facts"][k] != facts.get(k)
+    )
     for key in varying:
         facts[key + "_per_repeat"] = [r["facts"][key] for r in runs]
-    facts["other_facts_identical_across_repeats"] = all(
-        {k: v for k, v in r["facts"].items() if k not in varying}
-        == {k: v for k, v in runs[0]["facts"].items() if k not in varying}
-        for r in runs
-    )
+    facts["grid_evaluations"] = facts["grid_shape"][0] * facts["grid_shape"][1]
     fit, plain = median["train_fit"], median["plain_torch_loop"]
     return {
         "package": "loss-landscape-anim==0.1.10 (original, PyPI)",

@@ -193,11 +193,23 @@ def test_method_errors() -> None:
         project(t, "pca", directions=(np.ones(P), np.arange(P)))
 
 
-def test_pca_needs_three_distinct_points() -> None:
-    with pytest.raises(ValueError, match=r"at least 3 distinct points but got 2 point\(s\)"):
-        project(trajectory_of(random_walk(T=2)), "pca")
-    with pytest.raises(ValueError, match=r"got 5 point\(s\) with total variance 0"):
-        project(trajectory_of(np.ones((5, P), np.float32)), "pca")
+def test_pca_of_two_points_completes_the_plane_with_a_seeded_orthogonal_direction() -> None:
+    params = random_walk(T=2)
+    plane = project(trajectory_of(params), "pca", seed=3)
+    step = params[0].astype(np.float64) - params[1]
+    np.testing.assert_allclose(abs(plane.directions[0] @ step), np.linalg.norm(step), rtol=1e-9)
+    np.testing.assert_allclose(plane.directions @ plane.directions.T, np.eye(2), atol=1e-12)
+    np.testing.assert_allclose(plane.explained_variance, [1.0, 0.0])
+    np.testing.assert_allclose(plane.off_plane_distance, 0.0, atol=1e-9)
+    again = project(trajectory_of(params), "pca", seed=3)
+    np.testing.assert_array_equal(plane.directions, again.directions)
+
+
+def test_pca_of_a_single_point_uses_two_random_orthonormal_directions() -> None:
+    plane = project(trajectory_of(np.ones((5, P), np.float32)), "pca", seed=0)
+    np.testing.assert_allclose(plane.directions @ plane.directions.T, np.eye(2), atol=1e-12)
+    np.testing.assert_array_equal(plane.explained_variance, [0.0, 0.0])
+    np.testing.assert_allclose(plane.path_2d, 0.0, atol=1e-9)
 
 
 def test_joint_pca_over_two_paths() -> None:
@@ -217,7 +229,7 @@ def test_joint_pca_over_two_paths() -> None:
 def test_streamed_pca_with_small_blocks(block_bytes: int) -> None:
     # Paths of different lengths must be cut at the same columns (fixed bug: they were not).
     paths = [random_walk(T=9, seed=0), random_walk(T=4, seed=1), random_walk(T=6, seed=2)]
-    D, ratios = _pca_directions(paths, block_bytes)
+    D, ratios = _pca_directions(paths, block_bytes=block_bytes)
     D_whole, ratios_whole = _pca_directions(paths)
     np.testing.assert_allclose(D, D_whole, atol=1e-10)
     np.testing.assert_allclose(ratios, ratios_whole, rtol=1e-10)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
@@ -169,6 +170,7 @@ class LandscapeFigure:
                 bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
             )
             self.info_texts = [info]
+            self.info_rows: _TextRows | None = None
             self.moving.append(info)
 
     def _draw_panels(self) -> None:
@@ -246,18 +248,22 @@ class LandscapeFigure:
             animated=True,
             aspect="auto",
         )
-        points = ax.scatter(
-            regions.points[:, 0],
-            regions.points[:, 1],
-            c=regions.labels,
-            s=1.5,
-            cmap="Set1",
-            vmin=0,
-            vmax=max(regions.n_classes - 1, 1),
-            linewidths=0,
-            animated=True,
-        )
-        self.moving += [self.decision_image, points]
+        self.moving.append(self.decision_image)
+        colors = matplotlib.colormaps["Set1"].resampled(max(regions.n_classes, 2))
+        for label in range(regions.n_classes):
+            at = regions.labels == label
+            # One marker line per class: markers are blitted much faster than a scatter collection.
+            (points,) = ax.plot(
+                regions.points[at, 0],
+                regions.points[at, 1],
+                linestyle="none",
+                marker="o",
+                markersize=1.6,
+                markeredgewidth=0,
+                color=colors(label),
+                animated=True,
+            )
+            self.moving.append(points)
 
     # -- moving parts ----------------------------------------------------------------------------
 
@@ -268,11 +274,8 @@ class LandscapeFigure:
             k = min(t, len(p.steps) - 1)
             line.set_data(p.xy[: k + 1, 0], p.xy[: k + 1, 1])
             point.set_data(p.xy[k : k + 1, 0], p.xy[k : k + 1, 1])
-        lines = self._info_lines(t)
-        if len(self.info_texts) == 1:
-            lines = ["\n".join(lines)]
-        for text, content in zip(self.info_texts, lines, strict=True):
-            text.set_text(content)
+        if self.info_rows is None:
+            self.info_texts[0].set_text("\n".join(self._info_lines(t)))
         step = self.paths[0].steps[min(t, len(self.paths[0].steps) - 1)]
         for line, steps, values in getattr(self, "curves", []):
             k = int(np.searchsorted(steps, step, side="right"))
@@ -283,7 +286,10 @@ class LandscapeFigure:
         for artist in self.moving:
             artist.axes.draw_artist(artist) if artist.axes else self.fig.draw_artist(artist)
         self.canvas.blit(self.fig.bbox)
-        return self._rgb()
+        image = self._rgb()
+        if self.info_rows is not None:
+            self.info_rows.draw(image, self._info_lines(t))
+        return image
 
     def _make_info_rows(self, ax: Any) -> None:
         """Text rows of the info area, each after a swatch in its curve's colour and line style,
@@ -298,7 +304,7 @@ class LandscapeFigure:
         line_height = min(
             1.0 / len(swatches), 1.5 * style.text_size / 72 * self.fig.dpi / height_px
         )
-        self.info_texts = []
+        anchors = []
         for k, swatch in enumerate(swatches):
             y = 1.0 - (k + 0.5) * line_height
             if swatch is not None:
@@ -311,20 +317,8 @@ class LandscapeFigure:
                     transform=ax.transAxes,
                     solid_capstyle="butt",
                 )
-            text = ax.text(
-                0.1 if swatch else 0.0,
-                y,
-                "",
-                transform=ax.transAxes,
-                va="center",
-                ha="left",
-                fontsize=style.text_size,
-                color=_TEXT_COLOR,
-                family="monospace",
-                animated=True,
-            )
-            self.info_texts.append(text)
-            self.moving.append(text)
+            anchors.append((0.1 if swatch else 0.0, y))
+        self.info_rows = _TextRows(self.fig, ax, anchors, style.text_size, _TEXT_COLOR)
 
     def _info_lines(self, t: int) -> list[str]:
         """The text of each info row at frame ``t``."""
@@ -358,3 +352,38 @@ class LandscapeFigure:
         colors = [p.color for p in self.paths] + ["k", _TEXT_COLOR, "white"]
         rgb = [tuple(round(255 * c) for c in to_rgb(col)) for col in colors]
         return self._background_rgb, last, rgb  # type: ignore[return-value]
+
+
+class _TextRows:
+    """Lines of monospace text that change every frame, drawn with Pillow straight into the
+    frame's pixels: a fraction of the cost of matplotlib laying out and rasterising them anew each
+    frame. Anchors are (x, y) in ``ax``'s axes coordinates, each the left middle of a line."""
+
+    def __init__(
+        self, fig: Figure, ax: Any, anchors: list[tuple[float, float]], size_pt: float, color: str
+    ):
+        from matplotlib.font_manager import FontProperties, findfont
+        from PIL import ImageFont
+
+        path = findfont(FontProperties(family="monospace"))
+        self.font = ImageFont.truetype(path, size=max(1, round(size_pt * fig.dpi / 72)))
+        self.color = (*(round(255 * c) for c in to_rgb(color)), 255)
+        width, height = (int(v) for v in fig.canvas.get_width_height())
+        box = ax.get_window_extent()
+        pad = int(size_pt * fig.dpi / 72)
+        self.top = max(0, int(height - box.y1) - pad)
+        self.bottom = min(height, int(np.ceil(height - box.y0)) + pad)
+        self.left = max(0, int(box.x0) - pad)
+        self.right = width
+        display = ax.transAxes.transform(np.asarray(anchors, dtype=float))
+        self.anchors = [(x - self.left, height - y - self.top) for x, y in display]
+
+    def draw(self, frame: np.ndarray, lines: list[str]) -> None:
+        """Write ``lines`` into ``frame`` (H, W, 4), in place."""
+        from PIL import Image, ImageDraw
+
+        region = Image.fromarray(frame[self.top : self.bottom, self.left : self.right])
+        draw = ImageDraw.Draw(region)
+        for (x, y), line in zip(self.anchors, lines, strict=True):
+            draw.text((x, y), line, font=self.font, fill=self.color, anchor="lm")
+        frame[self.top : self.bottom, self.left : self.right] = np.asarray(region)

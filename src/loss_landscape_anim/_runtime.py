@@ -60,6 +60,20 @@ def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[Non
         yield
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` intra-op CPU threads (None: unchanged), restoring the count after."""
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def progress_bar(iterable: Any = None, *, enabled: bool, **kwargs: Any) -> Any:
     """A tqdm progress bar (to stderr) that is silent when ``enabled`` is False."""
     from tqdm.auto import tqdm

@@ -48,7 +48,7 @@ def decision_regions(
     *,
     resolution: int = 80,
     margin: float = 0.1,
-    max_points: int = 2000,
+    max_points: int = 300,
     device: str | torch.device | None = None,
 ) -> DecisionRegions:
     """Classify a ``resolution`` x ``resolution`` grid of the input plane with the weights of each

@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 #: Default number of grid points along each axis.
 DEFAULT_RESOLUTION = 100
+#: The narrower axis of the grid spans at least this share of the wider one.
+MIN_ASPECT = 0.1
 #: Default bytes of activations one chunk of grid points may use, by device type. On the CPU small
 #: chunks win: their tensors stay in cache and are recycled by the allocator instead of being
 #: freshly mapped (page faults) every time; a GPU wants large launches.
@@ -96,13 +98,18 @@ def grid_axes(
     paths_2d: list[np.ndarray], resolution: int, margin: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Coordinates (R,) along each axis covering every point of ``paths_2d`` plus ``margin`` times
-    the path's extent on each side (the extent of the other axis, or 1, where it is zero)."""
+    the path's extent on each side. An extent below ``MIN_ASPECT`` times the other axis's (or 1,
+    when both are zero) is widened to that."""
     points = np.concatenate([p[np.isfinite(p).all(axis=1)] for p in paths_2d] + [np.zeros((1, 2))])
     low, high = points.min(axis=0), points.max(axis=0)
-    span = high - low
-    fallback = span.max() if span.max() > 0 else 1.0
-    span = np.where(span > 0, span, fallback)
-    pad = margin * span if margin > 0 else np.where(high > low, 0.0, 0.5 * fallback)
+    largest = float((high - low).max()) or 1.0
+    # An axis much narrower than the other (a path along one direction) is widened about its
+    # centre, so the picture does not magnify rounding noise into a shape.
+    narrow = (high - low) < MIN_ASPECT * largest
+    centre = (low + high) / 2
+    low = np.where(narrow, centre - MIN_ASPECT * largest / 2, low)
+    high = np.where(narrow, centre + MIN_ASPECT * largest / 2, high)
+    pad = margin * (high - low)
     low, high = low - pad, high + pad
     return np.linspace(low[0], high[0], resolution), np.linspace(low[1], high[1], resolution)
 
@@ -229,11 +236,17 @@ class LossEvaluator:
         self, plane: Plane, coords: np.ndarray, *, progress: bool = False, desc: str = ""
     ) -> np.ndarray:
         """Mean loss at plane coordinates ``coords`` (K, 2); returns (K,) float64."""
-        origin = torch.as_tensor(plane.origin, dtype=self.dtype, device=self.device)
-        D = torch.as_tensor(plane.directions, dtype=self.dtype, device=self.device)
-        C = torch.as_tensor(coords, dtype=self.dtype, device=self.device)
-        weights = lambda chunk: origin + C[chunk] @ D  # noqa: E731
-        return self._accumulate(len(coords), weights, C, (origin, D), progress, desc)
+        # Weights are built in float64: far from the origin (a diverged path), float32 would
+        # lose the small differences between nearby points to rounding.
+        origin64 = torch.as_tensor(plane.origin, dtype=torch.float64, device=self.device)
+        D64 = torch.as_tensor(plane.directions, dtype=torch.float64, device=self.device)
+        C64 = torch.as_tensor(coords, dtype=torch.float64, device=self.device)
+
+        def weights(chunk: slice) -> torch.Tensor:
+            return (origin64 + C64[chunk] @ D64).to(self.dtype)
+
+        basis = (origin64.to(self.dtype), D64.to(self.dtype))
+        return self._accumulate(len(coords), weights, C64.to(self.dtype), basis, progress, desc)
 
     def weight_losses(self, weights: np.ndarray) -> np.ndarray:
         """Mean loss at arbitrary flat weight vectors (K, P); returns (K,) float64."""

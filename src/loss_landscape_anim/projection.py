@@ -143,7 +143,7 @@ def fit_plane(
     origin = np.asarray(origin, dtype=np.float64)
     explained = None
     if method == "pca":
-        D, explained = _pca_directions(paths)
+        D, explained = _pca_directions(paths, seed)
     elif method == "custom":
         D = check_directions(directions, layout.n_params)
     else:
@@ -225,34 +225,51 @@ def filter_normalize(D: np.ndarray, weights: np.ndarray, layout: ParamLayout) ->
 
 
 def _pca_directions(
-    paths: Sequence[np.ndarray], block_bytes: int = DEFAULT_BLOCK_BYTES
+    paths: Sequence[np.ndarray], seed: int | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-2 principal directions (2, P) of the mean-centred rows of ``paths`` and their share of
-    the variance, from the Gram matrix of the rows (read in blocks of ``block_bytes``)."""
+    the variance, from the Gram matrix of the rows (read in blocks of ``block_bytes``). Missing
+    components (fewer than 3 distinct points) are seeded random orthogonal directions."""
     rows = np.cumsum([0] + [p.shape[0] for p in paths])
     gram = np.zeros((rows[-1], rows[-1]))
     for _start, _stop, block in _joint_column_blocks(paths, block_bytes):
         block -= block.mean(axis=0)
         gram += block @ block.T
     total = float(np.trace(gram))
-    if rows[-1] < 3 or total <= 0:
-        raise ValueError(
-            f"PCA needs a path of at least 3 distinct points but got {rows[-1]} point(s) with "
-            f"total variance {total:.3g}; train longer or use reduction_method='random'"
-        )
     eigvals, eigvecs = np.linalg.eigh(gram)
     order = np.argsort(eigvals)[::-1][:2]
-    values = np.clip(eigvals[order], 1e-300, None)
+    values = np.clip(eigvals[order], 0.0, None)
+    # Components with no variance (a path of 1 or 2 points, or a straight line) are completed by
+    # seeded random directions orthogonal to the others, with 0% explained variance.
+    found = int(np.sum(values > 1e-12 * max(total, 1e-300))) if total > 0 else 0
+    order, values = order[:found], values[:found]
     U = eigvecs[:, order] / np.sqrt(values)
     # Sign convention: the first path starts at negative coordinates on both axes.
     first = paths[0].shape[0]
     signs = np.where(eigvecs[0, order] - eigvecs[first - 1, order] > 0, -1.0, 1.0)
     U = U * signs
-    D = np.empty((2, paths[0].shape[1]))
+    D = np.empty((found, paths[0].shape[1]))
     for start, stop, block in _joint_column_blocks(paths, block_bytes):
         block -= block.mean(axis=0)
         D[:, start:stop] = U.T @ block
-    return D, values / total
+    explained = np.zeros(2)
+    explained[:found] = values / total if found else 0.0
+    return _complete_basis(D, seed), explained
+
+
+def _complete_basis(D: np.ndarray, seed: int | None) -> np.ndarray:
+    """``D`` (k, P), k <= 2 orthonormal rows, completed to 2 rows with seeded random unit
+    directions orthogonal to the rows before them."""
+    if D.shape[0] == 2:
+        return D
+    generator = np.random.default_rng(seed)
+    rows = list(D)
+    while len(rows) < 2:
+        v = generator.standard_normal(D.shape[1])
+        for r in rows:
+            v -= (v @ r) * r
+        rows.append(v / np.linalg.norm(v))
+    return np.stack(rows)
 
 
 def _joint_column_blocks(

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._layout import ParamLayout, flatten_params
-from ._runtime import progress_bar, resolve_device, seeded
+from ._runtime import progress_bar, resolve_device, seeded, torch_threads
 from ._validate import check_optional_positive_int, check_positive_int, check_positive_number
 from .data import as_dataloader, split_batch
 from .errors import DataError, DivergenceWarning
@@ -28,6 +28,14 @@ logger = logging.getLogger(__name__)
 #: With ``record_every=None``, every step is recorded up to this many steps; beyond, steps are
 #: thinned evenly to about this many rows.
 DEFAULT_MAX_RECORDS = 1000
+
+#: Models with fewer parameters than this train on one CPU thread by default: their operations
+#: take microseconds, too short to gain from more threads, and a thread pool waiting on a core
+#: that another process holds slows them down by orders of magnitude.
+SMALL_MODEL_PARAMS = 100_000
+
+#: The progress bar's loss is refreshed every this many steps.
+_POSTFIX_EVERY = 10
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -45,9 +53,20 @@ def batch_accuracy(y_pred: torch.Tensor, y: torch.Tensor) -> float:
     return float((y_pred.argmax(dim=1) == y).float().mean())
 
 
-def checked_loss(loss_fn: LossFn, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``loss_fn(y_pred, y)``, with a clear error when the output does not fit the targets."""
-    if y_pred.ndim == 2 and y.ndim == 1 and not y.is_floating_point() and y.numel():
+def checked_loss(
+    loss_fn: LossFn, y_pred: torch.Tensor, y: torch.Tensor, *, check_labels: bool = True
+) -> torch.Tensor:
+    """``loss_fn(y_pred, y)``, with a clear error when the output does not fit the targets.
+
+    ``check_labels`` compares class labels with the number of outputs first (a device sync; the
+    training loop does it on its first batch, and the loss itself fails on later bad labels)."""
+    if (
+        check_labels
+        and y_pred.ndim == 2
+        and y.ndim == 1
+        and not y.is_floating_point()
+        and y.numel()
+    ):
         low, high = int(y.min()), int(y.max())
         if low < 0 or high >= y_pred.shape[1]:
             raise DataError(
@@ -88,6 +107,7 @@ def train(
     batch_size: int | None = None,
     progress: bool = True,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    num_threads: int | None = None,
 ) -> Trajectory:
     """Train a copy of ``model`` on ``data`` for ``n_epochs`` and record the weights.
 
@@ -110,6 +130,8 @@ def train(
         batch_size: batch size for a ``Dataset`` or ``(X, y)`` (default full batch).
         progress: show a progress bar.
         memory_limit: bytes of recorded weights kept in memory before spilling to disk.
+        num_threads: CPU threads for training (restored afterwards); default: 1 for models with
+            fewer than :data:`SMALL_MODEL_PARAMS` parameters, else torch's setting.
     """
     n_epochs = check_positive_int(n_epochs, "n_epochs")
     record_every = check_optional_positive_int(record_every, "record_every")
@@ -124,7 +146,10 @@ def train(
     loader = as_dataloader(data, batch_size=batch_size)
     layout = ParamLayout.of(model)
 
-    with seeded(seed, torch_device):
+    num_threads = check_optional_positive_int(num_threads, "num_threads")
+    if num_threads is None and torch_device.type == "cpu" and layout.n_params < SMALL_MODEL_PARAMS:
+        num_threads = 1
+    with seeded(seed, torch_device), torch_threads(num_threads):
         work = copy.deepcopy(model).to(torch_device)
         work.train()
         opt = make_optimizer(spec, work.parameters(), lr)
@@ -182,20 +207,23 @@ def _run(
                 x = x.to(device, dtype if x.is_floating_point() else x.dtype)
                 y = y.to(device)
                 y_pred = model(x)
-                loss = checked_loss(loss_fn, y_pred, y)
-                if not torch.isfinite(loss) or (step % every == 0 and not _finite(model)):
+                loss = checked_loss(loss_fn, y_pred, y, check_labels=step == 0)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
                     return _diverged(step)
                 if step % every == 0:
-                    recorder.append(
-                        flatten_params(model), loss.item(), batch_accuracy(y_pred, y), step
-                    )
+                    flat = flatten_params(model)
+                    if not bool(torch.isfinite(flat).all()):
+                        return _diverged(step)
+                    recorder.append(flat, loss_value, batch_accuracy(y_pred, y), step)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 step += 1
                 last_batch = (x, y)
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4g}", refresh=False)
+                if step % _POSTFIX_EVERY == 0:
+                    bar.set_postfix(loss=f"{loss_value:.4g}", refresh=False)
     if last_batch is None:
         raise DataError("Expected data with at least one batch but the loader yielded none")
     return _record_final(model, loss_fn, last_batch, recorder, step)
@@ -212,14 +240,13 @@ def _record_final(
     with torch.no_grad():
         y_pred = model(batch[0])
         loss = loss_fn(y_pred, batch[1])
-    if not torch.isfinite(loss) or not _finite(model):
+    if not torch.isfinite(loss):
         return _diverged(step)
-    recorder.append(flatten_params(model), loss.item(), batch_accuracy(y_pred, batch[1]), step)
+    flat = flatten_params(model)
+    if not bool(torch.isfinite(flat).all()):
+        return _diverged(step)
+    recorder.append(flat, loss.item(), batch_accuracy(y_pred, batch[1]), step)
     return False
-
-
-def _finite(model: nn.Module) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 def _diverged(step: int) -> bool:

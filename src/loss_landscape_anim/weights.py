@@ -20,8 +20,10 @@ __all__ = ["load_weights", "save_weights"]
 def save_weights(model: nn.Module, path: str | os.PathLike) -> Path:
     """Write ``model.state_dict()`` to ``path`` atomically."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    # Through a file handle, so the archive's inner folder name does not depend on the temporary
+    # file's random name: the same weights give the same bytes.
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(state, fh)
     return Path(path)
 
 
