@@ -18,6 +18,7 @@ from torch.nn.utils import vector_to_parameters
 
 from loss_landscape_anim.data import SpiralsDataModule
 from loss_landscape_anim.grid import (
+    MIN_ASPECT,
     LossEvaluator,
     LossGrid,
     compute_loss_grid,
@@ -271,10 +272,19 @@ def test_grid_axes_property(points, resolution: int, margin: float) -> None:
         tol = 1e-9 * (1 + np.abs(coords).max())
         assert coords[0] <= every[:, axis].min() + tol
         assert coords[-1] >= every[:, axis].max() - tol
-        span = every[:, axis].max() - every[:, axis].min()
-        if span > 0 and margin > 0:
+    spans = every.max(axis=0) - every.min(axis=0)
+    largest = spans.max() or 1.0
+    for axis, coords in enumerate((xs, ys)):
+        span = spans[axis]
+        tol = 1e-9 * (1 + np.abs(coords).max())
+        if span >= MIN_ASPECT * largest:
             assert coords[0] == pytest.approx(every[:, axis].min() - margin * span, abs=tol)
             assert coords[-1] == pytest.approx(every[:, axis].max() + margin * span, abs=tol)
+        else:  # widened about its centre to MIN_ASPECT of the wider axis, then the margin
+            width = MIN_ASPECT * largest * (1 + 2 * margin)
+            assert coords[-1] - coords[0] == pytest.approx(width, rel=1e-9, abs=tol)
+            centre = (every[:, axis].min() + every[:, axis].max()) / 2
+            assert (coords[0] + coords[-1]) / 2 == pytest.approx(centre, abs=tol)
 
 
 # --- LossGrid -----------------------------------------------------------------------------------
