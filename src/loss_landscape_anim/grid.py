@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
@@ -215,6 +216,9 @@ class LossEvaluator:
         self.layout = ParamLayout.of(model)
         self.model = copy.deepcopy(model).to(self.device).eval()
         self.loss_fn = loss_function(self.model)
+        self._default_ce = _is_default_cross_entropy(self.loss_fn)
+        self._chain_basis: list | None = None
+        self._buffers: dict[str, torch.Tensor] = {}
         self.dtype = next(self.model.parameters()).dtype
         X, y = materialize(data, n_examples=n_examples)
         self.X = X.to(self.device, self.dtype if X.is_floating_point() else X.dtype)
@@ -265,6 +269,7 @@ class LossEvaluator:
         desc: str,
     ) -> np.ndarray:
         use_split = self.split is not None and basis is not None
+        self._chain_basis = self._make_chain_basis(basis) if use_split and basis else None
         batch, chunk = self._sizes(n_points, use_split)
         total = torch.zeros(n_points, dtype=torch.float64, device=self.device)
         n_chunks = -(-n_points // chunk)
@@ -322,6 +327,8 @@ class LossEvaluator:
             functional_call(split.first, self._params_of(v, split.first_names), (z,))
             for v in (origin, D[0], D[1])
         ]
+        if self._chain_basis is not None:  # feature-major (features, 3, n) for _chain_losses
+            return torch.stack(maps).permute(2, 0, 1).contiguous(), maps[0]
         return maps[0], torch.stack(maps[1:])
 
     def _split_losses(
@@ -334,6 +341,8 @@ class LossEvaluator:
         assert self.split is not None
         rest = self.split.rest
         z0, zd = first_maps
+        if self._chain_basis is not None:
+            return self._chain_losses(z0, coords, yb)
         z = torch.addmm(z0.reshape(1, -1), coords, zd.reshape(2, -1))
         z = z.view(coords.shape[0], *z0.shape)
 
@@ -341,6 +350,73 @@ class LossEvaluator:
             return self.loss_fn(functional_call(rest, params, (zp,)), yb)
 
         return self._map(point_loss, W.shape[0], (self._params_of(W, self.split.rest_names), z))
+
+    def _chain_losses(
+        self, maps: torch.Tensor, coords: torch.Tensor, yb: torch.Tensor
+    ) -> torch.Tensor:
+        """Losses of K points through a chain of Linear layers and activations.
+
+        ``maps`` (features, 3, n) holds the first layer's outputs at the origin and along each
+        direction. Activations are kept feature-major, (features, K, n), so every operation runs
+        along long contiguous rows, in buffers reused from chunk to chunk. A Linear layer's
+        weights on the plane are ``W0 + a E0 + b E1``, so its outputs for all K points come from
+        one wide product with ``[W0; E0; E1]``."""
+        assert self.split is not None and self.split.chain is not None
+        k, n = coords.shape[0], maps.shape[2]
+        coef = torch.cat([torch.ones_like(coords[:, :1]), coords], dim=1)  # (K, 3): 1, a, b
+        a = torch.bmm(
+            coef.expand(maps.shape[0], k, 3), maps, out=self._buffer("a0", (maps.shape[0], k, n))
+        )
+        for step, ((module, _), basis) in enumerate(
+            zip(self.split.chain, self._chain_basis or [], strict=True)
+        ):
+            if basis is None:
+                a = a.relu_() if type(module) is nn.ReLU else module(a)
+                continue
+            stacked, bias0, bias_dirs = basis
+            out = stacked.shape[0] // 3
+            m = torch.mm(
+                stacked, a.view(a.shape[0], -1), out=self._buffer(f"m{step}", (3 * out, k * n))
+            )
+            m = m.view(3, out, k, n)
+            a = torch.addcmul(
+                m[0], coords[:, 0, None], m[1], out=self._buffer(f"a{step}", (out, k, n))
+            )
+            a.addcmul_(coords[:, 1, None], m[2])
+            if bias0 is not None:
+                a += (bias0[:, None] + bias_dirs.T @ coords.T)[:, :, None]
+        if self._default_ce and yb.ndim == 1 and not yb.is_floating_point():
+            top = a.amax(dim=0)
+            lse = top + (a - top).exp_().sum(dim=0).log_()
+            picked = a.gather(0, yb.expand(1, k, n)).squeeze(0)
+            return (lse - picked).mean(dim=1)
+        logits = a.permute(1, 2, 0)  # (K, n, classes)
+        return self._map(lambda out: self.loss_fn(out, yb), k, (logits,))
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+        """A scratch tensor reused across chunks (fresh memory costs page faults on the CPU)."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape:
+            buf = torch.empty(shape, dtype=self.dtype, device=self.device)
+            self._buffers[name] = buf
+        return buf
+
+    def _make_chain_basis(self, basis: tuple[torch.Tensor, torch.Tensor]) -> list | None:
+        """Per chain step: None for an activation, or ``([W0; E0; E1], b0, [e0; e1])`` for a
+        Linear layer, from the plane's origin and directions."""
+        if self.split is None or self.split.chain is None:
+            return None
+        origin, D = (self.layout.unflatten(v) for v in basis)
+        steps: list = []
+        for _, names in self.split.chain:
+            if names is None:
+                steps.append(None)
+                continue
+            w = names["weight"]
+            stacked = torch.cat([origin[w], D[w][0], D[w][1]])
+            b = names.get("bias")
+            steps.append((stacked, origin[b], D[b]) if b else (stacked, None, None))
+        return steps
 
     def _map(self, fn: Callable[..., torch.Tensor], n: int, args: tuple) -> torch.Tensor:
         """``fn`` over the leading dimension (of size ``n``) of ``args``: vectorised, or one point
@@ -352,6 +428,13 @@ class LossEvaluator:
                 logger.info("torch.vmap failed (%s); evaluating one point at a time", exc)
                 self._vectorized = False
         return torch.stack([fn(*(_index(a, k) for a in args)) for k in range(n)])
+
+
+def _is_default_cross_entropy(loss_fn: Callable) -> bool:
+    """True for ``F.cross_entropy`` and a ``GenericModel`` that keeps its default ``loss_fn``."""
+    from .models import GenericModel
+
+    return loss_fn is F.cross_entropy or getattr(loss_fn, "__func__", None) is GenericModel.loss_fn
 
 
 def _index(arg: Any, k: int) -> Any:
@@ -367,6 +450,45 @@ class _Split:
     first_names: dict[str, str]  # local parameter name -> model parameter name
     rest: nn.Module
     rest_names: dict[str, str]
+    # The rest as a chain of Linear layers (their model parameter names) and elementwise
+    # activations (None), when it is only made of those; else None.
+    chain: list[tuple[nn.Module, dict[str, str] | None]] | None = None
+
+
+#: Parameter-free modules that act on each element alone (in eval mode).
+_ELEMENTWISE = (
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.ReLU6,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Softplus,
+    nn.Hardtanh,
+    nn.Hardswish,
+    nn.Identity,
+    nn.Dropout,
+)
+
+
+def _linear_chain(
+    modules: list[nn.Module], full_names: dict[int, str]
+) -> list[tuple[nn.Module, dict[str, str] | None]] | None:
+    """``modules`` as a chain of Linear layers and elementwise activations, or None."""
+    chain: list[tuple[nn.Module, dict[str, str] | None]] = []
+    for m in modules:
+        if isinstance(m, nn.Linear):
+            chain.append((m, {n: full_names[id(p)] for n, p in m.named_parameters()}))
+        elif isinstance(m, _ELEMENTWISE):
+            chain.append((m, None))
+        else:
+            return None
+    return chain
 
 
 def _split_first_linear(model: nn.Module, sample: torch.Tensor) -> _Split | None:
@@ -396,7 +518,8 @@ def _split_first_linear(model: nn.Module, sample: torch.Tensor) -> _Split | None
         if not torch.allclose(seq(sample), model(sample), rtol=1e-4, atol=1e-5):
             logger.info("as_sequential() does not match forward(); using the general evaluator")
             return None
-    return _Split(nn.Sequential(*modules[:k]), first, first_names, rest, rest_names)
+    chain = _linear_chain(modules[k + 1 :], full_names) if isinstance(first, nn.Linear) else None
+    return _Split(nn.Sequential(*modules[:k]), first, first_names, rest, rest_names, chain)
 
 
 def _activation_bytes(model: nn.Module, sample: torch.Tensor) -> int:
