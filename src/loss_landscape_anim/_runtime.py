@@ -60,6 +60,18 @@ def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[Non
         yield
 
 
+#: Models with fewer parameters than this run on one CPU thread by default: their operations take
+#: microseconds to a fraction of a millisecond, too short to gain from more threads, while a
+#: thread team that must wait for a core another process holds makes each one last a scheduler
+#: time slice (seen here: 100x slower training on a 2-core machine with the other core busy).
+SMALL_MODEL_PARAMS = 100_000
+
+
+def default_threads(n_params: int, device: torch.device) -> int | None:
+    """The CPU thread count to use for a model of ``n_params`` parameters (None: torch's)."""
+    return 1 if device.type == "cpu" and n_params < SMALL_MODEL_PARAMS else None
+
+
 @contextlib.contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
     """Run the block with ``n`` intra-op CPU threads (None: unchanged), restoring the count after."""

@@ -12,7 +12,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ._layout import ParamLayout
-from ._runtime import resolve_device
+from ._runtime import default_threads, resolve_device, torch_threads
 from ._validate import check_positive_int
 from .data import materialize
 from .trajectory import Trajectory
@@ -75,7 +75,7 @@ def decision_regions(
         return functional_call(work, params, (inputs,)).argmax(dim=1)
 
     images = []
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads(default_threads(layout.n_params, torch_device)):
         rows = np.asarray(rows)
         for lo in range(0, len(rows), 16):
             W = torch.as_tensor(

@@ -31,7 +31,7 @@ from torch.func import functional_call
 
 from ._io import load_npz, save_npz
 from ._layout import ParamLayout
-from ._runtime import progress_bar, resolve_device
+from ._runtime import default_threads, progress_bar, resolve_device, torch_threads
 from ._validate import check_optional_positive_int, check_positive_int, check_positive_number
 from .data import materialize
 from .projection import Plane
@@ -133,6 +133,7 @@ def compute_loss_grid(
     chunk_size: int | None = None,
     n_examples: int | None = None,
     memory_budget: int | None = None,
+    num_threads: int | None = None,
     extra_paths: list[np.ndarray] | None = None,
     progress: bool = True,
 ) -> LossGrid:
@@ -153,6 +154,8 @@ def compute_loss_grid(
         n_examples: evaluate on the first ``n_examples`` examples only (default: all).
         memory_budget: bytes of activations one chunk may use (default by device:
             :data:`DEFAULT_MEMORY_BUDGET`).
+        num_threads: CPU threads (restored afterwards); default 1 for models with fewer than
+            100,000 parameters, whose operations are too short to gain from more, else torch's.
         progress: show a progress bar.
     """
     resolution, margin = check_grid_arguments(resolution, margin)
@@ -163,6 +166,7 @@ def compute_loss_grid(
         n_examples=n_examples,
         chunk_size=chunk_size,
         memory_budget=memory_budget,
+        num_threads=num_threads,
     )
     xs, ys = grid_axes([plane.path_2d, *(extra_paths or [])], resolution, margin)
     XX, YY = np.meshgrid(xs, ys)
@@ -203,6 +207,7 @@ class LossEvaluator:
         n_examples: int | None = None,
         chunk_size: int | None = None,
         memory_budget: int | None = None,
+        num_threads: int | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(
@@ -214,6 +219,9 @@ class LossEvaluator:
             memory_budget = DEFAULT_MEMORY_BUDGET.get(self.device.type, 2**28)
         self.memory_budget = check_positive_int(memory_budget, "memory_budget")
         self.layout = ParamLayout.of(model)
+        self.num_threads = check_optional_positive_int(num_threads, "num_threads")
+        if self.num_threads is None:
+            self.num_threads = default_threads(self.layout.n_params, self.device)
         self.model = copy.deepcopy(model).to(self.device).eval()
         self.loss_fn = loss_function(self.model)
         self._default_ce = _is_default_cross_entropy(self.loss_fn)
@@ -260,6 +268,18 @@ class LossEvaluator:
     # -- internals -----------------------------------------------------------------------------
 
     def _accumulate(
+        self,
+        n_points: int,
+        weights: Callable[[slice], torch.Tensor],
+        coords: torch.Tensor | None,
+        basis: tuple[torch.Tensor, torch.Tensor] | None,
+        progress: bool,
+        desc: str,
+    ) -> np.ndarray:
+        with torch_threads(self.num_threads):
+            return self._accumulate_in(n_points, weights, coords, basis, progress, desc)
+
+    def _accumulate_in(
         self,
         n_points: int,
         weights: Callable[[slice], torch.Tensor],

@@ -28,6 +28,7 @@ import torch
 
 from ._io import load_npz, save_npz
 from ._layout import ParamLayout
+from ._runtime import default_threads, torch_threads
 from ._validate import check_choice
 from .trajectory import DEFAULT_BLOCK_BYTES, Trajectory, iter_column_blocks, release_pages
 
@@ -141,6 +142,18 @@ def fit_plane(
             "use reduction_method='custom' to use them"
         )
     origin = np.asarray(origin, dtype=np.float64)
+    with torch_threads(default_threads(layout.n_params, torch.device("cpu"))):
+        return _fit(paths, origin, layout, method, directions, seed)
+
+
+def _fit(
+    paths: Sequence[np.ndarray],
+    origin: np.ndarray,
+    layout: ParamLayout,
+    method: str,
+    directions: Sequence[Any] | None,
+    seed: int | None,
+) -> Plane:
     explained = None
     if method == "pca":
         D, explained = _pca_directions(paths, seed)
@@ -234,9 +247,9 @@ def _pca_directions(
     gram = np.zeros((rows[-1], rows[-1]))
     for _start, _stop, block in _joint_column_blocks(paths, block_bytes):
         block -= block.mean(axis=0)
-        gram += block @ block.T
+        gram += _mm(block, block.T)
     total = float(np.trace(gram))
-    eigvals, eigvecs = np.linalg.eigh(gram)
+    eigvals, eigvecs = (v.numpy() for v in torch.linalg.eigh(torch.from_numpy(gram)))
     order = np.argsort(eigvals)[::-1][:2]
     values = np.clip(eigvals[order], 0.0, None)
     # Components with no variance (a path of 1 or 2 points, or a straight line) are completed by
@@ -251,7 +264,7 @@ def _pca_directions(
     D = np.empty((found, paths[0].shape[1]))
     for start, stop, block in _joint_column_blocks(paths, block_bytes):
         block -= block.mean(axis=0)
-        D[:, start:stop] = U.T @ block
+        D[:, start:stop] = _mm(U.T, block)
     explained = np.zeros(2)
     explained[:found] = values / total if found else 0.0
     return _complete_basis(D, seed), explained
@@ -290,6 +303,14 @@ def _joint_column_blocks(
             release_pages(p)
 
 
+def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` through torch, so that every product runs on torch's one thread pool (numpy's
+    BLAS keeps a second pool, and the two spinning against each other stall both)."""
+    return (
+        torch.from_numpy(np.ascontiguousarray(a)) @ torch.from_numpy(np.ascontiguousarray(b))
+    ).numpy()
+
+
 def _project_rows(
     params: np.ndarray, origin: np.ndarray, D: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -299,7 +320,7 @@ def _project_rows(
     sq_norm = np.zeros(T)
     for start, stop, block in iter_column_blocks(params):
         block -= origin[start:stop]
-        inner += block @ D[:, start:stop].T
+        inner += _mm(block, D[:, start:stop].T)
         sq_norm += np.einsum("ij,ij->i", block, block)
     coords = np.linalg.solve(D @ D.T, inner.T).T
     residual = sq_norm - np.einsum("ij,ij->i", coords, inner)

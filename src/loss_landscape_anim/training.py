@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._layout import ParamLayout, flatten_params
-from ._runtime import progress_bar, resolve_device, seeded, torch_threads
+from ._runtime import default_threads, progress_bar, resolve_device, seeded, torch_threads
 from ._validate import check_optional_positive_int, check_positive_int, check_positive_number
 from .data import as_dataloader, split_batch
 from .errors import DataError, DivergenceWarning
@@ -28,11 +28,6 @@ logger = logging.getLogger(__name__)
 #: With ``record_every=None``, every step is recorded up to this many steps; beyond, steps are
 #: thinned evenly to about this many rows.
 DEFAULT_MAX_RECORDS = 1000
-
-#: Models with fewer parameters than this train on one CPU thread by default: their operations
-#: take microseconds, too short to gain from more threads, and a thread pool waiting on a core
-#: that another process holds slows them down by orders of magnitude.
-SMALL_MODEL_PARAMS = 100_000
 
 #: The progress bar's loss is refreshed every this many steps.
 _POSTFIX_EVERY = 10
@@ -131,7 +126,7 @@ def train(
         progress: show a progress bar.
         memory_limit: bytes of recorded weights kept in memory before spilling to disk.
         num_threads: CPU threads for training (restored afterwards); default: 1 for models with
-            fewer than :data:`SMALL_MODEL_PARAMS` parameters, else torch's setting.
+            fewer than ``SMALL_MODEL_PARAMS`` (100,000) parameters, else torch's setting.
     """
     n_epochs = check_positive_int(n_epochs, "n_epochs")
     record_every = check_optional_positive_int(record_every, "record_every")
@@ -147,8 +142,8 @@ def train(
     layout = ParamLayout.of(model)
 
     num_threads = check_optional_positive_int(num_threads, "num_threads")
-    if num_threads is None and torch_device.type == "cpu" and layout.n_params < SMALL_MODEL_PARAMS:
-        num_threads = 1
+    if num_threads is None:
+        num_threads = default_threads(layout.n_params, torch_device)
     with seeded(seed, torch_device), torch_threads(num_threads):
         work = copy.deepcopy(model).to(torch_device)
         work.train()
