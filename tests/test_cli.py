@@ -123,7 +123,7 @@ def test_console_script_help(tmp_path):
         (["--margin", "-1"], ["argument --margin", "expected a finite number >= 0 but got '-1'"]),
         (["--margin", "nan"], ["argument --margin", "'nan'"]),
         (["--margin", "inf"], ["argument --margin", "'inf'"]),
-        (["--margin", "x"], ["argument --margin", "expected a number >= 0 but got 'x'"]),
+        (["--margin", "x"], ["argument --margin", "expected a finite number >= 0 but got 'x'"]),
         (["--center", "adam"], ["--center needs --compare"]),
         (["--lr", "0"], ["argument --lr", "expected a positive finite number but got '0'"]),
         (["--lr", "inf"], ["argument --lr", "'inf'"]),

@@ -276,18 +276,6 @@ class LossEvaluator:
         progress: bool,
         desc: str,
     ) -> np.ndarray:
-        with torch_threads(self.num_threads):
-            return self._accumulate_in(n_points, weights, coords, basis, progress, desc)
-
-    def _accumulate_in(
-        self,
-        n_points: int,
-        weights: Callable[[slice], torch.Tensor],
-        coords: torch.Tensor | None,
-        basis: tuple[torch.Tensor, torch.Tensor] | None,
-        progress: bool,
-        desc: str,
-    ) -> np.ndarray:
         use_split = self.split is not None and basis is not None
         self._chain_basis = self._make_chain_basis(basis) if use_split and basis else None
         batch, chunk = self._sizes(n_points, use_split)
@@ -296,6 +284,7 @@ class LossEvaluator:
         n_batches = -(-self.n_examples // batch)
         with (
             torch.no_grad(),
+            torch_threads(self.num_threads),
             progress_bar(
                 total=n_chunks * n_batches, enabled=progress, desc=desc, unit="chunk"
             ) as bar,
