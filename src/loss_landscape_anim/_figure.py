@@ -119,8 +119,10 @@ class LandscapeFigure:
                 markeredgecolor="k",
                 linestyle="none",
                 label=f"grid minimum, loss {grid.loss_min:.3g}",
+                clip_on=False,
+                zorder=5,
             )
-            ax.legend(loc="lower right", fontsize=style.text_size - 1, framealpha=0.8)
+            ax.legend(loc="best", fontsize=style.text_size - 1, framealpha=0.8)
         xlabel, ylabel = plane.axis_labels()
         ax.set_xlabel(xlabel, fontsize=style.text_size + 1)
         ax.set_ylabel(ylabel, fontsize=style.text_size + 1)
