@@ -31,7 +31,7 @@ from torch.func import functional_call
 
 from ._io import load_npz, save_npz
 from ._layout import ParamLayout
-from ._runtime import default_threads, progress_bar, resolve_device, torch_threads
+from ._runtime import progress_bar, resolve_device, torch_threads
 from ._validate import check_optional_positive_int, check_positive_int, check_positive_number
 from .data import materialize
 from .projection import Plane
@@ -52,6 +52,10 @@ MIN_ASPECT = 0.1
 DEFAULT_MEMORY_BUDGET = {"cpu": 16 * 2**20, "cuda": 2**30, "mps": 2**30}
 #: Activations are counted this many times over, for temporaries of the backward-free forward.
 _ACTIVATION_OVERHEAD = 2
+#: On the CPU, evaluations whose forward pass over one data batch touches fewer activation bytes
+#: than this run on one thread: their operations are too short to gain from a thread team, which
+#: stalls for a whole scheduler time slice whenever another process holds a core.
+SMALL_WORK_BYTES = 8 * 2**20
 _LINEAR_FIRST_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
@@ -154,8 +158,8 @@ def compute_loss_grid(
         n_examples: evaluate on the first ``n_examples`` examples only (default: all).
         memory_budget: bytes of activations one chunk may use (default by device:
             :data:`DEFAULT_MEMORY_BUDGET`).
-        num_threads: CPU threads (restored afterwards); default 1 for models with fewer than
-            100,000 parameters, whose operations are too short to gain from more, else torch's.
+        num_threads: CPU threads (restored afterwards); default 1 when one forward pass over a
+            data batch touches less than ``SMALL_WORK_BYTES`` of activations, else torch's.
         progress: show a progress bar.
     """
     resolution, margin = check_grid_arguments(resolution, margin)
@@ -220,8 +224,6 @@ class LossEvaluator:
         self.memory_budget = check_positive_int(memory_budget, "memory_budget")
         self.layout = ParamLayout.of(model)
         self.num_threads = check_optional_positive_int(num_threads, "num_threads")
-        if self.num_threads is None:
-            self.num_threads = default_threads(self.layout.n_params, self.device)
         self.model = copy.deepcopy(model).to(self.device).eval()
         self.loss_fn = loss_function(self.model)
         self._default_ce = _is_default_cross_entropy(self.loss_fn)
@@ -241,6 +243,13 @@ class LossEvaluator:
         mapped = self.split.rest if self.split is not None else self.model
         has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in mapped.modules())
         self._vectorized = not (has_conv and self.device.type == "cpu")
+        self._per_example = _activation_bytes(self.model, self.X[:1]) * _ACTIVATION_OVERHEAD
+        if self.num_threads is None and self.device.type == "cpu":
+            # One forward pass over a data batch is the unit of work of a thread team.
+            work = self._per_example * min(
+                self.n_examples, self.memory_budget // self._per_example + 1
+            )
+            self.num_threads = 1 if work < SMALL_WORK_BYTES else None
 
     # -- public evaluation entry points --------------------------------------------------------
 
@@ -305,7 +314,7 @@ class LossEvaluator:
 
     def _sizes(self, n_points: int, use_split: bool) -> tuple[int, int]:
         """(examples per data batch, points per chunk) within the memory budget."""
-        per_example = _activation_bytes(self.model, self.X[:1]) * _ACTIVATION_OVERHEAD
+        per_example = self._per_example
         batch = max(1, min(self.n_examples, self.memory_budget // max(per_example, 1)))
         if self.chunk_size is not None:
             return batch, min(self.chunk_size, n_points)
