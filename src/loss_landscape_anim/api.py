@@ -234,7 +234,7 @@ def build_default_model(
 def timed(phase: str) -> Iterator[None]:
     start = time.perf_counter()
     yield
-    logger.info("%s took %.2f s", phase, time.perf_counter() - start)
+    logger.info("%s took %.3f s", phase, time.perf_counter() - start)
 
 
 def _input_dim(data: Any) -> int:

@@ -151,7 +151,11 @@ def train(
         steps_per_epoch = _len_or_none(loader)
         total = steps_per_epoch * n_epochs if steps_per_epoch else None
         every = record_every or (max(1, math.ceil(total / DEFAULT_MAX_RECORDS)) if total else 1)
-        recorder = TrajectoryRecorder(layout.n_params, memory_limit=memory_limit)
+        recorder = TrajectoryRecorder(
+            layout.n_params,
+            memory_limit=memory_limit,
+            expected_rows=total // every + 2 if total else None,
+        )
         diverged = _run(work, loader, opt, n_epochs, every, recorder, torch_device, total, progress)
 
     if not len(recorder):

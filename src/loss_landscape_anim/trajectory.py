@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -156,27 +157,36 @@ def release_pages(array: np.ndarray) -> None:
 
 @dataclass
 class TrajectoryRecorder:
-    """Collects flat weight rows; spills them to a temporary file past ``memory_limit`` bytes."""
+    """Collects flat weight rows in one preallocated block; past ``memory_limit`` bytes, spills
+    them to a temporary file and appends there.
+
+    One block (grown by doubling up to the limit) rather than a list of row arrays: freeing many
+    separate large rows leaves the allocator holding their memory after the spill."""
 
     n_params: int
     memory_limit: int = DEFAULT_MEMORY_LIMIT
     spill_dir: str | os.PathLike | None = None
-    _rows: list[np.ndarray] = field(default_factory=list)
-    _file: object | None = None
+    expected_rows: int | None = None
+    _block: np.ndarray | None = None
+    _file: Any = None
     _path: str | None = None
     _count: int = 0
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)
 
+    @property
+    def _limit_rows(self) -> int:
+        return max(1, self.memory_limit // (4 * self.n_params))
+
     def append(self, flat: torch.Tensor, loss: float, accuracy: float, step: int) -> None:
-        row = flat.detach().to("cpu", torch.float32).numpy().copy()
-        if self._file is None and (self._count + 1) * self.n_params * 4 > self.memory_limit:
+        if self._file is None and self._count == self._limit_rows:
             self._spill()
         if self._file is not None:
-            self._file.write(row.tobytes())  # type: ignore[attr-defined]
+            self._file.write(flat.detach().to("cpu", torch.float32).numpy().tobytes())
         else:
-            self._rows.append(row)
+            block = self._room()
+            torch.from_numpy(block[self._count]).copy_(flat.detach().reshape(-1))
         self._count += 1
         self.loss.append(float(loss))
         self.accuracy.append(float(accuracy))
@@ -185,21 +195,46 @@ class TrajectoryRecorder:
     def __len__(self) -> int:
         return self._count
 
+    def _room(self) -> np.ndarray:
+        """The in-memory block, with room for one more row."""
+        if self._block is None or self._count == self._block.shape[0]:
+            wanted = (
+                self.expected_rows
+                if self._block is None and self.expected_rows
+                else 2 * self._count
+            )
+            rows = min(self._limit_rows, max(wanted, self._count + 1, 16))
+            block = np.empty((rows, self.n_params), dtype=np.float32)
+            if self._count:
+                block[: self._count] = self._block[: self._count]  # type: ignore[index]
+            self._block = block
+        return self._block
+
     def _spill(self) -> None:
         fd, self._path = tempfile.mkstemp(prefix="trajectory-", suffix=".f32", dir=self.spill_dir)
         self._file = os.fdopen(fd, "wb")
-        for row in self._rows:
-            self._file.write(row.tobytes())
-        self._rows.clear()
+        if self._block is not None:
+            self._file.write(self._block[: self._count].tobytes())
+        self._block = None
 
     def params(self) -> np.ndarray:
         """The (T, P) rows: in memory, or a read-only memmap of the spill file."""
         if self._file is None:
-            return np.stack(self._rows) if self._rows else np.zeros((0, self.n_params), np.float32)
-        self._file.close()  # type: ignore[attr-defined]
+            if self._block is None:
+                return np.zeros((0, self.n_params), np.float32)
+            return (
+                self._block[: self._count].copy()
+                if self._count < self._block.shape[0] // 2
+                else self._block[: self._count]
+            )
+        self._file.close()
         assert self._path is not None
         array = np.memmap(
             self._path, dtype=np.float32, mode="r", shape=(self._count, self.n_params)
         )
         os.unlink(self._path)  # the mapping stays valid; the file goes when the array does
+        if hasattr(mmap, "MADV_RANDOM"):
+            # Column blocks touch a few pages of every row: without this, read-ahead maps
+            # megabytes around each touched page.
+            array._mmap.madvise(mmap.MADV_RANDOM)  # type: ignore[attr-defined]
         return array
