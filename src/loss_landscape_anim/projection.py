@@ -30,7 +30,13 @@ from ._io import load_npz, save_npz
 from ._layout import ParamLayout
 from ._runtime import default_threads, torch_threads
 from ._validate import check_choice
-from .trajectory import DEFAULT_BLOCK_BYTES, Trajectory, iter_column_blocks, release_pages
+from .trajectory import (
+    DEFAULT_BLOCK_BYTES,
+    Trajectory,
+    iter_column_blocks,
+    read_columns,
+    release_pages,
+)
 
 __all__ = ["METHODS", "Plane", "project"]
 
@@ -298,7 +304,7 @@ def _joint_column_blocks(
     width = max(1, block_bytes // (8 * n_rows))
     for start in range(0, n_cols, width):
         stop = min(n_cols, start + width)
-        yield start, stop, np.vstack([np.array(p[:, start:stop], dtype=np.float64) for p in paths])
+        yield start, stop, np.vstack([read_columns(p, start, stop) for p in paths])
         for p in paths:
             release_pages(p)
 

@@ -11,6 +11,7 @@ import math
 import mmap
 import os
 import tempfile
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,8 +133,22 @@ def iter_column_blocks(
     width = max(1, block_bytes // (8 * max(T, 1)))
     for start in range(0, P, width):
         stop = min(P, start + width)
-        yield start, stop, np.array(params[:, start:stop], dtype=np.float64)
+        yield start, stop, read_columns(params, start, stop)
         release_pages(params)
+
+
+def read_columns(params: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """``params[:, start:stop]`` as a float64 copy. A spilled trajectory is read with one
+    ``pread`` per row into a fresh buffer, so no page of the file is mapped into this process
+    (through the memory map, each row's slice would map its neighbourhood too)."""
+    fd = getattr(params, "_spill_fd", None)
+    if fd is None:
+        return np.array(params[:, start:stop], dtype=np.float64)
+    T, P = params.shape
+    out = np.empty((T, stop - start), dtype=np.float32)
+    for t in range(T):
+        os.preadv(fd, [memoryview(out[t]).cast("B")], 4 * (t * P + start))
+    return out.astype(np.float64)
 
 
 def iter_row_blocks(
@@ -232,9 +247,9 @@ class TrajectoryRecorder:
         array = np.memmap(
             self._path, dtype=np.float32, mode="r", shape=(self._count, self.n_params)
         )
-        os.unlink(self._path)  # the mapping stays valid; the file goes when the array does
-        if hasattr(mmap, "MADV_RANDOM"):
-            # Column blocks touch a few pages of every row: without this, read-ahead maps
-            # megabytes around each touched page.
-            array._mmap.madvise(mmap.MADV_RANDOM)  # type: ignore[attr-defined]
+        # The mapping and this descriptor keep the file alive; it is gone when both are closed.
+        fd = os.open(self._path, os.O_RDONLY)
+        os.unlink(self._path)
+        array._spill_fd = fd  # type: ignore[attr-defined]
+        weakref.finalize(array, os.close, fd)
         return array
