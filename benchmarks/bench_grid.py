@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from loss_landscape_anim import LeNet, MLP, SpiralsDataModule, compute_loss_grid, project, train
+from loss_landscape_anim import MLP, LeNet, SpiralsDataModule, compute_loss_grid, project, train
 from loss_landscape_anim.grid import grid_axes
 from loss_landscape_anim.projection import Plane
 
