@@ -65,8 +65,9 @@ def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
     return total
 
 
-def reference_loop(model: nn.Module, X: torch.Tensor, y: torch.Tensor, plane: Plane,
-                   coords: np.ndarray) -> np.ndarray:
+def reference_loop(
+    model: nn.Module, X: torch.Tensor, y: torch.Tensor, plane: Plane, coords: np.ndarray
+) -> np.ndarray:
     work = copy.deepcopy(model).eval()
     loss_fn = nn.CrossEntropyLoss()
     out = np.empty(len(coords))
@@ -78,8 +79,17 @@ def reference_loop(model: nn.Module, X: torch.Tensor, y: torch.Tensor, plane: Pl
     return out
 
 
-def bench_case(name: str, model: nn.Module, X: torch.Tensor, y: torch.Tensor, plane: Plane,
-               resolution: int, loop_points: int, repeats: int, peak: float) -> dict:
+def bench_case(
+    name: str,
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    plane: Plane,
+    resolution: int,
+    loop_points: int,
+    repeats: int,
+    peak: float,
+) -> dict:
     xs, ys = grid_axes([plane.path_2d], resolution, 0.3)
     XX, YY = np.meshgrid(xs, ys)
     coords = np.stack([XX.ravel(), YY.ravel()], 1)
@@ -126,8 +136,19 @@ def main() -> None:
     plane = project(trajectory)
     trained = copy.deepcopy(mlp)
     trained.load_state_dict(trajectory.state_dict())
-    results.append(bench_case("spirals MLP", trained, X, y, plane, 30 if args.quick else 100,
-                              900 if args.quick else 10_000, repeats, peak))
+    results.append(
+        bench_case(
+            "spirals MLP",
+            trained,
+            X,
+            y,
+            plane,
+            30 if args.quick else 100,
+            900 if args.quick else 10_000,
+            repeats,
+            peak,
+        )
+    )
 
     g = torch.Generator().manual_seed(0)
     n = 600 if args.quick else 3000
@@ -136,18 +157,33 @@ def main() -> None:
     lenet = LeNet()
     lenet_traj = train(lenet, (images, labels), 3, batch_size=256, seed=0, progress=False)
     lenet_plane = project(lenet_traj, "filter", seed=0)
-    results.append(bench_case("LeNet-5", lenet, images, labels, lenet_plane,
-                              5 if args.quick else 10, 10 if args.quick else 30, repeats, peak))
+    results.append(
+        bench_case(
+            "LeNet-5",
+            lenet,
+            images,
+            labels,
+            lenet_plane,
+            5 if args.quick else 10,
+            10 if args.quick else 30,
+            repeats,
+            peak,
+        )
+    )
     if args.json:
         print(json.dumps(results, indent=2))
         return
     print(f"threads {torch.get_num_threads()}, float32 matmul peak {peak:.0f} GFLOP/s")
-    print(f"{'case':<12} {'points':>6} {'ours pt/s':>10} {'GFLOP/s':>8} {'loop pt/s':>10} "
-          f"{'GFLOP/s':>8} {'speedup':>8} {'max rel diff':>12}")
+    print(
+        f"{'case':<12} {'points':>6} {'ours pt/s':>10} {'GFLOP/s':>8} {'loop pt/s':>10} "
+        f"{'GFLOP/s':>8} {'speedup':>8} {'max rel diff':>12}"
+    )
     for r in results:
-        print(f"{r['case']:<12} {r['points']:>6} {r['ours_points_per_s']:>10.1f} "
-              f"{r['ours_gflops']:>8.1f} {r['loop_points_per_s']:>10.1f} {r['loop_gflops']:>8.1f} "
-              f"{r['speedup']:>7.1f}x {r['max_rel_diff']:>12.1e}")
+        print(
+            f"{r['case']:<12} {r['points']:>6} {r['ours_points_per_s']:>10.1f} "
+            f"{r['ours_gflops']:>8.1f} {r['loop_points_per_s']:>10.1f} {r['loop_gflops']:>8.1f} "
+            f"{r['speedup']:>7.1f}x {r['max_rel_diff']:>12.1e}"
+        )
 
 
 if __name__ == "__main__":

@@ -198,7 +198,9 @@ class TrajectoryRecorder:
         if self._file is None and self._count == self._limit_rows:
             self._spill()
         if self._file is not None:
-            self._file.write(memoryview(flat.detach().to("cpu", torch.float32).contiguous().numpy()))
+            self._file.write(
+                memoryview(flat.detach().to("cpu", torch.float32).contiguous().numpy())
+            )
         else:
             block = self._room()
             torch.from_numpy(block[self._count]).copy_(flat.detach().reshape(-1))
