@@ -198,9 +198,7 @@ class TrajectoryRecorder:
         if self._file is None and self._count == self._limit_rows:
             self._spill()
         if self._file is not None:
-            self._file.write(
-                memoryview(flat.detach().to("cpu", torch.float32).contiguous().numpy())
-            )
+            self._file.write(flat.detach().to("cpu", torch.float32).contiguous().numpy().data)
         else:
             block = self._room()
             torch.from_numpy(block[self._count]).copy_(flat.detach().reshape(-1))
@@ -231,7 +229,7 @@ class TrajectoryRecorder:
         fd, self._path = tempfile.mkstemp(prefix="trajectory-", suffix=".f32", dir=self.spill_dir)
         self._file = os.fdopen(fd, "wb")
         if self._block is not None:
-            self._file.write(memoryview(self._block[: self._count]))  # no copy of the block
+            self._file.write(self._block[: self._count].data)  # a view: no copy of the block
         self._block = None
 
     def params(self) -> np.ndarray:
