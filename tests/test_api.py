@@ -185,7 +185,10 @@ def test_load_model_with_trajectory_of_another_architecture(tmp_path, reference)
     shutil.copy(reference / "ckpt" / "model.pt", tmp_path / "ckpt" / "model.pt")
     small = train(MLP(2, 3, hidden_dim=8), SpiralsDataModule(), 1, seed=0, progress=False)
     small.save(tmp_path / "ckpt" / "model.trajectory.npz")
-    with pytest.raises(ValueError, match=r"belongs to a model with 51 parameters .* with 303"):
+    with pytest.raises(
+        IncompatibleFileError,
+        match=r"belongs to another model: Expected a model with 51 parameters .* but got 303",
+    ):
         run(tmp_path, load_model=True)
     assert not (tmp_path / "a.gif").exists()
 

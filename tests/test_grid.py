@@ -199,8 +199,8 @@ def test_chunking_and_data_batches_give_the_same_values(trained_mlp, options) ->
 def test_tiny_budget_uses_single_examples_and_points(trained_mlp) -> None:
     model, _, _ = trained_mlp
     evaluator = LossEvaluator(model, spirals(30), memory_budget=1)
-    assert evaluator._sizes(16, use_split=True) == (1, 1)
-    assert LossEvaluator(model, spirals(30))._sizes(16, use_split=True) == (30, 16)
+    assert evaluator._sizes(16) == (1, 1)
+    assert LossEvaluator(model, spirals(30))._sizes(16) == (30, 16)
 
 
 def test_n_examples_uses_the_first_examples(trained_mlp) -> None:

@@ -249,3 +249,27 @@ def test_accepts_every_form_of_data() -> None:
 def test_batch_size_applies_to_a_pair() -> None:
     trajectory = train(small_mlp(), spirals(), 1, batch_size=500, seed=0, progress=False)
     assert len(trajectory) == 3 + 1  # 1083 examples in batches of 500: 3 steps, plus the final row
+
+
+def test_final_buffers_are_recorded_saved_and_restored(tmp_path) -> None:
+    from loss_landscape_anim.api import with_final_weights
+    from loss_landscape_anim.trajectory import Trajectory
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(2, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3)
+    )
+    X, y = torch.randn(64, 2), torch.randint(0, 3, (64,))
+    trajectory = train(model, (X, y), 5, seed=0, progress=False)
+    assert int(trajectory.buffers["1.num_batches_tracked"]) == 5
+    assert not np.allclose(trajectory.buffers["1.running_mean"], 0.0)
+    assert int(model[1].num_batches_tracked) == 0  # the caller's model is untouched
+    loaded = Trajectory.load(trajectory.save(tmp_path / "t.npz"))
+    trained = with_final_weights(model, loaded)
+    np.testing.assert_array_equal(
+        trained[1].running_mean.numpy(), trajectory.buffers["1.running_mean"]
+    )
+    np.testing.assert_array_equal(
+        torch.nn.utils.parameters_to_vector(trained.parameters()).detach().numpy(),
+        trajectory.params[-1],
+    )

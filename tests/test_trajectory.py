@@ -124,7 +124,10 @@ def test_spilled_recorder_gives_the_same_rows(tmp_path: Path, rows_in_memory: in
     rows = np.random.default_rng(0).normal(size=(7, 11)).astype(np.float32)
     in_memory = record(rows)
     spilled = record(rows, memory_limit=rows_in_memory * 11 * 4, spill_dir=tmp_path)
-    assert len(os.listdir(tmp_path)) == 1  # spilled to the folder it was given
+    # spilled to a file in the folder it was given, unlinked at once (the open file keeps it)
+    assert os.listdir(tmp_path) == []
+    target = os.readlink(f"/proc/self/fd/{spilled._file.fileno()}")
+    assert target.startswith(str(tmp_path)) and target.endswith("(deleted)")
     assert len(spilled) == len(in_memory) == 7
     a, b = in_memory.params(), spilled.params()
     assert not isinstance(a, np.memmap)
@@ -133,7 +136,7 @@ def test_spilled_recorder_gives_the_same_rows(tmp_path: Path, rows_in_memory: in
     assert b.dtype == np.float32 and b.shape == (7, 11)
     np.testing.assert_array_equal(a, rows)
     np.testing.assert_array_equal(b, rows)
-    assert os.listdir(tmp_path) == []  # the file is unlinked; the mapping stays valid
+    assert os.listdir(tmp_path) == []  # the mapping stays valid without a name
     assert spilled.loss == in_memory.loss == [0.5 * t for t in range(7)]
     assert spilled.steps == in_memory.steps == [2 * t for t in range(7)]
 

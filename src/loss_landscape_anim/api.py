@@ -17,12 +17,18 @@ from torch import nn
 
 from ._layout import ParamLayout
 from ._runtime import resolve_device, seeded
-from ._validate import check_optional_positive_int, check_positive_int
+from ._validate import (
+    check_choice,
+    check_optional_positive_int,
+    check_positive_int,
+    check_positive_number,
+)
 from .data import SpiralsDataModule
+from .errors import IncompatibleFileError
 from .grid import DEFAULT_RESOLUTION, check_grid_arguments, compute_loss_grid, path_losses
 from .models import MLP
 from .optimizers import check_optimizer_spec
-from .projection import METHODS, project
+from .projection import METHODS, check_directions, project
 from .rendering import Animation, PathLosses, Style, animate, frame_indices
 from .training import train
 from .trajectory import Trajectory
@@ -114,18 +120,22 @@ def loss_landscape_anim(
     epochs = 0 if load_model else check_positive_int(n_epochs, "n_epochs")
     giffps = check_positive_int(giffps, "giffps")
     n_frames = check_positive_int(n_frames, "n_frames")
-    if reduction_method not in METHODS:
-        raise ValueError(
-            f"Expected reduction_method to be one of {', '.join(map(repr, METHODS))} "
-            f"but got {reduction_method!r}"
-        )
+    reduction_method = check_choice(reduction_method, "reduction_method", METHODS)
     optimizer = check_optimizer_spec(optimizer)
+    if learning_rate is not None:
+        check_positive_number(learning_rate, "learning_rate")
+    if decision_regions and getattr(datamodule, "input_dim", 2) != 2:
+        raise ValueError(
+            "decision_regions=True needs 2-D inputs (a 2-input classifier) but the data have "
+            f"input_dim {datamodule.input_dim!r}"
+        )
     check_grid_arguments(resolution, margin)
     check_optional_positive_int(n_examples, "n_examples")
     check_optional_positive_int(record_every, "record_every")
     if style is not None and not isinstance(style, Style):
         raise TypeError(f"Expected style to be a Style or None but got {type(style).__name__}")
-    torch_device = resolve_device(device, gpus)
+    model_gpus = getattr(model, "gpus", 0) if isinstance(getattr(model, "gpus", 0), int) else 0
+    torch_device = resolve_device(device, gpus or model_gpus)
     output = Path(output_filename) if output_to_file else None
     fmt = format_for(output, None if output_to_file else "gif")
     ckpt = Path(model_dirpath) / model_filename
@@ -134,8 +144,6 @@ def loss_landscape_anim(
     model, data = build_default_model(model, datamodule, seed, learning_rate, batch_size, optimizer)
     layout = ParamLayout.of(model)
     if reduction_method == "custom":
-        from .projection import check_directions
-
         check_directions(custom_directions, layout.n_params)
 
     # -- the four stages --------------------------------------------------------------------
@@ -143,7 +151,7 @@ def loss_landscape_anim(
         if load_model:
             trajectory, trained = _load_run(model, ckpt, trajectory_file)
         else:
-            own_optimizer = getattr(model, "optimizer", None) is not None
+            own_optimizer = isinstance(getattr(model, "optimizer", None), (str, type))
             trajectory = train(
                 model,
                 data,
@@ -222,9 +230,8 @@ def build_default_model(
     data = datamodule if datamodule is not None else SpiralsDataModule(batch_size=batch_size)
     if model is None:
         with seeded(seed):
-            model = MLP(
-                _input_dim(data), _num_classes(data), learning_rate or 5e-3, optimizer=optimizer
-            )
+            lr = 5e-3 if learning_rate is None else learning_rate
+            model = MLP(_input_dim(data), _num_classes(data), lr, optimizer=optimizer)
     if not isinstance(model, nn.Module):
         raise TypeError(f"Expected model to be a torch.nn.Module but got {type(model).__name__}")
     return model, data
@@ -259,9 +266,12 @@ def _is_2d_classifier(data: Any) -> bool:
 
 
 def with_final_weights(model: nn.Module, trajectory: Trajectory) -> nn.Module:
-    """A copy of ``model`` with the trajectory's final weights (the caller's model is untouched)."""
+    """A copy of ``model`` with the trajectory's final weights and buffers (BatchNorm statistics);
+    the caller's model is untouched."""
     trained = copy.deepcopy(model).cpu()
-    trained.load_state_dict(trajectory.state_dict(), strict=False)
+    state = trajectory.state_dict()
+    state.update({k: torch.from_numpy(np.array(v)) for k, v in trajectory.buffers.items()})
+    trained.load_state_dict(state, strict=False)
     return trained
 
 
@@ -273,12 +283,12 @@ def _load_run(model: nn.Module, ckpt: Path, trajectory_file: Path) -> tuple[Traj
             f"{str(trajectory_file)!r} does not exist; run once with load_model=False"
         )
     trajectory = Trajectory.load(trajectory_file)
-    if trajectory.layout != ParamLayout.of(model):
-        raise ValueError(
-            f"The trajectory {str(trajectory_file)!r} belongs to a model with "
-            f"{trajectory.layout.n_params} parameters {trajectory.layout.describe()}, not to this "
-            f"model with {ParamLayout.of(model).n_params} {ParamLayout.of(model).describe()}"
-        )
+    try:
+        trajectory.layout.check_model(model)
+    except IncompatibleFileError as exc:
+        raise IncompatibleFileError(
+            f"The trajectory {str(trajectory_file)!r} belongs to another model: {exc}"
+        ) from None
     return trajectory, trained
 
 

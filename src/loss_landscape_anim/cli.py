@@ -162,7 +162,9 @@ def _fail(exc: BaseException) -> NoReturn:
 
 def _run(args: argparse.Namespace) -> None:
     from .api import loss_landscape_anim
+    from .writers import format_for
 
+    format_for(args.output)  # before any data are downloaded or files written
     data, model = _data_and_model(args)
     common = dict(
         learning_rate=args.lr,
@@ -209,11 +211,13 @@ def _run(args: argparse.Namespace) -> None:
 def _data_and_model(args: argparse.Namespace):
     if args.data == "spirals":
         return None, None
+    from ._runtime import seeded
     from .mnist import MNISTDataModule
     from .models import LeNet
 
     data = MNISTDataModule(
         batch_size=args.batch_size or 16, n_examples=args.examples, data_dir=args.data_dir
     )
-    model = LeNet(learning_rate=args.lr or 1e-3, optimizer=args.optimizer)
+    with seeded(args.seed):  # the initial weights, like the default MLP's
+        model = LeNet(learning_rate=args.lr or 1e-3, optimizer=args.optimizer)
     return data, model

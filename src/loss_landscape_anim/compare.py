@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ._runtime import resolve_device
-from ._validate import check_positive_int, check_positive_number
+from ._validate import check_choice, check_positive_int, check_positive_number
 from .api import build_default_model, frame_losses, timed, with_final_weights
 from .grid import DEFAULT_RESOLUTION, LossGrid, check_grid_arguments, compute_loss_grid
 from .optimizers import OptimizerSpec, check_optimizer_spec
@@ -115,11 +115,7 @@ def compare_optimizers(
     n_epochs = check_positive_int(n_epochs, "n_epochs")
     giffps = check_positive_int(giffps, "giffps")
     check_grid_arguments(resolution, margin)
-    if reduction_method not in METHODS:
-        raise ValueError(
-            f"Expected reduction_method to be one of {', '.join(map(repr, METHODS))} "
-            f"but got {reduction_method!r}"
-        )
+    reduction_method = check_choice(reduction_method, "reduction_method", METHODS)
     torch_device = resolve_device(device, gpus)
     fmt = format_for(output_filename) if output_filename is not None else None
     model, data = build_default_model(model, datamodule, seed, learning_rate, batch_size)
@@ -166,7 +162,7 @@ def compare_optimizers(
     animation = None
     if output_filename is not None:
         losses = None
-        if show_path_losses:
+        if show_path_losses and len(trajectories) == 1:  # drawn for a single path only
             with timed("path losses"):
                 losses = {
                     name: frame_losses(

@@ -65,9 +65,8 @@ def decision_regions(
     gx = np.linspace(low[0] - pad[0], high[0] + pad[0], resolution)
     gy = np.linspace(low[1] - pad[1], high[1] + pad[1], resolution)
     GX, GY = np.meshgrid(gx, gy)
-    inputs = torch.tensor(
-        np.stack([GX.ravel(), GY.ravel()], 1), dtype=torch.float32, device=torch_device
-    )
+    dtype = next(model.parameters()).dtype
+    inputs = torch.tensor(np.stack([GX.ravel(), GY.ravel()], 1), dtype=dtype, device=torch_device)
     layout = ParamLayout.of(model)
     work = copy.deepcopy(model).to(torch_device).eval()
 
@@ -80,7 +79,7 @@ def decision_regions(
         for lo in range(0, len(rows), 16):
             W = torch.as_tensor(
                 np.asarray(trajectory.params[rows[lo : lo + 16]]),
-                dtype=torch.float32,
+                dtype=dtype,
                 device=torch_device,
             )
             images.append(torch.vmap(predict)(layout.unflatten(W)).cpu())

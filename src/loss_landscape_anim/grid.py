@@ -287,7 +287,7 @@ class LossEvaluator:
     ) -> np.ndarray:
         use_split = self.split is not None and basis is not None
         self._chain_basis = self._make_chain_basis(basis) if use_split and basis else None
-        batch, chunk = self._sizes(n_points, use_split)
+        batch, chunk = self._sizes(n_points)
         total = torch.zeros(n_points, dtype=torch.float64, device=self.device)
         n_chunks = -(-n_points // chunk)
         n_batches = -(-self.n_examples // batch)
@@ -312,7 +312,7 @@ class LossEvaluator:
                     bar.update(1)
         return (total / self.n_examples).cpu().numpy()
 
-    def _sizes(self, n_points: int, use_split: bool) -> tuple[int, int]:
+    def _sizes(self, n_points: int) -> tuple[int, int]:
         """(examples per data batch, points per chunk) within the memory budget."""
         per_example = self._per_example
         batch = max(1, min(self.n_examples, self.memory_budget // max(per_example, 1)))

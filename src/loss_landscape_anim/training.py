@@ -156,7 +156,13 @@ def train(
             memory_limit=memory_limit,
             expected_rows=total // every + 2 if total else None,
         )
-        diverged = _run(work, loader, opt, n_epochs, every, recorder, torch_device, total, progress)
+        try:
+            diverged = _run(
+                work, loader, opt, n_epochs, every, recorder, torch_device, total, progress
+            )
+        except BaseException:
+            recorder.close()
+            raise
 
     if not len(recorder):
         raise DataError(
@@ -173,6 +179,7 @@ def train(
         optimizer=optimizer_name(spec),
         learning_rate=lr,
         diverged=diverged,
+        buffers={k: v.detach().cpu().numpy().copy() for k, v in work.named_buffers()},
     )
 
 
@@ -235,10 +242,16 @@ def _record_final(
     recorder: TrajectoryRecorder,
     step: int,
 ) -> bool:
-    """Record the final weights, evaluated on the last batch (the whole data when full batch)."""
+    """Record the final weights, evaluated on the last batch (the whole data when full batch).
+
+    The evaluation runs in training mode, like every other row's, but leaves the buffers
+    (BatchNorm statistics) as training left them."""
+    kept = {name: b.clone() for name, b in model.named_buffers()}
     with torch.no_grad():
         y_pred = model(batch[0])
         loss = loss_fn(y_pred, batch[1])
+        for name, b in model.named_buffers():
+            b.copy_(kept[name])
     if not torch.isfinite(loss):
         return _diverged(step)
     flat = flatten_params(model)

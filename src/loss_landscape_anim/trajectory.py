@@ -25,6 +25,8 @@ from ._layout import ParamLayout
 
 __all__ = ["Trajectory"]
 
+_BUFFER_PREFIX = "buffer:"
+
 #: Default number of bytes of recorded weights held in memory before spilling to disk.
 DEFAULT_MEMORY_LIMIT = 512 * 2**20
 #: Default bytes of one float64 block read by :func:`iter_column_blocks` / :func:`iter_row_blocks`.
@@ -48,6 +50,7 @@ class Trajectory:
         optimizer: name of the optimizer that produced the path.
         learning_rate: its learning rate.
         diverged: True when training stopped early because it reached non-finite values.
+        buffers: the model's buffers (BatchNorm statistics, ...) when training ended, by name.
     """
 
     params: np.ndarray
@@ -58,6 +61,7 @@ class Trajectory:
     optimizer: str = ""
     learning_rate: float = math.nan
     diverged: bool = False
+    buffers: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         T = self.params.shape[0]
@@ -96,6 +100,7 @@ class Trajectory:
             "loss": self.loss,
             "accuracy": self.accuracy,
             "steps": self.steps,
+            **{_BUFFER_PREFIX + name: value for name, value in self.buffers.items()},
         }
         meta = {
             "layout": self.layout.to_json(),
@@ -118,6 +123,11 @@ class Trajectory:
             optimizer=meta.get("optimizer", ""),
             learning_rate=float(meta.get("learning_rate", math.nan)),
             diverged=bool(meta.get("diverged", False)),
+            buffers={
+                k[len(_BUFFER_PREFIX) :]: v
+                for k, v in arrays.items()
+                if k.startswith(_BUFFER_PREFIX)
+            },
         )
 
 
@@ -184,7 +194,6 @@ class TrajectoryRecorder:
     expected_rows: int | None = None
     _block: np.ndarray | None = None
     _file: Any = None
-    _path: str | None = None
     _count: int = 0
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
@@ -210,6 +219,12 @@ class TrajectoryRecorder:
     def __len__(self) -> int:
         return self._count
 
+    def close(self) -> None:
+        """Drop what was recorded (the spill file goes with it); for a run that failed."""
+        if self._file is not None:
+            self._file.close()
+        self._file = self._block = None
+
     def _room(self) -> np.ndarray:
         """The in-memory block, with room for one more row."""
         if self._block is None or self._count == self._block.shape[0]:
@@ -226,8 +241,11 @@ class TrajectoryRecorder:
         return self._block
 
     def _spill(self) -> None:
-        fd, self._path = tempfile.mkstemp(prefix="trajectory-", suffix=".f32", dir=self.spill_dir)
-        self._file = os.fdopen(fd, "wb")
+        # Unlinked at once: the open file keeps it, and it disappears with the file object,
+        # also when training fails half-way.
+        fd, path = tempfile.mkstemp(prefix="trajectory-", suffix=".f32", dir=self.spill_dir)
+        os.unlink(path)
+        self._file = os.fdopen(fd, "w+b")
         if self._block is not None:
             self._file.write(self._block[: self._count].data)  # a view: no copy of the block
         self._block = None
@@ -242,14 +260,10 @@ class TrajectoryRecorder:
                 if self._count < self._block.shape[0] // 2
                 else self._block[: self._count]
             )
-        self._file.close()
-        assert self._path is not None
+        self._file.flush()
         array = np.memmap(
-            self._path, dtype=np.float32, mode="r", shape=(self._count, self.n_params)
+            self._file, dtype=np.float32, mode="r", shape=(self._count, self.n_params)
         )
-        # The mapping and this descriptor keep the file alive; it is gone when both are closed.
-        fd = os.open(self._path, os.O_RDONLY)
-        os.unlink(self._path)
-        array._spill_fd = fd  # type: ignore[attr-defined]
-        weakref.finalize(array, os.close, fd)
+        array._spill_fd = self._file.fileno()  # type: ignore[attr-defined]
+        weakref.finalize(array, self._file.close)
         return array
