@@ -35,7 +35,6 @@ from .trajectory import (
     Trajectory,
     iter_column_blocks,
     read_columns,
-    release_pages,
 )
 
 __all__ = ["METHODS", "Plane", "project"]
@@ -305,8 +304,6 @@ def _joint_column_blocks(
     for start in range(0, n_cols, width):
         stop = min(n_cols, start + width)
         yield start, stop, np.vstack([read_columns(p, start, stop) for p in paths])
-        for p in paths:
-            release_pages(p)
 
 
 def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -8,7 +8,6 @@ read it (PCA, projection) stream over it in blocks.
 from __future__ import annotations
 
 import math
-import mmap
 import os
 import tempfile
 import weakref
@@ -136,7 +135,7 @@ def iter_column_blocks(
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield ``(start, stop, params[:, start:stop])`` as float64 copies, ~``block_bytes`` each.
 
-    For a disk-backed array, the pages read are released after each block, so reading the whole
+    A spilled trajectory is read from its file (see :func:`read_columns`), so reading the whole
     array keeps the resident memory at about one block.
     """
     T, P = params.shape
@@ -144,7 +143,6 @@ def iter_column_blocks(
     for start in range(0, P, width):
         stop = min(P, start + width)
         yield start, stop, read_columns(params, start, stop)
-        release_pages(params)
 
 
 def read_columns(params: np.ndarray, start: int, stop: int) -> np.ndarray:
@@ -169,15 +167,13 @@ def iter_row_blocks(
     height = max(1, block_bytes // (8 * max(P, 1)))
     for start in range(0, T, height):
         stop = min(T, start + height)
-        yield start, stop, np.array(params[start:stop], dtype=np.float64)
-        release_pages(params)
-
-
-def release_pages(array: np.ndarray) -> None:
-    """Drop a disk-backed array's pages from this process's resident set (no-op in memory)."""
-    base = getattr(array, "_mmap", None)
-    if base is not None and hasattr(base, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-        base.madvise(mmap.MADV_DONTNEED)
+        fd = getattr(params, "_spill_fd", None)
+        if fd is None:
+            yield start, stop, np.array(params[start:stop], dtype=np.float64)
+            continue
+        rows = np.empty((stop - start, P), dtype=np.float32)
+        os.preadv(fd, [rows.data.cast("B")], 4 * start * P)
+        yield start, stop, rows.astype(np.float64)
 
 
 @dataclass
