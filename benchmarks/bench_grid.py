@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from loss_landscape_anim import MLP, LeNet, SpiralsDataModule, compute_loss_grid, project, train
-from loss_landscape_anim.grid import grid_axes
-from loss_landscape_anim.projection import Plane
+from loss_landscape_anim.analysis import grid_axes
+from loss_landscape_anim.results import Plane
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
@@ -94,7 +94,9 @@ def bench_case(
     XX, YY = np.meshgrid(xs, ys)
     coords = np.stack([XX.ravel(), YY.ravel()], 1)
     ours_s, grid = median_time(
-        lambda: compute_loss_grid(model, (X, y), plane, resolution=resolution, progress=False),
+        lambda: compute_loss_grid(
+            model, (X, y), plane, resolution=resolution, num_threads="auto", progress=False
+        ),
         repeats,
     )
     subset = np.linspace(0, len(coords) - 1, min(loop_points, len(coords))).astype(int)

@@ -31,11 +31,10 @@ from matplotlib.animation import FuncAnimation, PillowWriter
 from PIL import Image
 
 from loss_landscape_anim import MLP, SpiralsDataModule, animate, compute_loss_grid, project, train
-from loss_landscape_anim._figure import _TEXT_COLOR, LandscapeFigure
-from loss_landscape_anim.grid import LossGrid
-from loss_landscape_anim.projection import Plane
-from loss_landscape_anim.rendering import Style, _path_views, frame_indices
-from loss_landscape_anim.trajectory import Trajectory
+from loss_landscape_anim.render import Style, frame_indices
+from loss_landscape_anim.render.animator import path_views
+from loss_landscape_anim.render.figure import _TEXT_COLOR, LandscapeFigure
+from loss_landscape_anim.results import LossGrid, Plane, Trajectory
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -73,7 +72,7 @@ def reference(
 ) -> None:
     """The same figure, redrawn in full every frame by FuncAnimation and saved by PillowWriter."""
     style = Style()
-    paths = _path_views(trajectory, plane, None, style)
+    paths = path_views(trajectory, plane, None, style)
     frames = frame_indices(max(len(p.steps) for p in paths), n_frames)
     figure = LandscapeFigure(paths, grid, plane, style)
     for artist in figure.fig.findobj():

@@ -18,12 +18,20 @@ EXPECTED = {
     "animate",
     "loss_landscape_anim",
     "compare_optimizers",
+    # around the stages: recording, evaluating, analyses, drawing
+    "TrajectoryRecorder",
+    "LossEvaluator",
+    "path_losses",
+    "decision_regions",
+    "Style",
     # their results
     "Trajectory",
     "Plane",
     "LossGrid",
     "Animation",
     "Comparison",
+    "PathLosses",
+    "DecisionRegions",
     # models and data
     "GenericModel",
     "MLP",
@@ -61,7 +69,10 @@ def test_star_import_gives_exactly_all():
 
 def test_the_one_call_function_is_the_package_name():
     assert callable(loss_landscape_anim.loss_landscape_anim)
-    assert loss_landscape_anim.loss_landscape_anim.__module__ == "loss_landscape_anim.api"
+    assert (
+        loss_landscape_anim.loss_landscape_anim.__module__
+        == "loss_landscape_anim.pipeline.one_call"
+    )
 
 
 def test_import_does_not_import_matplotlib_or_optional_packages():

@@ -10,17 +10,16 @@ The pipeline has four stages, each a function returning an immutable, saveable r
 ``loss_landscape_anim(...)`` runs all four with the seed package's arguments.
 """
 
-from .api import loss_landscape_anim
-from .compare import Comparison, compare_optimizers
-from .data import SpiralsDataModule
+from .analysis import compute_loss_grid, decision_regions, path_losses
+from .data import MNISTDataModule, SpiralsDataModule
+from .directions import project
 from .errors import DataError, DivergenceWarning, IncompatibleFileError, UnsafeFileError
-from .grid import LossGrid, compute_loss_grid
-from .mnist import MNISTDataModule
+from .evaluate import LossEvaluator
 from .models import MLP, GenericModel, LeNet
-from .projection import Plane, project
-from .rendering import Animation, animate
-from .training import train
-from .trajectory import Trajectory
+from .pipeline import Comparison, compare_optimizers, loss_landscape_anim
+from .record import TrajectoryRecorder, train
+from .render import Animation, Style, animate
+from .results import DecisionRegions, LossGrid, PathLosses, Plane, Trajectory
 
 __version__ = "0.2.0"
 
@@ -29,20 +28,27 @@ __all__ = [
     "Animation",
     "Comparison",
     "DataError",
+    "DecisionRegions",
     "DivergenceWarning",
     "GenericModel",
     "IncompatibleFileError",
     "LeNet",
+    "LossEvaluator",
     "LossGrid",
     "MNISTDataModule",
+    "PathLosses",
     "Plane",
     "SpiralsDataModule",
+    "Style",
     "Trajectory",
+    "TrajectoryRecorder",
     "UnsafeFileError",
     "animate",
     "compare_optimizers",
     "compute_loss_grid",
+    "decision_regions",
     "loss_landscape_anim",
+    "path_losses",
     "project",
     "train",
 ]

@@ -42,44 +42,71 @@ def resolve_device(device: str | torch.device | None = None, gpus: int = 0) -> t
     return resolved
 
 
+def check_seed(seed: Any) -> int | None:
+    """``seed`` as an int, if it is None or an integer (``seed=0`` is a seed)."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"Expected seed to be an integer or None but got {seed!r}")
+    return int(seed)
+
+
 @contextlib.contextmanager
 def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[None]:
     """Run the block with torch's global RNGs seeded from ``seed``, restoring them afterwards.
 
     ``seed=None`` leaves the RNGs alone (and still restores nothing). ``seed=0`` is a seed.
     """
+    seed = check_seed(seed)
     if seed is None:
         yield
         return
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"Expected seed to be an integer or None but got {seed!r}")
-    seed = int(seed)
     devices = [device] if device is not None and device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
 
 
-#: Models with fewer parameters than this run on one CPU thread by default: their operations take
-#: microseconds to a fraction of a millisecond, too short to gain from more threads, while a
-#: thread team that must wait for a core another process holds makes each one last a scheduler
-#: time slice (seen here: 100x slower training on a 2-core machine with the other core busy).
+#: Models with fewer parameters than this count as small for ``num_threads="auto"``: their
+#: operations take microseconds to a fraction of a millisecond, too short to gain from more threads,
+#: while a thread team that must wait for a core another process holds makes each one last a
+#: scheduler time slice (seen here: 100x slower training on a 2-core machine with the other core
+#: busy).
 SMALL_MODEL_PARAMS = 100_000
 
+#: ``num_threads`` values: a thread count, ``"auto"`` (one thread for small work on the CPU,
+#: torch's setting otherwise) or None (torch's setting, untouched).
+NumThreads = int | str | None
 
-def default_threads(n_params: int, device: torch.device) -> int | None:
-    """The CPU thread count to use for a model of ``n_params`` parameters (None: torch's)."""
-    return 1 if device.type == "cpu" and n_params < SMALL_MODEL_PARAMS else None
+
+def check_num_threads(value: Any) -> NumThreads:
+    """``value`` if it is None, ``"auto"`` or a positive integer."""
+    if value is None or value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(
+            f"Expected num_threads to be a positive integer, 'auto' or None but got {value!r}"
+        )
+    return int(value)
+
+
+def is_small_model(n_params: int, device: torch.device) -> bool:
+    """True for a model on the CPU with fewer than :data:`SMALL_MODEL_PARAMS` parameters."""
+    return device.type == "cpu" and n_params < SMALL_MODEL_PARAMS
 
 
 @contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` intra-op CPU threads (None: unchanged), restoring the count after."""
+def thread_scope(num_threads: NumThreads, *, small: bool) -> Iterator[None]:
+    """Run the block with torch's intra-op CPU thread count set by ``num_threads`` (see
+    :data:`NumThreads`; ``small`` says whether the work counts as small for ``"auto"``), and
+    restore the count afterwards. None changes nothing: thread changes are opt-in."""
+    num_threads = check_num_threads(num_threads)
+    wanted = (1 if small else None) if num_threads == "auto" else num_threads
     before = torch.get_num_threads()
-    if n is None or n == before:
+    if wanted is None or wanted == before:
         yield
         return
-    torch.set_num_threads(n)
+    torch.set_num_threads(int(wanted))
     try:
         yield
     finally:

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from ._validate import check_choice
-from .optimizers import OPTIMIZERS
-from .projection import METHODS
+from .directions import METHODS
+from .record.optimizers import OPTIMIZERS
 
 __all__ = ["build_parser", "main"]
 
@@ -161,8 +161,8 @@ def _fail(exc: BaseException) -> NoReturn:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from .api import loss_landscape_anim
-    from .writers import format_for
+    from .pipeline import loss_landscape_anim
+    from .render.writers import format_for
 
     format_for(args.output)  # before any data are downloaded or files written
     data, model = _data_and_model(args)
@@ -174,7 +174,7 @@ def _run(args: argparse.Namespace) -> None:
         progress=not args.no_progress,
     )
     if args.compare is not None:
-        from .compare import compare_optimizers
+        from .pipeline import compare_optimizers
 
         compare_optimizers(
             args.compare,
@@ -212,7 +212,7 @@ def _data_and_model(args: argparse.Namespace):
     if args.data == "spirals":
         return None, None
     from ._runtime import seeded
-    from .mnist import MNISTDataModule
+    from .data import MNISTDataModule
     from .models import LeNet
 
     data = MNISTDataModule(

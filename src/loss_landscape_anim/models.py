@@ -11,7 +11,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validate import check_positive_int, check_positive_number
-from .optimizers import OptimizerSpec, check_optimizer_spec, make_optimizer
+from .record.optimizers import (
+    OptimizerSpec,
+    check_optimizer_spec,
+    make_optimizer,
+    resolve_optimizer,
+)
 
 __all__ = ["MLP", "GenericModel", "LeNet"]
 
@@ -58,8 +63,7 @@ class GenericModel(nn.Module):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """The optimizer this model trains with by default."""
-        spec = self.custom_optimizer if self.custom_optimizer is not None else self.optimizer
-        return make_optimizer(spec, self.parameters(), self.learning_rate)
+        return make_optimizer(*resolve_optimizer(self), model=self)
 
     def as_sequential(self) -> nn.Sequential | None:
         """An ``nn.Sequential`` equivalent to ``forward`` sharing this model's parameters, or None."""

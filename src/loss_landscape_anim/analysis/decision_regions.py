@@ -1,0 +1,90 @@
+"""Decision regions of a 2-input classifier along its path, for the animation's side panel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._runtime import NumThreads, is_small_model, resolve_device, thread_scope
+from .._validate import check_positive_int, check_positive_number
+from ..data import materialize
+from ..evaluate import FunctionalModel
+from ..evaluate.points import WeightPoints
+from ..evaluate.schedule import chunk_slices
+from ..evaluate.strategies.base import map_points
+from ..results import DecisionRegions, Trajectory
+
+__all__ = ["decision_regions"]
+
+#: Weight vectors classified in one vectorised pass.
+_CHUNK = 16
+
+
+def decision_regions(
+    model: nn.Module,
+    data: Any,
+    trajectory: Trajectory,
+    rows: np.ndarray,
+    *,
+    resolution: int = 80,
+    margin: float = 0.1,
+    max_points: int = 300,
+    device: str | torch.device | None = None,
+    num_threads: NumThreads = None,
+) -> DecisionRegions:
+    """Classify a ``resolution`` x ``resolution`` grid of the input plane with the weights of each
+    of ``rows`` of the trajectory. Needs a model on 2-D inputs with class logits (N, C).
+
+    Args:
+        model: supplies the architecture; the weights come from the trajectory.
+        data: the data whose inputs span the plane (and whose points are drawn over it).
+        trajectory, rows: the recorded path and the rows to classify with.
+        resolution: grid points per axis of the input plane.
+        margin: room around the data on each side, as a share of their extent.
+        max_points: at most this many data points are kept for drawing, evenly spread.
+        device, num_threads: as for :func:`compute_loss_grid`.
+    """
+    resolution = check_positive_int(resolution, "resolution")
+    margin = check_positive_number(margin, "margin", allow_zero=True)
+    max_points = check_positive_int(max_points, "max_points")
+    torch_device = resolve_device(device)
+    X, y = materialize(data)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(
+            f"Decision regions need 2-D inputs (N, 2) but the data have shape {tuple(X.shape)}"
+        )
+    low, high = X.min(0).values.numpy(), X.max(0).values.numpy()
+    pad = margin * (high - low)
+    gx = np.linspace(low[0] - pad[0], high[0] + pad[0], resolution)
+    gy = np.linspace(low[1] - pad[1], high[1] + pad[1], resolution)
+    GX, GY = np.meshgrid(gx, gy)
+    functional = FunctionalModel(model, torch_device)
+    inputs = torch.tensor(
+        np.stack([GX.ravel(), GY.ravel()], 1), dtype=functional.dtype, device=torch_device
+    )
+
+    def predict(params: dict[str, torch.Tensor]) -> torch.Tensor:
+        return functional.outputs(params, inputs).argmax(dim=1)
+
+    rows = np.asarray(rows)
+    points = WeightPoints.of(trajectory.params[rows], torch_device, functional.dtype)
+    small = is_small_model(functional.layout.n_params, torch_device)
+    with torch.no_grad(), thread_scope(num_threads, small=small):
+        images = [
+            map_points(predict, (functional.params(points.weights(sl)),), vectorized=True).cpu()
+            for sl in chunk_slices(len(points), _CHUNK)
+        ]
+    classes = torch.cat(images).reshape(len(rows), resolution, resolution).numpy().astype(np.uint8)
+    keep = np.linspace(0, len(X) - 1, min(len(X), max_points)).astype(int)
+    n_classes = int(getattr(model, "num_classes", None) or int(y.max()) + 1)
+    return DecisionRegions(
+        np.asarray(rows),
+        classes,
+        (gx[0], gx[-1], gy[0], gy[-1]),
+        X.numpy()[keep],
+        y.numpy()[keep],
+        n_classes,
+    )

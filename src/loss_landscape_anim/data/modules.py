@@ -1,0 +1,243 @@
+"""Built-in data modules and the conversion of user data into tensors.
+
+A *data module* is any object with a ``train_dataloader()`` method (a Lightning ``LightningDataModule``
+works as is). The built-in ones also expose ``input_dim``, ``num_classes`` and ``dataset`` (a
+``TensorDataset`` of every example), so the default model can be sized from them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
+
+from .._validate import check_optional_positive_int, check_positive_int
+from ..errors import DataError
+
+__all__ = ["DataModule", "SpiralsDataModule", "as_dataloader", "materialize"]
+
+
+class DataModule:
+    """Base class of the built-in data modules: a ``TensorDataset`` served by a ``DataLoader``.
+
+    Subclasses set ``self.dataset``, ``self.input_dim`` and ``self.num_classes``. ``batch_size=None``
+    means full batch: one step per epoch.
+    """
+
+    dataset: TensorDataset
+    input_dim: int | tuple[int, ...]
+    num_classes: int
+
+    def __init__(
+        self, batch_size: int | None = None, *, shuffle: bool = True, num_workers: int = 0
+    ):
+        self.batch_size = check_optional_positive_int(batch_size, "batch_size")
+        self.shuffle = shuffle
+        self.num_workers = check_positive_int(num_workers, "num_workers", allow_zero=True)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def train_dataloader(self, generator: torch.Generator | None = None) -> DataLoader:
+        """A loader over ``dataset``; full batch when ``batch_size`` is None."""
+        return tensor_loader(
+            self.dataset,
+            self.batch_size,
+            shuffle=self.shuffle,
+            num_workers=self.num_workers,
+            generator=generator,
+        )
+
+
+def tensor_loader(
+    dataset: Dataset,
+    batch_size: int | None,
+    *,
+    shuffle: bool,
+    num_workers: int = 0,
+    generator: torch.Generator | None = None,
+) -> DataLoader:
+    """A loader that fetches whole batches by index lists (fast for a ``TensorDataset``, whose
+    items would otherwise be fetched and collated one by one). ``batch_size=None``: full batch."""
+    n = len(dataset)  # type: ignore[arg-type]
+    size = batch_size if batch_size is not None else max(n, 1)
+    if not isinstance(dataset, TensorDataset):
+        return DataLoader(
+            dataset,
+            batch_size=size,
+            shuffle=shuffle and size < n,
+            num_workers=num_workers,
+            generator=generator,
+        )
+    return DataLoader(
+        dataset,
+        sampler=IndexBatches(n, size, shuffle=shuffle and size < n, generator=generator),
+        batch_size=None,
+        num_workers=num_workers,
+    )
+
+
+class IndexBatches(Sampler):
+    """Batches of indices: slices in order, or slices of a fresh permutation (a tensor) when
+    shuffling. A ``TensorDataset`` indexed with either returns a whole batch in one operation."""
+
+    def __init__(
+        self, n: int, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None
+    ):
+        self.n, self.batch_size, self.shuffle, self.generator = n, batch_size, shuffle, generator
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Iterator[slice | torch.Tensor]:
+        if not self.shuffle:
+            for start in range(0, self.n, self.batch_size):
+                yield slice(start, min(start + self.batch_size, self.n))
+            return
+        order = torch.randperm(self.n, generator=self.generator)
+        yield from order.split(self.batch_size)
+
+
+def make_spirals(
+    n_per_class: int = 361,
+    n_classes: int = 3,
+    *,
+    noise: float = 0.2,
+    turns: float = 1.0,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Interleaved 2D spirals, one arm per class, generated from ``seed`` (no file, no download).
+
+    Returns ``X`` of shape (n_per_class * n_classes, 2), float32, and integer labels ``y``.
+    """
+    check_positive_int(n_per_class, "n_per_class")
+    check_positive_int(n_classes, "n_classes")
+    if not (math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"Expected noise to be a finite number >= 0 but got {noise!r}")
+    generator = torch.Generator().manual_seed(seed)
+    radius = torch.linspace(0.0, 1.0, n_per_class)
+    xs, ys = [], []
+    for label in range(n_classes):
+        start = 2 * math.pi * label / n_classes
+        angle = start + 2 * math.pi * turns * radius
+        angle = angle + noise * torch.randn(n_per_class, generator=generator)
+        xs.append(torch.stack([radius * torch.sin(angle), radius * torch.cos(angle)], dim=1))
+        ys.append(torch.full((n_per_class,), label, dtype=torch.long))
+    return torch.cat(xs).float(), torch.cat(ys)
+
+
+class SpiralsDataModule(DataModule):
+    """The built-in 3-class 2D spirals data (1,083 points by default), full batch by default.
+
+    Generated in code from ``seed``, so it needs no file: the same seed gives the same points.
+    """
+
+    def __init__(
+        self,
+        batch_size: int | None = None,
+        *,
+        n_per_class: int = 361,
+        n_classes: int = 3,
+        noise: float = 0.2,
+        seed: int = 0,
+        shuffle: bool = True,
+        num_workers: int = 0,
+    ):
+        super().__init__(batch_size, shuffle=shuffle, num_workers=num_workers)
+        X, y = make_spirals(n_per_class, n_classes, noise=noise, seed=seed)
+        self.dataset = TensorDataset(X, y)
+        self.input_dim = 2
+        self.num_classes = n_classes
+
+
+def as_dataloader(data: Any, *, batch_size: int | None = None) -> DataLoader:
+    """Turn any accepted form of training data into a ``DataLoader``.
+
+    Accepted: an object with ``train_dataloader()`` (data module), a ``DataLoader``, a ``Dataset``
+    of ``(x, y)`` pairs, or an ``(X, y)`` pair of tensors/arrays. ``batch_size`` applies to the last
+    two forms (None: full batch).
+    """
+    if hasattr(data, "train_dataloader"):
+        loader = data.train_dataloader()
+        if not isinstance(loader, Iterable):
+            raise TypeError(
+                f"Expected data.train_dataloader() to return an iterable of (x, y) batches "
+                f"but got {type(loader).__name__}"
+            )
+        return loader  # type: ignore[return-value]
+    if isinstance(data, DataLoader):
+        return data
+    return tensor_loader(_as_dataset(data), batch_size, shuffle=batch_size is not None)
+
+
+def _as_dataset(data: Any) -> Dataset:
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        X, y = (torch.as_tensor(v) for v in data)
+        if X.shape[0] != y.shape[0]:
+            raise DataError(
+                f"Expected X and y with the same number of examples but got X with "
+                f"{X.shape[0]} and y with {y.shape[0]}"
+            )
+        if X.is_floating_point():
+            X = X.float()
+        return TensorDataset(X, y)
+    raise TypeError(
+        "Expected data to be a data module (with train_dataloader()), a DataLoader, a Dataset "
+        f"or an (X, y) pair but got {type(data).__name__}"
+    )
+
+
+def materialize(data: Any, *, n_examples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """All (or the first ``n_examples``) examples of ``data`` as two tensors ``(X, y)``, in a fixed order.
+
+    Used for evaluation: the data are read once, in the loader's order but without shuffling when the
+    source is a dataset, so every grid point sees exactly the same examples.
+    """
+    n_examples = check_optional_positive_int(n_examples, "n_examples")
+    dataset = getattr(data, "dataset", None)
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
+        X, y = dataset.tensors[0], dataset.tensors[1]
+        if n_examples is not None:
+            X, y = X[:n_examples], y[:n_examples]
+        return _check_nonempty(X, y)
+    if not hasattr(data, "train_dataloader") and not isinstance(data, DataLoader):
+        loader = tensor_loader(_as_dataset(data), 1024, shuffle=False)
+    else:
+        loader = as_dataloader(data)
+    xs: list[torch.Tensor] = []
+    ys: list[torch.Tensor] = []
+    count = 0
+    for batch in loader:
+        x, y = split_batch(batch)
+        xs.append(x)
+        ys.append(y)
+        count += x.shape[0]
+        if n_examples is not None and count >= n_examples:
+            break
+    if not xs:
+        raise DataError("Expected data with at least one example but the loader yielded none")
+    X, y = torch.cat(xs), torch.cat(ys)
+    if n_examples is not None:
+        X, y = X[:n_examples], y[:n_examples]
+    return _check_nonempty(X, y)
+
+
+def _check_nonempty(X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if X.shape[0] == 0:
+        raise DataError("Expected data with at least one example but got an empty data set")
+    return X, y
+
+
+def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` from a loader's batch (a pair, or a longer sequence whose first two items are x, y)."""
+    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
+        return batch[0], batch[1]
+    raise DataError(
+        f"Expected each batch to be an (x, y) pair but got {type(batch).__name__}"
+        + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
+    )

@@ -1,0 +1,112 @@
+"""Stage 2: ``project`` a trajectory onto a plane spanned by two directions in weight space.
+
+The plane passes through the final weights (the *origin*): the weight vector at plane coordinates
+``(x, y)`` is ``origin + x * directions[0] + y * directions[1]``. Methods:
+
+- ``"pca"``: the top two principal components of the mean-centred path, as in the seed package.
+  Computed from the T x T Gram matrix of the path, streaming over blocks of parameters, so the cost
+  is O(T^2 P) time and O(T^2 + block) memory: never a P x P matrix.
+- ``"random"``: two Gaussian directions of unit norm, from ``seed``.
+- ``"filter"``: filter-normalised Gaussian directions (Li et al. 2018, "Visualizing the Loss
+  Landscape of Neural Nets", sec. 4): each filter (slice along the first dimension of a parameter
+  tensor with 2 or more dimensions) of the random direction is rescaled to the norm of the same
+  filter of the final weights; 1-D parameters (biases, normalisation) get zero. This removes the
+  scale invariance of ReLU networks, so plots of models of different scale can be compared.
+- ``"custom"``: two directions the caller gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._runtime import NumThreads, is_small_model, thread_scope
+from .._validate import check_choice
+from ..params.blocks import project_rows
+from ..params.layout import ParamLayout
+from ..results.plane import Plane
+from ..results.trajectory import Trajectory
+from .custom import check_directions
+from .pca import pca_directions
+from .random import random_directions
+
+__all__ = ["METHODS", "fit_plane", "project"]
+
+METHODS = ("pca", "random", "filter", "custom")
+
+
+def project(
+    trajectory: Trajectory,
+    method: str = "pca",
+    *,
+    directions: Sequence[Any] | None = None,
+    seed: int | None = None,
+    num_threads: NumThreads = None,
+) -> Plane:
+    """Project ``trajectory`` onto a plane through its final weights.
+
+    Args:
+        trajectory: the recorded path.
+        method: ``"pca"``, ``"random"``, ``"filter"`` or ``"custom"``.
+        directions: ``(u, v)``, two vectors of length P (arrays or tensors), for ``"custom"``.
+        seed: seeds the random directions (``"random"``, ``"filter"``); None draws fresh ones.
+        num_threads: CPU threads for the products (restored afterwards): a count, ``"auto"``
+            (one thread for models under 100,000 parameters) or None (torch's setting).
+    """
+    return fit_plane(
+        [trajectory.params],
+        trajectory.final_params,
+        trajectory.layout,
+        method,
+        directions=directions,
+        seed=seed,
+        num_threads=num_threads,
+    )
+
+
+def fit_plane(
+    paths: Sequence[np.ndarray],
+    origin: np.ndarray,
+    layout: ParamLayout,
+    method: str = "pca",
+    *,
+    directions: Sequence[Any] | None = None,
+    seed: int | None = None,
+    num_threads: NumThreads = None,
+) -> Plane:
+    """A plane through ``origin`` fit to one or several paths (joint PCA over all their rows);
+    its ``path_2d`` is the projection of the first path."""
+    method = check_choice(method, "reduction_method", METHODS)
+    if method != "custom" and directions is not None:
+        raise ValueError(
+            f"custom_directions were given but reduction_method is {method!r}; "
+            "use reduction_method='custom' to use them"
+        )
+    origin = np.asarray(origin, dtype=np.float64)
+    small = is_small_model(layout.n_params, torch.device("cpu"))
+    with thread_scope(num_threads, small=small):
+        return _fit(paths, origin, layout, method, directions, seed)
+
+
+def _fit(
+    paths: Sequence[np.ndarray],
+    origin: np.ndarray,
+    layout: ParamLayout,
+    method: str,
+    directions: Sequence[Any] | None,
+    seed: int | None,
+) -> Plane:
+    explained = None
+    if method == "pca":
+        D, explained = pca_directions(paths, seed)
+    elif method == "custom":
+        D = check_directions(directions, layout.n_params)
+    else:
+        D = random_directions(
+            layout, seed, filter_norm_weights=origin if method == "filter" else None
+        )
+    coords, distance = project_rows(paths[0], origin, D)
+    return Plane(origin, D, coords, distance, explained, method)

@@ -1,0 +1,46 @@
+"""Evaluation data, read once: every point sees exactly the same examples, in fixed batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..data import materialize
+
+__all__ = ["EvalData"]
+
+
+@dataclass(frozen=True)
+class EvalData:
+    """Examples ``X`` (N, ...) and targets ``y`` (N, ...) on the evaluation device, inputs in the
+    model's dtype, cut into fixed batches of ``batch_size`` examples."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+    batch_size: int
+
+    @classmethod
+    def prepare(
+        cls, data: Any, device: torch.device, dtype: torch.dtype, n_examples: int | None = None
+    ) -> EvalData:
+        X, y = materialize(data, n_examples=n_examples)
+        X = X.to(device, dtype if X.is_floating_point() else X.dtype)
+        return cls(X, y.to(device), int(X.shape[0]))
+
+    def with_batch_size(self, batch_size: int) -> EvalData:
+        return EvalData(self.X, self.y, max(1, min(batch_size, self.n_examples)))
+
+    @property
+    def n_examples(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def n_batches(self) -> int:
+        return -(-self.n_examples // self.batch_size)
+
+    def batch(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch ``b``: examples ``[b * batch_size, (b + 1) * batch_size)``."""
+        sl = slice(b * self.batch_size, (b + 1) * self.batch_size)
+        return self.X[sl], self.y[sl]

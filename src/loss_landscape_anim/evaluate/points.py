@@ -1,0 +1,77 @@
+"""The weight vectors to evaluate: points of a plane, or arbitrary flat weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["PlanePoints", "Points", "WeightPoints"]
+
+
+@dataclass(frozen=True)
+class WeightPoints:
+    """K arbitrary flat weight vectors ``W`` (K, P) in the model's dtype."""
+
+    W: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.W.shape[0])
+
+    def weights(self, sl: slice) -> torch.Tensor:
+        return self.W[sl]
+
+    @classmethod
+    def of(cls, weights: np.ndarray, device: torch.device, dtype: torch.dtype) -> WeightPoints:
+        return cls(torch.as_tensor(np.asarray(weights), dtype=dtype, device=device))
+
+
+@dataclass(frozen=True)
+class PlanePoints:
+    """K points ``origin + coords @ directions`` of a plane.
+
+    Weights are built in float64 and then cast to the model's dtype: far from the origin (a
+    diverged path), float32 would lose the small differences between nearby points to rounding.
+    ``origin`` (P,), ``directions`` (2, P) and ``coords`` (K, 2) are the model-dtype copies the
+    strategies that exploit the plane's structure use."""
+
+    origin64: torch.Tensor
+    directions64: torch.Tensor
+    coords64: torch.Tensor
+    dtype: torch.dtype
+
+    def __len__(self) -> int:
+        return int(self.coords64.shape[0])
+
+    @classmethod
+    def of(
+        cls,
+        origin: np.ndarray,
+        directions: np.ndarray,
+        coords: np.ndarray,
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> PlanePoints:
+        def as64(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(a), dtype=torch.float64, device=device)
+
+        return cls(as64(origin), as64(directions), as64(coords).reshape(-1, 2), dtype)
+
+    def weights(self, sl: slice) -> torch.Tensor:
+        return (self.origin64 + self.coords64[sl] @ self.directions64).to(self.dtype)
+
+    @property
+    def origin(self) -> torch.Tensor:
+        return self.origin64.to(self.dtype)
+
+    @property
+    def directions(self) -> torch.Tensor:
+        return self.directions64.to(self.dtype)
+
+    @property
+    def coords(self) -> torch.Tensor:
+        return self.coords64.to(self.dtype)
+
+
+Points = WeightPoints | PlanePoints

@@ -1,0 +1,62 @@
+"""Hoisted first layer: the first layer (linear in its weights) is evaluated 3 times per data batch
+for a whole job; each point's first-layer output is combined from those, and only the rest of the
+network runs per point (vectorised, or one point at a time for convolutions on the CPU)."""
+
+from __future__ import annotations
+
+import torch
+from torch.func import functional_call
+
+from ..data import EvalData
+from ..functional import FunctionalModel
+from ..points import PlanePoints, Points
+from .base import Strategy, map_points
+from .first_maps import FirstLayerMaps
+from .split import SequentialSplit
+
+__all__ = ["FirstLayer"]
+
+
+class FirstLayer(Strategy):
+    """Points of a plane through a sequential model cut after its first layer."""
+
+    name = "first_layer"
+    needs_plane = True
+
+    def __init__(
+        self,
+        model: FunctionalModel,
+        data: EvalData,
+        split: SequentialSplit,
+        *,
+        vectorized: bool,
+        cache_bytes: int,
+    ):
+        super().__init__(model, data)
+        self.split, self.vectorized, self.cache_bytes = split, vectorized, cache_bytes
+        self.first_maps: FirstLayerMaps | None = None
+
+    def start(self, points: Points) -> None:
+        if not isinstance(points, PlanePoints):
+            raise TypeError(f"The {self.name!r} strategy evaluates points of a plane only")
+        super().start(points)
+        self.first_maps = FirstLayerMaps(
+            self.model, self.split, self.data, points, self.cache_bytes
+        )
+
+    def batch_losses(self, sl: slice, b: int) -> torch.Tensor:
+        assert isinstance(self.points, PlanePoints) and self.first_maps is not None
+        maps = self.first_maps.maps(b)
+        coords = self.points.coords[sl]
+        z0, zd = maps[0], maps[1:]
+        z = torch.addmm(z0.reshape(1, -1), coords, zd.reshape(2, -1))
+        z = z.view(coords.shape[0], *z0.shape)
+        views = self.model.params(self.points.weights(sl))
+        rest = {local: views[full] for local, full in self.split.rest_names.items()}
+        _, yb = self.data.batch(b)
+        loss_fn, module = self.model.loss_fn, self.split.rest
+
+        def point_loss(params: dict[str, torch.Tensor], zp: torch.Tensor) -> torch.Tensor:
+            return loss_fn(functional_call(module, params, (zp,)), yb)
+
+        return map_points(point_loss, (rest, z), self.vectorized)

@@ -1,0 +1,59 @@
+"""The first layer's outputs at a plane's origin and along its two directions, per data batch:
+what :mod:`.first_layer` and :mod:`.linear_chain` build every point's first-layer output from."""
+
+from __future__ import annotations
+
+import torch
+from torch.func import functional_call
+
+from ..data import EvalData
+from ..functional import FunctionalModel
+from ..points import PlanePoints
+from .split import SequentialSplit
+
+__all__ = ["FirstLayerMaps"]
+
+
+class FirstLayerMaps:
+    """``maps(b)`` -> (3, N_b, ...) first-layer outputs of batch ``b`` at the origin and along
+    each direction; with ``feature_major``, (features, 3, N_b) for a ``Linear`` first layer.
+    All batches are kept when they fit in ``cache_bytes``; otherwise only the last batch asked
+    for is kept."""
+
+    def __init__(
+        self,
+        model: FunctionalModel,
+        split: SequentialSplit,
+        data: EvalData,
+        points: PlanePoints,
+        cache_bytes: int,
+        *,
+        feature_major: bool = False,
+    ):
+        self.model, self.split, self.data = model, split, data
+        self.feature_major = feature_major
+        views = model.layout.unflatten(torch.stack([points.origin, *points.directions]))
+        self.basis = {local: views[full] for local, full in split.first_names.items()}
+        xb, _ = data.batch(0)
+        first = self._compute(xb[:1])
+        per_example = first.numel() * first.element_size()
+        self.keep_all = per_example * data.n_examples <= cache_bytes
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def maps(self, b: int) -> torch.Tensor:
+        found = self._cache.get(b)
+        if found is None:
+            if not self.keep_all:
+                self._cache.clear()
+            found = self._cache[b] = self._compute(self.data.batch(b)[0])
+        return found
+
+    def _compute(self, xb: torch.Tensor) -> torch.Tensor:
+        z = self.split.prefix(xb)
+        params = self.basis
+
+        def first(p: dict[str, torch.Tensor]) -> torch.Tensor:
+            return functional_call(self.split.first, p, (z,))
+
+        maps = torch.stack([first({k: v[i] for k, v in params.items()}) for i in range(3)])
+        return maps.permute(2, 0, 1).contiguous() if self.feature_major else maps

@@ -1,0 +1,105 @@
+"""Cutting a sequential model after its first layer that is linear in its weights.
+
+When the model is (or declares, through ``as_sequential()``) an ``nn.Sequential`` whose first layer
+with parameters is a ``Linear`` or convolution, that layer's output on a plane is
+
+    f(x; W + a D0 + b D1) = f(x; W) + a f(x; D0) + b f(x; D1)
+
+so it can be evaluated 3 times for a whole job instead of once per point.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["SequentialSplit", "split_first_linear"]
+
+logger = logging.getLogger(__name__)
+
+_LINEAR_FIRST_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+@dataclass(frozen=True)
+class SequentialSplit:
+    """A sequential model cut after its first layer with parameters."""
+
+    prefix: nn.Module  # parameter-free leading modules (Flatten, ...)
+    first: nn.Module  # the layer linear in its weights
+    first_names: dict[str, str]  # local parameter name -> model parameter name
+    rest: nn.Module
+    rest_names: dict[str, str]
+    # The rest as a chain of Linear layers (their model parameter names) and elementwise
+    # activations (None), when it is only made of those; else None.
+    chain: list[tuple[nn.Module, dict[str, str] | None]] | None = None
+
+
+#: Parameter-free modules that act on each element alone (in eval mode).
+_ELEMENTWISE = (
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.ReLU6,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Softplus,
+    nn.Hardtanh,
+    nn.Hardswish,
+    nn.Identity,
+    nn.Dropout,
+)
+
+
+def _linear_chain(
+    modules: list[nn.Module], full_names: dict[int, str]
+) -> list[tuple[nn.Module, dict[str, str] | None]] | None:
+    """``modules`` as a chain of Linear layers and elementwise activations, or None."""
+    chain: list[tuple[nn.Module, dict[str, str] | None]] = []
+    for m in modules:
+        if isinstance(m, nn.Linear):
+            chain.append((m, {n: full_names[id(p)] for n, p in m.named_parameters()}))
+        elif isinstance(m, _ELEMENTWISE):
+            chain.append((m, None))
+        else:
+            return None
+    return chain
+
+
+def split_first_linear(model: nn.Module, sample: torch.Tensor) -> SequentialSplit | None:
+    """Cut ``model`` after its first layer that is linear in its weights, if the model is (or
+    declares an equivalent) ``nn.Sequential``; None otherwise."""
+    seq: Any = model if isinstance(model, nn.Sequential) else None
+    as_sequential = getattr(model, "as_sequential", None)
+    if seq is None and callable(as_sequential):
+        seq = as_sequential()
+    if not isinstance(seq, nn.Sequential):
+        return None
+    modules = list(seq)
+    k = next((i for i, m in enumerate(modules) if any(True for _ in m.parameters())), None)
+    if k is None or not isinstance(modules[k], _LINEAR_FIRST_LAYERS):
+        return None
+    if any(any(True for _ in m.buffers()) for m in modules[: k + 1]):
+        return None
+    full_names = {id(p): n for n, p in model.named_parameters()}
+    first, rest = modules[k], nn.Sequential(*modules[k + 1 :])
+    first_names = {n: full_names.get(id(p), "") for n, p in first.named_parameters()}
+    rest_names = {n: full_names.get(id(p), "") for n, p in rest.named_parameters()}
+    if "" in first_names.values() or "" in rest_names.values():
+        return None
+    if len(first_names) + len(rest_names) != len(full_names):
+        return None
+    with torch.no_grad():
+        if not torch.allclose(seq(sample), model(sample), rtol=1e-4, atol=1e-5):
+            logger.info("as_sequential() does not match forward(); using the general evaluator")
+            return None
+    chain = _linear_chain(modules[k + 1 :], full_names) if isinstance(first, nn.Linear) else None
+    return SequentialSplit(nn.Sequential(*modules[:k]), first, first_names, rest, rest_names, chain)

@@ -1,0 +1,68 @@
+"""The loss and accuracy of a model's predictions: shared by training and by evaluation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import DataError
+
+__all__ = ["LossFn", "batch_accuracy", "checked_loss", "is_default_cross_entropy", "loss_function"]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def loss_function(model: nn.Module) -> LossFn:
+    """The model's ``loss_fn`` when it has one, else mean cross-entropy."""
+    fn = getattr(model, "loss_fn", None)
+    return fn if callable(fn) else F.cross_entropy
+
+
+def batch_accuracy(y_pred: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of correct argmax predictions for class logits (N, C); NaN for other outputs."""
+    if y_pred.ndim != 2 or y.ndim != 1 or y.is_floating_point():
+        return math.nan
+    return float((y_pred.argmax(dim=1) == y).float().mean())
+
+
+def checked_loss(
+    loss_fn: LossFn, y_pred: torch.Tensor, y: torch.Tensor, *, check_labels: bool = True
+) -> torch.Tensor:
+    """``loss_fn(y_pred, y)``, with a clear error when the output does not fit the targets.
+
+    ``check_labels`` compares class labels with the number of outputs first (a device sync; the
+    training loop does it on its first batch, and the loss itself fails on later bad labels)."""
+    if (
+        check_labels
+        and y_pred.ndim == 2
+        and y.ndim == 1
+        and not y.is_floating_point()
+        and y.numel()
+    ):
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= y_pred.shape[1]:
+            raise DataError(
+                f"Expected labels in [0, {y_pred.shape[1] - 1}] for a model with "
+                f"{y_pred.shape[1]} outputs but got labels in [{low}, {high}]"
+            )
+    try:
+        loss = loss_fn(y_pred, y)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise DataError(
+            f"The model's output of shape {tuple(y_pred.shape)} does not fit the loss with targets "
+            f"of shape {tuple(y.shape)} and dtype {y.dtype}: {exc}"
+        ) from exc
+    if loss.ndim != 0:
+        raise DataError(f"Expected the loss to be a scalar but got shape {tuple(loss.shape)}")
+    return loss
+
+
+def is_default_cross_entropy(loss_fn: Callable) -> bool:
+    """True for ``F.cross_entropy`` and a ``GenericModel`` that keeps its default ``loss_fn``."""
+    from .models import GenericModel
+
+    return loss_fn is F.cross_entropy or getattr(loss_fn, "__func__", None) is GenericModel.loss_fn

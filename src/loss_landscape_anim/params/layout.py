@@ -1,0 +1,90 @@
+"""One layout for flat parameter vectors.
+
+Every other module works on flat vectors of all the model's parameters, in ``model.parameters()``
+order (the order ``torch.nn.utils.parameters_to_vector`` uses). This module is the only place that
+knows how such a vector maps back to named tensors, and the round trip is exact.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import IncompatibleFileError
+
+
+@dataclass(frozen=True)
+class ParamLayout:
+    """Names and shapes of a model's parameters, in ``model.parameters()`` order."""
+
+    names: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def of(cls, model: nn.Module) -> ParamLayout:
+        named = list(model.named_parameters())
+        if not named:
+            raise ValueError(
+                f"Expected a model with at least one parameter but {type(model).__name__} has none"
+            )
+        return cls(tuple(n for n, _ in named), tuple(tuple(p.shape) for _, p in named))
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(math.prod(s) for s in self.shapes)
+
+    @property
+    def n_params(self) -> int:
+        return sum(self.sizes)
+
+    def offsets(self) -> list[tuple[int, int]]:
+        """``(start, stop)`` of each parameter in the flat vector."""
+        bounds = np.cumsum((0, *self.sizes))
+        return [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+
+    def flatten(self, model: nn.Module) -> torch.Tensor:
+        """The model's parameters as one detached 1-D tensor (a copy)."""
+        self.check_model(model)
+        return flatten_params(model)
+
+    def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named views into ``flat`` (shape (..., P)); leading batch dimensions are kept."""
+        if flat.shape[-1] != self.n_params:
+            raise ValueError(
+                f"Expected a flat parameter vector of length {self.n_params} but got {flat.shape[-1]}"
+            )
+        lead = tuple(flat.shape[:-1])
+        return {
+            name: flat[..., a:b].reshape((*lead, *shape))
+            for name, shape, (a, b) in zip(self.names, self.shapes, self.offsets(), strict=True)
+        }
+
+    def check_model(self, model: nn.Module) -> None:
+        other = ParamLayout.of(model)
+        if other != self:
+            raise IncompatibleFileError(
+                f"Expected a model with {self.n_params} parameters in tensors {self.describe()} "
+                f"but got {other.n_params} in {other.describe()}"
+            )
+
+    def describe(self, limit: int = 4) -> str:
+        parts = [f"{n}{list(s)}" for n, s in zip(self.names, self.shapes, strict=True)]
+        more = f", ... ({len(parts) - limit} more)" if len(parts) > limit else ""
+        return "[" + ", ".join(parts[:limit]) + more + "]"
+
+    def to_json(self) -> dict[str, list]:
+        return {"names": list(self.names), "shapes": [list(s) for s in self.shapes]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ParamLayout:
+        return cls(tuple(data["names"]), tuple(tuple(int(d) for d in s) for s in data["shapes"]))
+
+
+def flatten_params(model: nn.Module) -> torch.Tensor:
+    """All parameters of ``model`` as one detached 1-D tensor, in ``parameters()`` order."""
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])

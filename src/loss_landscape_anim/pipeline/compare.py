@@ -1,0 +1,243 @@
+"""Compare optimizers in one animation: same initial weights, one shared plane, one grid.
+
+A 2D slice can mislead: a path that looks worse in one optimizer's plane may reach a lower loss
+off that plane. The animation shows, for every path, its distance from the plane, so a viewer can
+tell when a path leaves the slice the contours describe.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._validate import check_optional_positive_int, check_positive_int, check_positive_number
+from ..analysis import DEFAULT_MARGIN, DEFAULT_RESOLUTION
+from ..directions import check_directions, fit_plane
+from ..params.layout import ParamLayout
+from ..record import train
+from ..record.optimizers import OptimizerSpec, check_optimizer_spec
+from ..render import Animation, Style, frame_indices
+from ..results import LossGrid, PathLosses, Plane, Trajectory
+from .options import (
+    DEFAULT_FPS,
+    DEFAULT_FRAMES,
+    GridOptions,
+    RenderOptions,
+    RunOptions,
+    check_method,
+)
+from .stages import (
+    build_default_model,
+    evaluate_grid,
+    frame_path_losses,
+    render,
+    timed,
+    with_final_weights,
+)
+
+__all__ = ["Comparison", "compare_optimizers"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """The result of :func:`compare_optimizers`.
+
+    Attributes:
+        trajectories: optimizer name -> its recorded path (all start from the same weights).
+        plane: the shared plane, through the final weights of ``center``, with ``center``'s path.
+        planes: optimizer name -> the shared plane with that optimizer's path projected on it.
+        grid: the loss grid covering every path.
+        center: the optimizer whose final weights are the plane's origin.
+        animation: the rendered animation, or None when not rendered.
+    """
+
+    trajectories: dict[str, Trajectory]
+    plane: Plane
+    planes: dict[str, Plane]
+    grid: LossGrid
+    center: str
+    animation: Animation | None = None
+
+
+def compare_optimizers(
+    optimizers: Sequence[str] | Mapping[str, OptimizerSpec],
+    n_epochs: int,
+    *,
+    model: nn.Module | None = None,
+    datamodule: Any = None,
+    center: str | None = None,
+    reduction_method: str = "pca",
+    custom_directions: Any = None,
+    seed: int | None = None,
+    output_filename: str | os.PathLike | None = "compare.gif",
+    learning_rates: Mapping[str, float] | None = None,
+    learning_rate: float | None = None,
+    batch_size: int | None = None,
+    giffps: int = DEFAULT_FPS,
+    n_frames: int | None = DEFAULT_FRAMES,
+    resolution: int = DEFAULT_RESOLUTION,
+    margin: float = DEFAULT_MARGIN,
+    device: str | torch.device | None = None,
+    gpus: int = 0,
+    n_examples: int | None = None,
+    show_path_losses: bool = True,
+    style: Style | None = None,
+    progress: bool = True,
+    strategy: str = "auto",
+) -> Comparison:
+    """Train one copy of the model per optimizer from identical initial weights, project all
+    paths onto one shared plane through ``center``'s final weights, and animate them together.
+
+    Args:
+        optimizers: names (``"adam"``, ``"sgd"``, ``"adagrad"``, ``"rmsprop"``), or a mapping
+            label -> name / optimizer class.
+        n_epochs: training epochs for each optimizer.
+        model: the model (default: the MLP on the data); each optimizer trains its own copy.
+        datamodule: training and evaluation data (default: spirals).
+        center: the optimizer whose final weights centre the plane (default: the first).
+        reduction_method: ``"pca"`` (joint PCA over all paths), ``"random"``, ``"filter"`` or
+            ``"custom"`` (with ``custom_directions``).
+        seed: seeds the default model, data order and random directions.
+        output_filename: ``.gif``, ``.mp4`` or ``.html``; None skips rendering.
+        learning_rates: label -> learning rate; others use ``learning_rate`` or the model's.
+        giffps, n_frames: frames per second, and at most this many frames.
+        resolution, margin, device, gpus, n_examples: as for :func:`loss_landscape_anim`.
+    """
+    specs = _optimizer_specs(optimizers)
+    center = next(iter(specs)) if center is None else center
+    if center not in specs:
+        raise ValueError(
+            f"Expected center to be one of {', '.join(map(repr, specs))} but got {center!r}"
+        )
+    rates = _learning_rates(learning_rates, specs)
+    n_epochs = check_positive_int(n_epochs, "n_epochs")
+    method = check_method(reduction_method)
+    grid_options = GridOptions(resolution, margin, n_examples, strategy)
+    check_positive_int(giffps, "giffps")
+    check_optional_positive_int(n_frames, "n_frames")
+    render_options = (
+        RenderOptions.of(output_filename, fps=giffps, n_frames=n_frames, style=style)
+        if output_filename is not None
+        else None
+    )
+    run = RunOptions.of(device=device, gpus=gpus, seed=seed, progress=progress)
+    model, data = build_default_model(model, datamodule, seed, learning_rate, batch_size)
+    if method == "custom":
+        check_directions(custom_directions, ParamLayout.of(model).n_params)
+
+    trajectories: dict[str, Trajectory] = {}
+    for name, spec in specs.items():
+        with timed(f"training {name}"):
+            trajectories[name] = train(
+                model,
+                data,
+                n_epochs,
+                optimizer=spec,
+                learning_rate=rates.get(name, learning_rate),
+                seed=seed,
+                device=run.device,
+                progress=progress,
+                num_threads=run.num_threads,
+            )
+    plane, planes = _shared_plane(trajectories, center, method, custom_directions, run)
+    trained = with_final_weights(model, trajectories[center])
+    extra = [p.path_2d for p in planes.values()]
+    grid = evaluate_grid(trained, data, plane, grid_options, run, extra_paths=extra)
+    animation = None
+    if render_options is not None:
+        losses: dict[str, PathLosses] | None = None
+        if show_path_losses and len(trajectories) == 1:  # drawn for a single path only
+            losses = {
+                name: frame_path_losses(
+                    trained,
+                    data,
+                    t,
+                    planes[name],
+                    frame_indices(len(t), render_options.n_frames),
+                    grid_options,
+                    run,
+                )
+                for name, t in trajectories.items()
+            }
+        animation = render(
+            trajectories,
+            planes,
+            grid,
+            render_options,
+            run,
+            default_style=Style(title=_title(center)),
+            path_losses=losses,
+        )
+    return Comparison(trajectories, plane, planes, grid, center, animation)
+
+
+def _learning_rates(
+    learning_rates: Mapping[str, float] | None, specs: Mapping[str, OptimizerSpec]
+) -> dict[str, float]:
+    rates = dict(learning_rates or {})
+    unknown = sorted(set(rates) - set(specs))
+    if unknown:
+        raise ValueError(
+            f"learning_rates names optimizers that are not compared: {unknown}; "
+            f"compared: {list(specs)}"
+        )
+    return {
+        name: check_positive_number(lr, f"learning_rates[{name!r}]") for name, lr in rates.items()
+    }
+
+
+def _shared_plane(
+    trajectories: dict[str, Trajectory],
+    center: str,
+    method: str,
+    custom_directions: Any,
+    run: RunOptions,
+) -> tuple[Plane, dict[str, Plane]]:
+    """One plane through ``center``'s final weights fit to every path (``center``'s first), and
+    that plane with each path projected onto it."""
+    ordered = [trajectories[center]] + [t for n, t in trajectories.items() if n != center]
+    with timed("projection"):
+        plane = fit_plane(
+            [t.params for t in ordered],
+            trajectories[center].final_params,
+            trajectories[center].layout,
+            method,
+            directions=custom_directions,
+            seed=run.seed,
+            num_threads=run.num_threads,
+        )
+        return plane, {name: plane.with_path(t) for name, t in trajectories.items()}
+
+
+def _optimizer_specs(
+    optimizers: Sequence[str] | Mapping[str, OptimizerSpec],
+) -> dict[str, OptimizerSpec]:
+    if isinstance(optimizers, str):
+        raise TypeError(
+            f"Expected optimizers to be a list of names such as ['adam', 'sgd'] but got the "
+            f"string {optimizers!r}"
+        )
+    if isinstance(optimizers, Mapping):
+        specs = {
+            str(k): check_optimizer_spec(v, f"optimizers[{k!r}]") for k, v in optimizers.items()
+        }
+    else:
+        specs = {}
+        for item in optimizers:
+            spec = check_optimizer_spec(item, "optimizers")
+            specs[spec if isinstance(spec, str) else getattr(spec, "__name__", str(spec))] = spec
+    if len(specs) < 1:
+        raise ValueError("Expected at least one optimizer to compare but got none")
+    return specs
+
+
+def _title(center: str) -> str:
+    return f"Optimizers on one slice, centred on {center}'s optimum"

@@ -1,0 +1,211 @@
+"""The one-call API with the seed package's signature. It validates every argument into option
+objects, then only composes the stages."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._validate import check_optional_positive_int, check_positive_int, check_positive_number
+from ..analysis import DEFAULT_MARGIN, DEFAULT_RESOLUTION
+from ..analysis import decision_regions as compute_regions
+from ..directions import check_directions, project
+from ..params.layout import ParamLayout
+from ..record import train
+from ..record.optimizers import check_optimizer_spec
+from ..render import Animation, Style, frame_indices
+from ..results import Trajectory
+from .options import (
+    DEFAULT_FPS,
+    DEFAULT_FRAMES,
+    GridOptions,
+    RenderOptions,
+    RunOptions,
+    check_method,
+)
+from .run_files import RunFiles
+from .stages import (
+    build_default_model,
+    evaluate_grid,
+    frame_path_losses,
+    is_2d_classifier,
+    render,
+    timed,
+    with_final_weights,
+)
+
+__all__ = ["loss_landscape_anim"]
+
+
+def loss_landscape_anim(
+    n_epochs: int | None = None,
+    datamodule: Any = None,
+    model: nn.Module | None = None,
+    optimizer: Any = "adam",
+    reduction_method: str = "pca",
+    custom_directions: Any = None,
+    model_dirpath: str | os.PathLike = "checkpoints/",
+    model_filename: str = "model.pt",
+    gpus: int = 0,
+    load_model: bool = False,
+    output_to_file: bool = True,
+    output_filename: str | os.PathLike = "sample.gif",
+    giffps: int = DEFAULT_FPS,
+    sampling: bool = False,
+    n_frames: int = DEFAULT_FRAMES,
+    seed: int | None = None,
+    return_data: bool = False,
+    *,
+    learning_rate: float | None = None,
+    batch_size: int | None = None,
+    resolution: int = DEFAULT_RESOLUTION,
+    margin: float = DEFAULT_MARGIN,
+    device: str | torch.device | None = None,
+    n_examples: int | None = None,
+    record_every: int | None = None,
+    decision_regions: bool | None = None,
+    show_path_losses: bool = True,
+    style: Style | None = None,
+    progress: bool = True,
+    strategy: str = "auto",
+) -> Animation | tuple[list[np.ndarray], list[float], list[float]] | None:
+    """Train a model, project its path onto 2 directions, evaluate the loss around the final
+    weights and animate the path over the loss contours.
+
+    With no arguments but ``n_epochs`` it trains the default MLP (one hidden layer of 50 ReLU
+    units, Adam, lr 5e-3) on the built-in spirals data and writes ``sample.gif``.
+
+    Args:
+        n_epochs: passes over the training data (ignored with ``load_model=True``).
+        datamodule: training data: a data module (``train_dataloader()``), ``DataLoader``,
+            ``Dataset`` or ``(X, y)``; default :class:`SpiralsDataModule`.
+        model: the model; default ``MLP`` sized from the data module. Its own optimizer and
+            learning rate (``GenericModel``) are used; ``optimizer`` and ``learning_rate`` apply to
+            the default model and to plain ``nn.Module``s.
+        optimizer: ``"adam"``, ``"sgd"``, ``"adagrad"``, ``"rmsprop"`` or an optimizer class.
+        reduction_method: ``"pca"``, ``"random"``, ``"filter"`` or ``"custom"``.
+        custom_directions: ``(u, v)`` for ``"custom"``: two vectors of the parameter count.
+        model_dirpath, model_filename: where the trained weights (a ``state_dict``) and the
+            trajectory (``<stem>.trajectory.npz``) are saved, and loaded from with ``load_model``.
+        gpus: 1 to train and evaluate on the GPU (an error when there is none).
+        load_model: re-render from the saved weights and trajectory, without training.
+        output_to_file: write ``output_filename``; False shows the animation instead (inline in
+            Jupyter).
+        output_filename: ``.gif``, ``.mp4`` or ``.html``.
+        giffps: frames per second.
+        sampling: show ``n_frames`` frames spread over the path instead of every recorded step.
+        n_frames: number of frames when ``sampling``.
+        seed: seeds the default model's initial weights, data order and random directions; a
+            user's model keeps its weights. ``seed=0`` is a seed.
+        return_data: return ``(optim_path, loss_steps, accu_steps)``: per recorded step, the flat
+            weights (1-D array), the loss and the accuracy.
+        learning_rate, batch_size: for the default model and data.
+        resolution, margin: the loss grid: points per axis, and room around the path.
+        device: overrides ``gpus`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
+        n_examples: evaluate the grid on the first ``n_examples`` examples only.
+        record_every: record every k-th step (default: every step, up to 1,000).
+        decision_regions: draw the model's decision regions (2-input classifiers); default: when
+            the inputs are 2-D.
+        show_path_losses: evaluate each frame's true loss and the loss at its projection.
+        style: how the animation looks.
+        progress: progress bars.
+        strategy: how the grid evaluates chunks of points (see :func:`compute_loss_grid`).
+
+    Returns:
+        ``(optim_path, loss_steps, accu_steps)`` with ``return_data``; else the
+        :class:`Animation` when it was written to a file, None when it was shown.
+    """
+    # -- validate everything before any work or any file is written --------------------------
+    epochs = 0 if load_model else check_positive_int(n_epochs, "n_epochs")
+    n_frames = check_positive_int(n_frames, "n_frames")
+    method = check_method(reduction_method)
+    optimizer = check_optimizer_spec(optimizer)
+    if learning_rate is not None:
+        check_positive_number(learning_rate, "learning_rate")
+    check_optional_positive_int(record_every, "record_every")
+    if decision_regions and getattr(datamodule, "input_dim", 2) != 2:
+        raise ValueError(
+            "decision_regions=True needs 2-D inputs (a 2-input classifier) but the data have "
+            f"input_dim {datamodule.input_dim!r}"
+        )
+    grid_options = GridOptions(resolution, margin, n_examples, strategy)
+    render_options = RenderOptions.of(
+        output_filename if output_to_file else None,
+        fps=giffps,
+        n_frames=n_frames if sampling else None,
+        style=style,
+        format=None if output_to_file else "gif",
+    )
+    model_gpus = getattr(model, "gpus", 0) if isinstance(getattr(model, "gpus", 0), int) else 0
+    run = RunOptions.of(device=device, gpus=gpus or model_gpus, seed=seed, progress=progress)
+    model, data = build_default_model(model, datamodule, seed, learning_rate, batch_size, optimizer)
+    if method == "custom":
+        check_directions(custom_directions, ParamLayout.of(model).n_params)
+    files = RunFiles.at(model_dirpath, model_filename)
+
+    # -- the stages -------------------------------------------------------------------------
+    if load_model:
+        with timed("loading"):
+            trajectory, trained = files.load(model)
+    else:
+        with timed("training"):
+            trajectory = _train(model, data, epochs, optimizer, learning_rate, record_every, run)
+            trained = with_final_weights(model, trajectory)
+            files.save(trained, trajectory)
+    with timed("projection"):
+        plane = project(
+            trajectory, method, directions=custom_directions, seed=seed, num_threads=run.num_threads
+        )
+    grid = evaluate_grid(trained, data, plane, grid_options, run)
+    frames = frame_indices(len(trajectory), render_options.n_frames)
+    panels: dict[str, Any] = {}
+    if show_path_losses:
+        panels["path_losses"] = frame_path_losses(
+            trained, data, trajectory, plane, frames, grid_options, run
+        )
+    if decision_regions or (decision_regions is None and is_2d_classifier(data)):
+        with timed("decision regions"):
+            panels["decision_regions"] = compute_regions(
+                trained, data, trajectory, frames, device=run.device, num_threads=run.num_threads
+            )
+    animation = render(trajectory, plane, grid, render_options, run, **panels)
+    if return_data:
+        return (
+            [np.array(row) for row in trajectory.params],
+            trajectory.loss.tolist(),
+            trajectory.accuracy.tolist(),
+        )
+    if not output_to_file:
+        animation.show()
+        return None
+    return animation
+
+
+def _train(
+    model: nn.Module,
+    data: Any,
+    epochs: int,
+    optimizer: Any,
+    learning_rate: float | None,
+    record_every: int | None,
+    run: RunOptions,
+) -> Trajectory:
+    """Train ``model``: with its own optimizer when it declares one (``GenericModel``), else with
+    ``optimizer`` and ``learning_rate``."""
+    own_optimizer = isinstance(getattr(model, "optimizer", None), (str, type))
+    return train(
+        model,
+        data,
+        epochs,
+        optimizer=None if own_optimizer else optimizer,
+        learning_rate=None if own_optimizer else learning_rate,
+        seed=run.seed,
+        device=run.device,
+        record_every=record_every,
+        progress=run.progress,
+        num_threads=run.num_threads,
+    )

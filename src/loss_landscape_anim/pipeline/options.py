@@ -1,0 +1,116 @@
+"""Validated option objects shared by the one-call API and the optimizer comparison: every
+argument is checked here, before any training or any file is written, and every default lives here
+once."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._runtime import NumThreads, check_num_threads, check_seed, resolve_device
+from .._validate import check_choice, check_optional_positive_int, check_positive_int
+from ..analysis.loss_grid import DEFAULT_MARGIN, DEFAULT_RESOLUTION, check_grid_arguments
+from ..directions import METHODS
+from ..evaluate import STRATEGIES
+from ..render import Style
+from ..render.writers import format_for
+
+__all__ = ["DEFAULT_FPS", "DEFAULT_FRAMES", "GridOptions", "RenderOptions", "RunOptions"]
+
+#: Default frames per second of the animation.
+DEFAULT_FPS = 15
+#: Default number of frames when frames are sampled.
+DEFAULT_FRAMES = 300
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    """How the loss grid is computed: ``resolution`` points per axis (>= 2), ``margin`` room
+    around the path(s) as a share of their extent, the first ``n_examples`` examples (None: all),
+    and the evaluation ``strategy``."""
+
+    resolution: int = DEFAULT_RESOLUTION
+    margin: float = DEFAULT_MARGIN
+    n_examples: int | None = None
+    strategy: str = "auto"
+
+    def __post_init__(self) -> None:
+        resolution, margin = check_grid_arguments(self.resolution, self.margin)
+        object.__setattr__(self, "resolution", resolution)
+        object.__setattr__(self, "margin", margin)
+        object.__setattr__(
+            self, "n_examples", check_optional_positive_int(self.n_examples, "n_examples")
+        )
+        object.__setattr__(
+            self, "strategy", check_choice(self.strategy, "strategy", ("auto", *STRATEGIES))
+        )
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How the animation is written: to ``output`` (None: to memory) in ``format``, at ``fps``
+    frames per second, with at most ``n_frames`` frames (None: one per recorded row)."""
+
+    output: Path | None
+    format: str
+    fps: int = DEFAULT_FPS
+    n_frames: int | None = DEFAULT_FRAMES
+    style: Style | None = None
+
+    @classmethod
+    def of(
+        cls,
+        output: str | os.PathLike | None,
+        *,
+        fps: Any = DEFAULT_FPS,
+        n_frames: Any = DEFAULT_FRAMES,
+        style: Any = None,
+        format: str | None = None,
+    ) -> RenderOptions:
+        if style is not None and not isinstance(style, Style):
+            raise TypeError(f"Expected style to be a Style or None but got {type(style).__name__}")
+        return cls(
+            output=Path(output) if output is not None else None,
+            format=format_for(output, format),
+            fps=check_positive_int(fps, "giffps"),
+            n_frames=check_optional_positive_int(n_frames, "n_frames"),
+            style=style,
+        )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where and how the stages run: ``device``, ``seed`` (None: unseeded), progress bars, and
+    CPU threads (``"auto"``: one thread for small work; the pipeline owns the process, so it opts
+    in)."""
+
+    device: torch.device
+    seed: int | None = None
+    progress: bool = True
+    num_threads: NumThreads = "auto"
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        device: Any = None,
+        gpus: Any = 0,
+        seed: Any = None,
+        progress: bool = True,
+        num_threads: Any = "auto",
+    ) -> RunOptions:
+        return cls(
+            resolve_device(device, gpus),
+            check_seed(seed),
+            bool(progress),
+            check_num_threads(num_threads),
+        )
+
+
+def check_method(reduction_method: Any) -> str:
+    """``reduction_method`` lower-cased, if it is one of :data:`METHODS`."""
+    return check_choice(reduction_method, "reduction_method", METHODS)

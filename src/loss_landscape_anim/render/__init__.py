@@ -1,0 +1,8 @@
+"""Drawing: the value types (``Style``, ``PathView``), the animation figure, the writers, and
+:func:`animate`. Knows the result types, never how they were computed."""
+
+from .animation import Animation
+from .animator import animate, frame_indices
+from .style import Style
+
+__all__ = ["Animation", "Style", "animate", "frame_indices"]

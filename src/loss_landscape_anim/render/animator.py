@@ -1,0 +1,147 @@
+"""Stage 4: ``animate`` a path over the loss grid and write it as GIF, MP4 or HTML.
+
+Rendering knows the result types only, never how they were computed. The static parts (contours,
+colour bar, labels, minimum marker) are drawn once; each frame restores that background and draws
+only the moving artists (blitting), then the frame is mapped onto a palette fitted once to the
+static background plus the moving artists' colours.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._runtime import progress_bar
+from .._validate import check_optional_positive_int, check_positive_int
+from ..results import DecisionRegions, LossGrid, PathLosses, Plane, Trajectory
+from .animation import Animation
+from .style import PathView, Style
+from .writers import encode_frames, format_for
+
+__all__ = ["animate", "frame_indices", "path_views"]
+
+
+def frame_indices(n_rows: int, n_frames: int | None) -> np.ndarray:
+    """Indices of the rows shown as frames: all rows, or ``n_frames`` spread evenly (first and
+    last included) when there are more rows than that."""
+    n_rows = check_positive_int(n_rows, "n_rows")
+    n_frames = check_optional_positive_int(n_frames, "n_frames")
+    if n_frames is None or n_frames >= n_rows:
+        return np.arange(n_rows)
+    return np.unique(np.round(np.linspace(0, n_rows - 1, n_frames)).astype(int))
+
+
+def animate(
+    trajectory: Trajectory | Mapping[str, Trajectory],
+    plane: Plane | Mapping[str, Plane],
+    grid: LossGrid,
+    output: str | os.PathLike | None = "sample.gif",
+    *,
+    fps: int = 15,
+    n_frames: int | None = 300,
+    format: str | None = None,
+    style: Style | None = None,
+    path_losses: PathLosses | Mapping[str, PathLosses] | None = None,
+    decision_regions: DecisionRegions | None = None,
+    progress: bool = True,
+) -> Animation:
+    """Render the path(s) over the loss contours and write the animation.
+
+    Args:
+        trajectory: the recorded path, or a mapping name -> path to animate several in sync.
+        plane: the plane (or name -> plane, the same plane with each path projected on it).
+        grid: the loss grid of that plane.
+        output: file to write; its suffix picks the format (``.gif``, ``.mp4``, ``.html``).
+            None renders to memory (``Animation.data``) without writing.
+        fps: frames per second (> 0).
+        n_frames: at most this many frames, spread evenly over the path (None: every row).
+        format: ``"gif"``, ``"mp4"`` or ``"html"`` when ``output`` is None or has no suffix.
+        style: how it looks.
+        path_losses: true and projected loss per row (see :class:`PathLosses`), shown per frame.
+        decision_regions: a :class:`~loss_landscape_anim.decision.DecisionRegions` to draw in a
+            side panel (2-input classifiers).
+        progress: show a progress bar.
+    """
+    fps = check_positive_int(fps, "fps")
+    fmt = format_for(output, format)
+    style = style or Style()
+    paths = path_views(trajectory, plane, path_losses, style)
+    n_rows = max(len(p.steps) for p in paths)
+    frames = frame_indices(n_rows, n_frames)
+    from .figure import LandscapeFigure
+
+    figure = LandscapeFigure(
+        paths,
+        grid,
+        plane if isinstance(plane, Plane) else next(iter(plane.values())),
+        style,
+        decision_regions,
+    )
+    images = (figure.frame(int(t)) for t in frames)
+    images = progress_bar(
+        images, enabled=progress, total=len(frames), desc="rendering", unit="frame"
+    )
+    data = encode_frames(
+        images, fmt, fps=fps, output=output, palette_source=figure.palette_source()
+    )
+    size = figure.size
+    path = Path(output) if output is not None else None
+    return Animation(path, fmt, len(frames), fps, size, None if path is not None else data)
+
+
+def path_views(
+    trajectory: Trajectory | Mapping[str, Trajectory],
+    plane: Plane | Mapping[str, Plane],
+    losses: PathLosses | Mapping[str, PathLosses] | None,
+    style: Style,
+) -> list[PathView]:
+    trajectories = _as_mapping(trajectory, Trajectory, "trajectory")
+    planes = _as_mapping(plane, Plane, "plane")
+    if isinstance(plane, Plane) and len(trajectories) > 1:
+        raise ValueError("Expected one plane per trajectory: pass a mapping name -> Plane")
+    if set(planes) != set(trajectories) and not isinstance(plane, Plane):
+        raise ValueError(
+            f"Expected planes for the same names as trajectories {sorted(trajectories)} "
+            f"but got {sorted(planes)}"
+        )
+    if isinstance(losses, PathLosses):
+        losses = {next(iter(trajectories)): losses}
+    loss_map = {} if losses is None else _as_mapping(losses, PathLosses, "path_losses")
+    views = []
+    for k, (name, traj) in enumerate(trajectories.items()):
+        pl = plane if isinstance(plane, Plane) else planes[name]
+        if pl.path_2d.shape[0] != len(traj):
+            raise ValueError(
+                f"Expected the plane's path of {name!r} to have {len(traj)} points (one per row "
+                f"of the trajectory) but it has {pl.path_2d.shape[0]}"
+            )
+        pls = loss_map.get(name)
+        views.append(
+            PathView(
+                name=name,
+                xy=np.asarray(pl.path_2d),
+                loss=np.asarray(traj.loss),
+                accuracy=np.asarray(traj.accuracy),
+                steps=np.asarray(traj.steps),
+                off_plane=np.asarray(pl.off_plane_distance),
+                true_loss=None if pls is None else np.asarray(pls.true),
+                projected_loss=None if pls is None else np.asarray(pls.projected),
+                color=style.path_colors[k % len(style.path_colors)],
+            )
+        )
+    return views
+
+
+def _as_mapping(value: Any, kind: type, name: str) -> dict[str, Any]:
+    if isinstance(value, kind):
+        return {getattr(value, "optimizer", "") or "path": value}
+    if isinstance(value, Mapping) and value and all(isinstance(v, kind) for v in value.values()):
+        return dict(value)
+    raise TypeError(
+        f"Expected {name} to be a {kind.__name__} or a non-empty mapping name -> {kind.__name__} "
+        f"but got {type(value).__name__}"
+    )

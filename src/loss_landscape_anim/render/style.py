@@ -1,0 +1,51 @@
+"""The value types of drawing: ``Style`` (how it looks) and ``PathView`` (what is drawn of one path).
+A leaf: it imports nothing of the package."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["PathView", "Style"]
+
+
+@dataclass(frozen=True)
+class Style:
+    """How the animation looks. Sizes in inches and points; colours as matplotlib colours."""
+
+    figsize: tuple[float, float] = (9.0, 6.0)
+    dpi: int = 100
+    cmap: str = "viridis"
+    contour_levels: int = 30
+    contour_lines: bool = True
+    path_colors: tuple[str, ...] = (
+        "#ff7f0e",
+        "#d62728",
+        "#17becf",
+        "#e377c2",
+        "#bcbd22",
+        "#8c564b",
+    )
+    path_width: float = 2.0
+    point_size: float = 9.0
+    minimum_color: str = "white"
+    text_size: float = 9.0
+    title: str | None = "Optimizer path on the loss landscape"
+    panels: bool = True
+    background: str = "white"
+
+
+@dataclass(frozen=True)
+class PathView:
+    """What the renderer needs of one path."""
+
+    name: str
+    xy: np.ndarray
+    loss: np.ndarray
+    accuracy: np.ndarray
+    steps: np.ndarray
+    off_plane: np.ndarray
+    true_loss: np.ndarray | None
+    projected_loss: np.ndarray | None
+    color: str

@@ -1,0 +1,290 @@
+"""Animation writers, chosen by the output file's suffix: GIF (Pillow), MP4 (ffmpeg), HTML.
+
+Every writer writes atomically: to a temporary file beside the output, renamed into place at the
+end, so a failure never leaves a truncated file and keeps any earlier one.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_path, write_bytes_atomic
+from .._validate import check_choice
+
+__all__ = ["FORMATS", "PaletteMapper", "encode_frames", "format_for"]
+
+FORMATS = ("gif", "mp4", "html")
+
+
+def format_for(output: str | os.PathLike | None, format: str | None = None) -> str:
+    """The format to write ``output`` in: ``format`` if given, else the file's suffix."""
+    suffix = Path(output).suffix.lower().lstrip(".") if output is not None else ""
+    if format is not None:
+        format = check_choice(format, "format", FORMATS)
+        if suffix and suffix != format:
+            raise ValueError(
+                f"The output {str(output)!r} has suffix .{suffix} but format is {format!r}"
+            )
+    elif output is None:
+        format = "gif"
+    elif suffix in FORMATS:
+        format = suffix
+    else:
+        accepted = ", ".join(f".{f}" for f in FORMATS)
+        raise ValueError(
+            f"Expected the output file to end in one of {accepted} but got {str(output)!r}"
+        )
+    if format == "mp4":
+        ffmpeg_executable()  # fail before rendering, not after
+    return format
+
+
+def ffmpeg_executable() -> str:
+    """The ffmpeg binary (on PATH, or from the ``imageio-ffmpeg`` package)."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except (ImportError, RuntimeError):
+        raise RuntimeError(
+            "Writing MP4 needs ffmpeg: install it (e.g. `apt-get install ffmpeg`) or "
+            "`pip install imageio-ffmpeg`, or write a .gif / .html instead"
+        ) from None
+
+
+def encode_frames(
+    frames: Iterable[np.ndarray],
+    fmt: str,
+    *,
+    fps: int,
+    output: str | os.PathLike | None,
+    palette_source: tuple[np.ndarray, np.ndarray, list[tuple[int, int, int]]],
+) -> bytes | None:
+    """Encode frames (H, W, 4) RGBA or (H, W, 3) RGB as ``fmt``; write ``output`` atomically, or
+    return the bytes."""
+    if fmt == "mp4":
+        return _write_mp4(frames, fps, output)
+    mapper = PaletteMapper(*palette_source, n_colors=_TRANSPARENT)
+    indexed = [mapper.map(f) for f in frames]
+    data = (
+        _gif_bytes(indexed, mapper.palette, fps)
+        if fmt == "gif"
+        else _html_bytes(indexed, mapper.palette, fps)
+    )
+    if output is None:
+        return data
+    write_bytes_atomic(output, data)
+    return None
+
+
+class PaletteMapper:
+    """Maps RGB frames to indices of one 256-colour palette fitted to the static background,
+    the last frame and the moving artists' colours.
+
+    Pixels equal to the background reuse its precomputed indices; the others are looked up in a
+    cache of every 24-bit colour met so far, so each distinct colour is matched once per animation.
+    """
+
+    def __init__(
+        self,
+        background: np.ndarray,
+        last: np.ndarray,
+        colors: list[tuple[int, int, int]],
+        n_colors: int = 256,
+    ):
+        from PIL import Image
+
+        colors = list(dict.fromkeys(colors))
+        fitted = Image.fromarray(np.concatenate([background[..., :3], last[..., :3]])).quantize(
+            colors=n_colors - len(colors),
+            method=Image.Quantize.MEDIANCUT,
+            dither=Image.Dither.NONE,
+        )
+        used = len(fitted.getcolors(n_colors) or []) or n_colors - len(colors)
+        base = np.asarray((fitted.getpalette() or [])[: 3 * used], dtype=np.int32).reshape(-1, 3)
+        self.palette = np.vstack([base, np.asarray(colors, dtype=np.int32)])
+        self._cache = np.full(1 << 24, -1, dtype=np.int16)
+        self._background = _pack(background)
+        self._background_index = self._lookup(self._background.ravel()).reshape(
+            background.shape[:2]
+        )
+
+    def map(self, frame: np.ndarray) -> np.ndarray:
+        """Palette indices (H, W) uint8 of an RGB frame."""
+        packed = _pack(frame)
+        changed = packed != self._background
+        out = self._background_index.copy()
+        out[changed] = self._lookup(packed[changed])
+        return out
+
+    def _lookup(self, packed: np.ndarray) -> np.ndarray:
+        index = self._cache[packed]
+        missing = index < 0
+        if missing.any():
+            new = np.unique(packed[missing])
+            rgb = np.stack([new & 255, (new >> 8) & 255, (new >> 16) & 255], axis=1).astype(
+                np.int32
+            )
+            for lo in range(0, len(new), 4096):
+                d = ((rgb[lo : lo + 4096, None, :] - self.palette[None]) ** 2).sum(axis=2)
+                self._cache[new[lo : lo + 4096]] = d.argmin(axis=1)
+            index = self._cache[packed]
+        return index.astype(np.uint8)
+
+
+def _pack(image: np.ndarray) -> np.ndarray:
+    """(H, W) 24-bit keys ``r | g << 8 | b << 16`` of an RGBA (fast: a view) or RGB image."""
+    if image.shape[-1] == 4 and image.dtype == np.uint8 and image.flags.c_contiguous:
+        return image.view("<u4")[..., 0] & np.uint32(0xFFFFFF)
+    rgb = image[..., :3].astype(np.uint32)
+    return rgb[..., 0] | (rgb[..., 1] << 8) | (rgb[..., 2] << 16)
+
+
+def _palette_images(indexed: list[np.ndarray], palette: np.ndarray) -> list:
+    from PIL import Image
+
+    padded = np.zeros((256, 3), dtype=np.uint8)
+    padded[: len(palette)] = palette
+    flat = padded.ravel().tolist()
+    images = []
+    for frame in indexed:
+        image = Image.fromarray(frame, mode="P")
+        image.putpalette(flat)
+        images.append(image)
+    return images
+
+
+#: Palette index reserved for "unchanged since the previous frame" in GIF delta frames.
+_TRANSPARENT = 255
+
+
+def _gif_bytes(indexed: list[np.ndarray], palette: np.ndarray, fps: int) -> bytes:
+    """GIF whose frames after the first hold only the pixels that changed; the others are
+    transparent over the previous frame (disposal 1), which compresses far better."""
+    deltas = [indexed[0]] + [
+        np.where(cur != prev, cur, np.uint8(_TRANSPARENT))
+        for prev, cur in itertools.pairwise(indexed)
+    ]
+    images = _palette_images(deltas, palette)
+    buffer = io.BytesIO()
+    images[0].save(
+        buffer,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=max(1, round(1000 / fps)),
+        loop=0,
+        optimize=False,
+        disposal=1,
+        transparency=_TRANSPARENT,
+    )
+    return buffer.getvalue()
+
+
+def _html_bytes(indexed: list[np.ndarray], palette: np.ndarray, fps: int) -> bytes:
+    """A self-contained page: the frames as PNG, a play/pause button and a step slider."""
+    encoded = []
+    for image in _palette_images(indexed, palette):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", optimize=False)
+        encoded.append(
+            '"data:image/png;base64,' + base64.b64encode(buffer.getvalue()).decode() + '"'
+        )
+    frames = ",\n".join(encoded)
+    page = _HTML_TEMPLATE.replace("%FRAMES%", frames).replace("%DELAY%", str(round(1000 / fps)))
+    return page.replace("%LAST%", str(len(indexed) - 1)).encode()
+
+
+_HTML_TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Loss landscape animation</title>
+<style>body{font-family:sans-serif;margin:1em}#controls{margin-top:.5em}
+#slider{width:60%;vertical-align:middle}</style></head>
+<body><img id="frame" alt="loss landscape animation frame">
+<div id="controls"><button id="play">pause</button>
+<input id="slider" type="range" min="0" max="%LAST%" value="0">
+<span id="label"></span></div>
+<script>
+const frames = [%FRAMES%];
+const img = document.getElementById("frame"), slider = document.getElementById("slider");
+const label = document.getElementById("label"), button = document.getElementById("play");
+let k = 0, timer = null;
+function show(i) { k = i; img.src = frames[i]; slider.value = i;
+  label.textContent = "frame " + (i + 1) + " / " + frames.length; }
+function play() { timer = setInterval(() => show((k + 1) % frames.length), %DELAY%);
+  button.textContent = "pause"; }
+function pause() { clearInterval(timer); timer = null; button.textContent = "play"; }
+button.onclick = () => (timer ? pause() : play());
+slider.oninput = () => { pause(); show(Number(slider.value)); };
+show(0); play();
+</script></body></html>
+"""
+
+
+def _write_mp4(
+    frames: Iterable[np.ndarray], fps: int, output: str | os.PathLike | None
+) -> bytes | None:
+    if output is None:
+        raise ValueError("MP4 output needs a file: pass an output path ending in .mp4")
+    ffmpeg = ffmpeg_executable()
+    iterator = iter(frames)
+    first = next(iterator)
+    h, w, channels = first.shape
+    command = [
+        ffmpeg,
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgba" if channels == 4 else "rgb24",
+        "-s",
+        f"{w}x{h}",
+        "-r",
+        str(fps),
+        "-i",
+        "-",
+        "-vf",
+        "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+        "-pix_fmt",
+        "yuv420p",
+        "-vcodec",
+        "libx264",
+        "-f",
+        "mp4",
+    ]
+    with (
+        atomic_path(output) as tmp,
+        subprocess.Popen(
+            [*command, str(tmp)], stdin=subprocess.PIPE, stderr=subprocess.PIPE
+        ) as process,
+    ):
+        assert process.stdin is not None and process.stderr is not None
+        closed_early = False  # ffmpeg exited before reading every frame; its stderr says why
+        try:
+            for frame in itertools.chain([first], iterator):
+                process.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except BrokenPipeError:
+            closed_early = True
+        finally:
+            try:
+                process.stdin.close()
+            except BrokenPipeError:
+                closed_early = True
+        errors = process.stderr.read().decode(errors="replace")
+        code = process.wait()
+        if code != 0 or closed_early:
+            raise RuntimeError(f"ffmpeg failed with exit code {code}: {errors.strip()}")
+    return None

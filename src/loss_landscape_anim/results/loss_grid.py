@@ -1,0 +1,84 @@
+"""``LossGrid``: the loss on a regular grid of plane coordinates."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._io import load_npz, save_npz
+from ..errors import IncompatibleFileError
+from .plane import Plane
+
+__all__ = ["LossGrid"]
+
+
+@dataclass(frozen=True, eq=False)
+class LossGrid:
+    """Loss values on a regular grid of plane coordinates, with what they were computed from.
+
+    Attributes:
+        xs: (R,) coordinates along direction 0.
+        ys: (R,) coordinates along direction 1.
+        loss: (R, R) mean loss over the evaluation data; ``loss[i, j]`` is at ``(xs[j], ys[i])``,
+            as matplotlib's ``contour`` expects. Non-finite where the model's loss is.
+        loss_min: the smallest finite value of ``loss`` (NaN when none is finite).
+        argmin: (2,) the ``(x, y)`` of that grid point.
+        margin: the room left around the path(s), as a share of their extent (None: unknown).
+        n_examples: how many examples each loss is the mean over (None: unknown).
+        precision: the dtype the losses were computed in, e.g. ``"float32"`` or ``"bfloat16"``
+            under autocast (None: unknown).
+        plane_fingerprint: :meth:`Plane.fingerprint` of the plane the grid lies on (None:
+            unknown); :meth:`check_plane` compares it.
+    """
+
+    xs: np.ndarray
+    ys: np.ndarray
+    loss: np.ndarray
+    loss_min: float
+    argmin: np.ndarray
+    margin: float | None = None
+    n_examples: int | None = None
+    precision: str | None = None
+    plane_fingerprint: str | None = None
+
+    @classmethod
+    def from_values(
+        cls, xs: np.ndarray, ys: np.ndarray, loss: np.ndarray, **provenance: Any
+    ) -> LossGrid:
+        """The grid of ``loss`` values, with its minimum found; ``provenance`` sets the
+        remaining attributes (``margin``, ``n_examples``, ``precision``, ``plane_fingerprint``)."""
+        finite = np.where(np.isfinite(loss), loss, np.nan)
+        if np.isnan(finite).all():
+            return cls(xs, ys, loss, float("nan"), np.array([np.nan, np.nan]), **provenance)
+        i, j = np.unravel_index(np.nanargmin(finite), loss.shape)
+        return cls(xs, ys, loss, float(loss[i, j]), np.array([xs[j], ys[i]]), **provenance)
+
+    @property
+    def resolution(self) -> int:
+        return int(self.xs.shape[0])
+
+    def check_plane(self, plane: Plane) -> None:
+        """Raise :class:`IncompatibleFileError` unless this grid was computed on ``plane`` (when
+        the grid records its plane)."""
+        if self.plane_fingerprint is not None and self.plane_fingerprint != plane.fingerprint():
+            raise IncompatibleFileError(
+                f"This loss grid was computed on another plane (fingerprint "
+                f"{self.plane_fingerprint}, this plane's is {plane.fingerprint()})"
+            )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        meta = {name: getattr(self, name) for name in _PROVENANCE}
+        return save_npz(path, "LossGrid", {"xs": self.xs, "ys": self.ys, "loss": self.loss}, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LossGrid:
+        arrays, meta = load_npz(path, "LossGrid")
+        provenance = {name: meta.get(name) for name in _PROVENANCE}
+        return cls.from_values(arrays["xs"], arrays["ys"], arrays["loss"], **provenance)
+
+
+_PROVENANCE = ("margin", "n_examples", "precision", "plane_fingerprint")

@@ -1,0 +1,85 @@
+"""``Plane``: a 2D plane in weight space through an origin, and a path's coordinates on it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .._io import load_npz, save_npz
+from ..params.blocks import project_rows
+from .trajectory import Trajectory
+
+__all__ = ["Plane"]
+
+
+@dataclass(frozen=True, eq=False)
+class Plane:
+    """A 2D plane in weight space and a path projected onto it.
+
+    Attributes:
+        origin: (P,) the final weights; plane coordinates (0, 0).
+        directions: (2, P) the two directions spanning the plane.
+        path_2d: (T, 2) least-squares coordinates of each recorded point (dot products when the
+            directions are orthonormal); ``path_2d[-1]`` is (0, 0) for the path the plane was fit on.
+        off_plane_distance: (T,) Euclidean distance of each recorded point from the plane.
+        explained_variance: (2,) share of the path's variance along each direction (PCA only).
+        method: how the directions were made.
+    """
+
+    origin: np.ndarray
+    directions: np.ndarray
+    path_2d: np.ndarray
+    off_plane_distance: np.ndarray
+    explained_variance: np.ndarray | None = None
+    method: str = "custom"
+
+    def point(self, x: float, y: float) -> np.ndarray:
+        """The weight vector at plane coordinates ``(x, y)``."""
+        return self.origin + x * self.directions[0] + y * self.directions[1]
+
+    def fingerprint(self) -> str:
+        """A short hash of the origin and directions: equal for the same plane, bit for bit."""
+        digest = hashlib.sha256()
+        for array in (self.origin, self.directions):
+            digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+        return digest.hexdigest()[:16]
+
+    def axis_labels(self) -> tuple[str, str]:
+        """Axis labels: "principal component k, 61.2%" for PCA, else "direction k"."""
+        if self.explained_variance is not None:
+            return tuple(  # type: ignore[return-value]
+                f"principal component {k}, {100 * v:.1f}%"
+                for k, v in enumerate(self.explained_variance)
+            )
+        return ("direction 0", "direction 1")
+
+    def with_path(self, trajectory: Trajectory) -> Plane:
+        """The same plane with ``trajectory`` projected onto it instead."""
+        coords, distance = project_rows(trajectory.params, self.origin, self.directions)
+        return replace(self, path_2d=coords, off_plane_distance=distance)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        arrays = {
+            "origin": self.origin,
+            "directions": self.directions,
+            "path_2d": self.path_2d,
+            "off_plane_distance": self.off_plane_distance,
+            "explained_variance": self.explained_variance,
+        }
+        return save_npz(path, "Plane", arrays, {"method": self.method})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Plane:
+        arrays, meta = load_npz(path, "Plane")
+        return cls(
+            origin=arrays["origin"],
+            directions=arrays["directions"],
+            path_2d=arrays["path_2d"],
+            off_plane_distance=arrays["off_plane_distance"],
+            explained_variance=arrays.get("explained_variance"),
+            method=meta.get("method", "custom"),
+        )
