@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from loss_landscape_anim.data import mnist
+from loss_landscape_anim.data import mnist, mnist_download
 from loss_landscape_anim.data.mnist import (
     MNISTDataModule,
     MNISTNotFoundError,
@@ -330,11 +330,11 @@ def test_data_module_downloads_over_http_into_mnist_raw(
     root, url = http_root
     table = serve_gz(root, raw_data)
     missing_mirror = (tmp_path / "nowhere").as_uri() + "/"
-    monkeypatch.setattr(mnist, "MNIST_MIRRORS", (missing_mirror, url))
-    monkeypatch.setattr(mnist, "MNIST_TRAIN_MD5", table)
+    monkeypatch.setattr(mnist_download, "MNIST_MIRRORS", (missing_mirror, url))
+    monkeypatch.setattr(mnist_download, "MNIST_TRAIN_MD5", table)
     data_dir = tmp_path / "data"
 
-    with caplog.at_level(logging.INFO, logger="loss_landscape_anim.data.mnist"):
+    with caplog.at_level(logging.INFO, logger="loss_landscape_anim.data.mnist_download"):
         dm = MNISTDataModule(n_examples=None, data_dir=data_dir)
 
     raw = data_dir / "MNIST" / "raw"
@@ -388,7 +388,7 @@ def test_existing_file_with_wrong_checksum_is_replaced(tmp_path, raw_data):
 
 def test_failed_download_names_files_folders_and_the_error(tmp_path, monkeypatch):
     nowhere = (tmp_path / "nowhere").as_uri() + "/"
-    monkeypatch.setattr(mnist, "MNIST_MIRRORS", (nowhere,))
+    monkeypatch.setattr(mnist_download, "MNIST_MIRRORS", (nowhere,))
     data_dir = tmp_path / "data"
     with pytest.raises(MNISTNotFoundError) as info:
         MNISTDataModule(data_dir=data_dir)
