@@ -1,11 +1,22 @@
 """Animate the optimizer's path over a 2D slice of a PyTorch model's loss landscape.
 
-The pipeline has four stages, each a function returning an immutable, saveable result::
+The pipeline has four stages, each a function returning an immutable, saveable result:
 
-    trajectory = train(model, data, n_epochs)        # Trajectory
-    plane = project(trajectory, "pca")               # Plane
-    grid = compute_loss_grid(model, data, plane)     # LossGrid
-    animate(trajectory, plane, grid, "sample.gif")   # Animation
+>>> from loss_landscape_anim import MLP, SpiralsDataModule, animate, compute_loss_grid, project, train
+>>> data = SpiralsDataModule()
+>>> model = MLP(input_dim=2, num_classes=3)
+>>> trajectory = train(model, data, n_epochs=5, seed=0, progress=False)
+>>> len(trajectory), trajectory.n_params  # the initial weights and 5 steps, of 303 parameters
+(6, 303)
+>>> plane = project(trajectory, "pca")
+>>> plane.path_2d.shape
+(6, 2)
+>>> grid = compute_loss_grid(model, data, plane, resolution=5, progress=False)
+>>> grid.loss.shape
+(5, 5)
+>>> animation = animate(trajectory, plane, grid, None, format="gif", progress=False)
+>>> animation.n_frames, animation.data[:6]
+(6, b'GIF89a')
 
 ``loss_landscape_anim(...)`` runs all four with the seed package's arguments.
 """

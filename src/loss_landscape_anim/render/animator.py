@@ -27,7 +27,13 @@ __all__ = ["animate", "frame_indices", "path_views"]
 
 def frame_indices(n_rows: int, n_frames: int | None) -> np.ndarray:
     """Indices of the rows shown as frames: all rows, or ``n_frames`` spread evenly (first and
-    last included) when there are more rows than that."""
+    last included) when there are more rows than that.
+
+    >>> frame_indices(5, None).tolist()
+    [0, 1, 2, 3, 4]
+    >>> frame_indices(11, 3).tolist()
+    [0, 5, 10]
+    """
     n_rows = check_positive_int(n_rows, "n_rows")
     n_frames = check_optional_positive_int(n_frames, "n_frames")
     if n_frames is None or n_frames >= n_rows:
