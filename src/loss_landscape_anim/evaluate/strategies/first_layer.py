@@ -7,42 +7,17 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call
 
-from ..data import EvalData
-from ..functional import FunctionalModel
-from ..points import PlanePoints, Points
-from .base import Strategy, map_points
-from .first_maps import FirstLayerMaps
-from .split import SequentialSplit
+from ..points import PlanePoints
+from .base import map_points
+from .first_maps import HoistedFirstLayer
 
 __all__ = ["FirstLayer"]
 
 
-class FirstLayer(Strategy):
+class FirstLayer(HoistedFirstLayer):
     """Points of a plane through a sequential model cut after its first layer."""
 
     name = "first_layer"
-    needs_plane = True
-
-    def __init__(
-        self,
-        model: FunctionalModel,
-        data: EvalData,
-        split: SequentialSplit,
-        *,
-        vectorized: bool,
-        cache_bytes: int,
-    ):
-        super().__init__(model, data)
-        self.split, self.vectorized, self.cache_bytes = split, vectorized, cache_bytes
-        self.first_maps: FirstLayerMaps | None = None
-
-    def start(self, points: Points) -> None:
-        if not isinstance(points, PlanePoints):
-            raise TypeError(f"The {self.name!r} strategy evaluates points of a plane only")
-        super().start(points)
-        self.first_maps = FirstLayerMaps(
-            self.model, self.split, self.data, points, self.cache_bytes
-        )
 
     def batch_losses(self, sl: slice, b: int) -> torch.Tensor:
         assert isinstance(self.points, PlanePoints) and self.first_maps is not None

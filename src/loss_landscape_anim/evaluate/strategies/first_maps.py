@@ -8,10 +8,11 @@ from torch.func import functional_call
 
 from ..data import EvalData
 from ..functional import FunctionalModel
-from ..points import PlanePoints
+from ..points import PlanePoints, Points
+from .base import Strategy
 from .split import SequentialSplit
 
-__all__ = ["FirstLayerMaps"]
+__all__ = ["FirstLayerMaps", "HoistedFirstLayer"]
 
 
 class FirstLayerMaps:
@@ -57,3 +58,38 @@ class FirstLayerMaps:
 
         maps = torch.stack([first({k: v[i] for k, v in params.items()}) for i in range(3)])
         return maps.permute(2, 0, 1).contiguous() if self.feature_major else maps
+
+
+class HoistedFirstLayer(Strategy):
+    """Base of the strategies that build each point's first-layer output from
+    :class:`FirstLayerMaps` (points of a plane through a model cut by ``split``)."""
+
+    needs_plane = True
+    #: Whether the maps are kept feature-major (see :class:`FirstLayerMaps`).
+    feature_major: bool = False
+
+    def __init__(
+        self,
+        model: FunctionalModel,
+        data: EvalData,
+        split: SequentialSplit,
+        *,
+        vectorized: bool,
+        cache_bytes: int,
+    ):
+        super().__init__(model, data)
+        self.split, self.vectorized, self.cache_bytes = split, vectorized, cache_bytes
+        self.first_maps: FirstLayerMaps | None = None
+
+    def start(self, points: Points) -> None:
+        if not isinstance(points, PlanePoints):
+            raise TypeError(f"The {self.name!r} strategy evaluates points of a plane only")
+        super().start(points)
+        self.first_maps = FirstLayerMaps(
+            self.model,
+            self.split,
+            self.data,
+            points,
+            self.cache_bytes,
+            feature_major=self.feature_major,
+        )

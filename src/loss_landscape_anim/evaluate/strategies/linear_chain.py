@@ -20,8 +20,8 @@ from torch import nn
 from ..data import EvalData
 from ..functional import FunctionalModel, autocast_on, compute_dtype
 from ..points import PlanePoints, Points
-from .base import Strategy, map_points
-from .first_maps import FirstLayerMaps
+from .base import map_points
+from .first_maps import HoistedFirstLayer
 from .split import SequentialSplit
 
 __all__ = ["LinearChain"]
@@ -30,11 +30,11 @@ __all__ = ["LinearChain"]
 ChainStep = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None] | None
 
 
-class LinearChain(Strategy):
+class LinearChain(HoistedFirstLayer):
     """Points of a plane through ``Linear`` -> (activation | ``Linear``)* models."""
 
     name = "linear_chain"
-    needs_plane = True
+    feature_major = True
 
     def __init__(
         self,
@@ -47,21 +47,15 @@ class LinearChain(Strategy):
     ):
         if split.chain is None:
             raise ValueError("The 'linear_chain' strategy needs a chain of Linear layers")
-        super().__init__(model, data)
-        self.split, self.vectorized, self.cache_bytes = split, vectorized, cache_bytes
-        self.first_maps: FirstLayerMaps | None = None
+        super().__init__(model, data, split, vectorized=vectorized, cache_bytes=cache_bytes)
         self.steps: list[ChainStep] = []
         self.dtype = model.dtype
         self._buffers: dict[str, torch.Tensor] = {}
 
     def start(self, points: Points) -> None:
-        if not isinstance(points, PlanePoints):
-            raise TypeError(f"The {self.name!r} strategy evaluates points of a plane only")
-        super().start(points)
         self.dtype = compute_dtype(self.model.device, self.model.dtype)
-        self.first_maps = FirstLayerMaps(
-            self.model, self.split, self.data, points, self.cache_bytes, feature_major=True
-        )
+        super().start(points)
+        assert isinstance(points, PlanePoints)
         self.steps = self._chain_steps(points)
 
     def batch_losses(self, sl: slice, b: int) -> torch.Tensor:
