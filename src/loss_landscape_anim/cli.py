@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 from ._validate import check_choice
 from .directions import METHODS
+from .pipeline.options import DEFAULT_FPS, DEFAULT_FRAMES, DEFAULT_MARGIN, DEFAULT_RESOLUTION
 from .record.optimizers import OPTIMIZERS
 
 __all__ = ["build_parser", "main"]
@@ -92,19 +93,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--seed", type=_int, default=0, help="random seed (default 0)")
     add("--output", default="sample.gif", help="output file: .gif, .mp4 or .html")
-    add("--fps", type=_positive_int, default=15, help="frames per second (default 15)")
+    add(
+        "--fps",
+        type=_positive_int,
+        default=DEFAULT_FPS,
+        help=f"frames per second (default {DEFAULT_FPS})",
+    )
     add(
         "--frames",
         type=_positive_int,
         default=None,
         help="show this many frames spread over the path (default: every recorded step)",
     )
-    add("--resolution", type=_positive_int, default=100, help="grid points per axis (default 100)")
+    add(
+        "--resolution",
+        type=_positive_int,
+        default=DEFAULT_RESOLUTION,
+        help=f"grid points per axis (default {DEFAULT_RESOLUTION})",
+    )
     add(
         "--margin",
         type=_non_negative_float,
-        default=0.3,
-        help="room around the path, share of its extent",
+        default=DEFAULT_MARGIN,
+        help=f"room around the path, share of its extent (default {DEFAULT_MARGIN})",
     )
     add("--device", default=None, help="cpu, cuda, cuda:N (default cpu)")
     add(
@@ -201,7 +212,7 @@ def _run(args: argparse.Namespace) -> None:
         output_filename=args.output,
         giffps=args.fps,
         sampling=args.frames is not None,
-        n_frames=args.frames or 300,
+        n_frames=args.frames or DEFAULT_FRAMES,
         seed=args.seed,
         batch_size=args.batch_size,
         **common,

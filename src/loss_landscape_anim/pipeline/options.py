@@ -19,7 +19,15 @@ from ..evaluate import STRATEGIES
 from ..render import Style
 from ..render.writers import format_for
 
-__all__ = ["DEFAULT_FPS", "DEFAULT_FRAMES", "GridOptions", "RenderOptions", "RunOptions"]
+__all__ = [
+    "DEFAULT_FPS",
+    "DEFAULT_FRAMES",
+    "DEFAULT_MARGIN",
+    "DEFAULT_RESOLUTION",
+    "GridOptions",
+    "RenderOptions",
+    "RunOptions",
+]
 
 #: Default frames per second of the animation.
 DEFAULT_FPS = 15
