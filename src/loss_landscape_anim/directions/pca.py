@@ -54,7 +54,9 @@ def _complete_basis(D: np.ndarray, seed: int | None) -> np.ndarray:
     directions orthogonal to the rows before them."""
     if D.shape[0] == 2:
         return D
-    generator = np.random.default_rng(seed)
+    # numpy takes non-negative seeds only; torch reads a negative seed as its 64-bit two's
+    # complement, and so does this.
+    generator = np.random.default_rng(None if seed is None else seed % 2**64)
     rows = list(D)
     while len(rows) < 2:
         v = generator.standard_normal(D.shape[1])
