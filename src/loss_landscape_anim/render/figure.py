@@ -5,6 +5,7 @@ Object-oriented matplotlib only (``Figure`` + Agg canvas): no pyplot state, no g
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import matplotlib
@@ -12,14 +13,25 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.patheffects import Normal, Stroke
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import offset_copy
 
 from ..results import DecisionRegions, LossGrid, Plane
 from .style import PathView, Style
 from .text_rows import TextRows
 
 _TEXT_COLOR = "#222222"
+#: Room kept between the figure's left edge and the landscape's y label, in points.
+_EDGE_ROOM_PT = 4.0
+#: Fill of the grid's regions where the loss is not finite.
+_NOT_FINITE_COLOR = "#d9d9d9"
+
+
+def loss_text(value: float) -> str:
+    """A loss as the figure writes it everywhere (legend, info rows): 4 significant digits."""
+    return f"{value + 0.0:.4g}"  # + 0.0: no "-0"
 
 
 class LandscapeFigure:
@@ -41,6 +53,7 @@ class LandscapeFigure:
         self._layout()
         self._draw_landscape(plane)
         self._make_path_artists()
+        self._keep_labels_inside()
         if style.panels:
             self._draw_panels()
         self.canvas.draw()
@@ -59,7 +72,8 @@ class LandscapeFigure:
         if style.title:
             fig.suptitle(style.title, fontsize=style.text_size + 3, color=_TEXT_COLOR)
         if not style.panels:
-            self.ax = fig.add_subplot(1, 1, 1)
+            self._outer = fig.add_gridspec(1, 1)  # the figure's default margins
+            self.ax = fig.add_subplot(self._outer[0, 0])
             return
         rows = ["info", "loss", "accuracy"] + (["decision"] if self.decision is not None else [])
         ratios = [0.75, 1.0, 0.8] if self.decision is None else [1.0, 0.85, 0.7, 1.3]
@@ -74,6 +88,7 @@ class LandscapeFigure:
             wspace=0.45,
         )
         self.ax = fig.add_subplot(outer[0, 0])
+        self._outer = outer
         hspace = 0.6 if self.decision is None else 0.8
         side = outer[0, 1].subgridspec(len(rows), 1, height_ratios=ratios, hspace=hspace)
         self.side = {name: fig.add_subplot(side[k, 0]) for k, name in enumerate(rows)}
@@ -81,54 +96,126 @@ class LandscapeFigure:
 
     def _draw_landscape(self, plane: Plane) -> None:
         ax, grid, style = self.ax, self.grid, self.style
-        log_loss = np.ma.masked_invalid(np.log(np.where(grid.loss > 0, grid.loss, np.nan)))
-        if log_loss.count() >= 2 and np.ptp(log_loss.compressed()) > 0:
-            filled = ax.contourf(
-                grid.xs, grid.ys, log_loss, levels=style.contour_levels, cmap=style.cmap
-            )
-            if style.contour_lines:
-                ax.contour(
-                    grid.xs,
-                    grid.ys,
-                    log_loss,
-                    levels=style.contour_levels,
-                    colors="k",
-                    linewidths=0.4,
-                    alpha=0.35,
-                )
-            bar = self.fig.colorbar(filled, ax=ax, fraction=0.05, pad=0.02)
-            bar.set_label("log loss", fontsize=style.text_size)
-            bar.ax.tick_params(labelsize=style.text_size - 1)
+        finite = np.isfinite(grid.loss)
+        # A log colour scale shows the orders of magnitude a loss spans, but only for positive
+        # losses: any other finite grid (a shifted regression loss, zero loss) is drawn linearly.
+        positive = bool(finite.any()) and bool(grid.loss[finite].min() > 0)
+        if positive:
+            shown = np.ma.masked_invalid(np.log(np.where(grid.loss > 0, grid.loss, np.nan)))
         else:
-            ax.text(
+            shown = np.ma.masked_invalid(grid.loss)
+        varies = shown.count() >= 2 and np.ptp(shown.compressed()) > 0
+        if varies:
+            self._draw_contours(shown, "log loss" if positive else "loss")
+        else:
+            constant = shown.count() > 0
+            if constant:
+                ax.set_facecolor(matplotlib.colormaps[style.cmap](0.5))
+            ax.text(  # at the top: the path usually crosses the middle
                 0.5,
-                0.5,
-                "no finite loss values on this plane",
+                0.97,
+                f"the loss is {loss_text(grid.loss_min)} everywhere on this plane"
+                if constant
+                else "no finite loss values on this plane",
                 transform=ax.transAxes,
                 ha="center",
-                va="center",
+                va="top",
                 fontsize=style.text_size,
                 color=_TEXT_COLOR,
+                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
             )
-        if np.isfinite(grid.loss_min):
-            ax.plot(
-                *grid.argmin,
-                marker="*",
-                markersize=style.point_size + 5,
-                color=style.minimum_color,
-                markeredgecolor="k",
-                linestyle="none",
-                label=f"grid minimum, loss {grid.loss_min:.3g}",
-                clip_on=False,
-                zorder=5,
-            )
-            ax.legend(loc="best", fontsize=style.text_size - 1, framealpha=0.8)
+        handles = [] if finite.all() else self._draw_not_finite()
+        if varies:  # else every point is the minimum
+            handles.insert(0, self._draw_minimum())
+        if handles:
+            ax.legend(handles=handles, loc="best", fontsize=style.text_size - 1, framealpha=0.8)
         xlabel, ylabel = plane.axis_labels()
         ax.set_xlabel(xlabel, fontsize=style.text_size + 1)
         ax.set_ylabel(ylabel, fontsize=style.text_size + 1)
         ax.set_xlim(grid.xs[0], grid.xs[-1])
         ax.set_ylim(grid.ys[0], grid.ys[-1])
         ax.tick_params(labelsize=style.text_size - 1)
+
+    def _draw_contours(self, values: np.ma.MaskedArray, label: str) -> None:
+        ax, grid, style = self.ax, self.grid, self.style
+        filled = ax.contourf(grid.xs, grid.ys, values, levels=style.contour_levels, cmap=style.cmap)
+        if style.contour_lines:
+            ax.contour(
+                grid.xs,
+                grid.ys,
+                values,
+                levels=style.contour_levels,
+                colors="k",
+                linewidths=0.4,
+                alpha=0.35,
+            )
+        bar = self.fig.colorbar(filled, ax=ax, fraction=0.05, pad=0.02)
+        bar.set_label(label, fontsize=style.text_size)
+        bar.ax.tick_params(labelsize=style.text_size - 1)
+
+    def _draw_not_finite(self) -> list[Any]:
+        """Grey hatching where the grid's loss is NaN or infinite, instead of blank paper, and its
+        legend entry. The contours leave out every cell that touches a non-finite value: the
+        hatching is the axes' background, seen exactly there."""
+        hatch, edge = "xxx", "#777777"
+        with matplotlib.rc_context({"hatch.color": edge, "hatch.linewidth": 0.6}):
+            background = self.ax.patch
+            background.set_facecolor(_NOT_FINITE_COLOR)
+            background.set_hatch(hatch)
+            background.set_edgecolor(edge)
+            background.set_linewidth(0)
+            key = Patch(
+                facecolor=_NOT_FINITE_COLOR,
+                edgecolor=edge,
+                hatch=hatch,
+                linewidth=0,
+                label="loss not finite (NaN or inf)",
+            )
+        return [key]
+
+    def _draw_minimum(self) -> Any:
+        """The grid's minimum as a star; on an edge of the grid it is moved inward by its
+        radius, so that it stays inside the axes instead of over the tick labels."""
+        grid, style = self.grid, self.style
+        size = style.point_size + 5
+        x, y = grid.argmin
+        shift = [
+            (size / 2) * (int(v == axis[0]) - int(v == axis[-1]))
+            for v, axis in ((x, grid.xs), (y, grid.ys))
+        ]
+        transform = self.ax.transData
+        if any(shift):
+            transform = offset_copy(transform, fig=self.fig, x=shift[0], y=shift[1], units="points")
+        (star,) = self.ax.plot(
+            x,
+            y,
+            marker="*",
+            markersize=size,
+            color=style.minimum_color,
+            markeredgecolor="k",
+            linestyle="none",
+            label=f"grid minimum, loss {loss_text(grid.loss_min)}",
+            transform=transform,
+            clip_on=False,
+            zorder=5,
+        )
+        return star
+
+    def _keep_labels_inside(self) -> None:
+        """Widen the left margin when the landscape's tick labels are so wide (e.g. "-150000")
+        that its y label would be cut at the figure's edge."""
+        box = self.ax.get_tightbbox(self.canvas.get_renderer())
+        left = box.x0 if box is not None else math.inf
+        room = _EDGE_ROOM_PT * self.fig.dpi / 72
+        if left >= room:
+            return
+        outer = self._outer
+        current = outer.left if outer.left is not None else self.fig.subplotpars.left
+        outer.update(left=current + (room - left) / self.fig.bbox.width)
+        for ax in self.fig.axes:  # update() moves the axes of pyplot's figures only
+            spec = ax.get_subplotspec()
+            if spec is not None and spec.get_topmost_subplotspec().get_gridspec() is outer:
+                ax.set_position(spec.get_position(self.fig))
 
     def _make_path_artists(self) -> None:
         style = self.style
@@ -230,9 +317,17 @@ class LandscapeFigure:
         if low > 0 and high / low > 10:
             ax.set_yscale("log")
             ax.set_ylim(low / 1.2, high * 1.2)
-        else:
-            pad = 0.05 * (high - low or abs(high) or 1.0)
-            ax.set_ylim(low - pad, high + pad)
+            return
+        # A span that is rounding noise next to the values (one frame, a flat path) would get
+        # ticks like "1e-7 + 1.106388": show at least 10% of the values' size instead, and
+        # never an offset.
+        scale = max(abs(low), abs(high))
+        if high - low < 1e-3 * scale or high == low:
+            centre, half = (low + high) / 2, 0.05 * scale or 0.5
+            low, high = centre - half, centre + half
+        pad = 0.05 * (high - low)
+        ax.set_ylim(low - pad, high + pad)
+        ax.ticklabel_format(axis="y", useOffset=False)
 
     def _draw_decision_static(self) -> None:
         ax, regions = self.side["decision"], self.decision
@@ -332,7 +427,7 @@ class LandscapeFigure:
             if len(self.paths) > 1:
                 rows.append(f"{p.name:<8.8} {p.loss[k]:7.4f} {acc} {p.off_plane[k]:7.3g}")
             else:
-                rows.append(f"batch loss {p.loss[k]:.4g}   acc {acc.strip()}")
+                rows.append(f"batch loss {loss_text(p.loss[k])}   acc {acc.strip()}")
         head = self.paths[0]
         k = min(t, len(head.steps) - 1)
         if len(self.paths) > 1:
@@ -340,8 +435,8 @@ class LandscapeFigure:
         lines = [f"step {int(head.steps[k])}", *rows]
         if head.true_loss is not None and head.projected_loss is not None:
             lines += [
-                f"true loss  {head.true_loss[k]:.4g}",
-                f"on plane   {head.projected_loss[k]:.4g}",
+                f"true loss  {loss_text(head.true_loss[k])}",
+                f"on plane   {loss_text(head.projected_loss[k])}",
             ]
         return [*lines, f"off-plane distance {head.off_plane[k]:.3g}"]
 
