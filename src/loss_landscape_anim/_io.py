@@ -87,7 +87,8 @@ def load_npz(
         raise FileNotFoundError(f"No such file: {str(path)!r}")
     check_not_pickle(path, expected="an .npz archive written by loss_landscape_anim")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # Through our own handle: numpy leaks the one it opens when the archive is damaged.
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as archive:
             loaded = {k: archive[k] for k in archive.files}
     except ValueError as exc:
         if "allow_pickle" in str(exc):  # object arrays refuse to load without pickle
