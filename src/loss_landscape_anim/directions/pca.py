@@ -45,7 +45,7 @@ def pca_directions(
         block -= block.mean(axis=0)
         D[:, start:stop] = matmul(U.T, block)
     explained = np.zeros(2)
-    explained[:found] = values / total if found else 0.0
+    explained[:found] = np.clip(values / total, 0.0, 1.0) if found else 0.0  # rounding: <= 1
     return _complete_basis(D, seed), explained
 
 

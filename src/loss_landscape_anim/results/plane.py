@@ -61,7 +61,7 @@ class Plane:
             raise ValueError(f"Expected off_plane_distance >= 0 but got {distance}")
         if self.explained_variance is not None:
             explained = array_field(self.explained_variance, "explained_variance", (2,))
-            if not np.all((explained >= 0) & (explained <= 1)):
+            if not np.all((explained >= 0) & (explained <= 1 + 1e-9)):  # 1e-9: rounding
                 raise ValueError(f"Expected explained_variance in [0, 1] but got {explained}")
             object.__setattr__(self, "explained_variance", explained)
         if not isinstance(self.method, str):
