@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,47 @@ def test_parser_fuzz_only_ever_exits(argv):
     else:
         assert code == 2
         assert len(err.getvalue().splitlines()) == 1, err.getvalue()
+
+
+# -- what a hard user broke ----------------------------------------------------------------------
+
+
+def test_load_of_a_truncated_trajectory_exits_2_with_one_line(tmp_path, capsys):
+    assert main([*TINY, "--output", "a.gif"]) == 0
+    path = tmp_path / "checkpoints" / "model.trajectory.npz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    before = files_under(tmp_path)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main([*TINY, "--output", "b.gif", "--load"])
+    assert info.value.code == 2
+    assert_one_line_error(capsys.readouterr().err, "model.trajectory.npz", "is damaged")
+    assert files_under(tmp_path) == before
+
+
+@pytest.fixture
+def compared(monkeypatch) -> list[dict]:
+    """Calls of compare_optimizers, recorded instead of run."""
+    import loss_landscape_anim.pipeline as pipeline
+
+    calls: list[dict] = []
+    monkeypatch.setattr(
+        pipeline, "compare_optimizers", lambda *args, **kwargs: calls.append(kwargs)
+    )
+    return calls
+
+
+def test_compare_honours_batch_size_and_matches_center_ignoring_case(compared):
+    assert main([*TINY, "--compare", "Adam,SGD", "--center", "ADAM", "--batch-size", "7"]) == 0
+    (kwargs,) = compared
+    assert (kwargs["batch_size"], kwargs["center"]) == (7, "ADAM")
+
+
+def test_warnings_are_one_line(tmp_path, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # as outside the suite, which makes warnings errors
+        code = main([*TINY, "--optimizer", "sgd", "--lr", "1e12", "--output", "d.gif"])
+    assert code == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"{PROG}: warning: Training diverged to non-finite values")

@@ -56,6 +56,11 @@ def decision_regions(
         raise ValueError(
             f"Decision regions need 2-D inputs (N, 2) but the data have shape {tuple(X.shape)}"
         )
+    if y.is_floating_point() or y.ndim != 1:
+        raise ValueError(
+            f"Decision regions need class labels (N,) of an integer dtype but the targets are "
+            f"{y.dtype} of shape {tuple(y.shape)}"
+        )
     low, high = X.min(0).values.numpy(), X.max(0).values.numpy()
     pad = margin * (high - low)
     gx = np.linspace(low[0] - pad[0], high[0] + pad[0], resolution)

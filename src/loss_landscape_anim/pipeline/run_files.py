@@ -46,7 +46,7 @@ class RunFiles:
         """The saved trajectory and a copy of ``model`` with the saved weights; errors name the
         missing or foreign file."""
         trained = load_weights(model, self.weights)
-        if not self.trajectory.is_file():
+        if not self.trajectory.exists():
             raise FileNotFoundError(
                 f"load_model=True needs the trajectory saved beside the weights, but "
                 f"{str(self.trajectory)!r} does not exist; run once with load_model=False"

@@ -5,7 +5,6 @@ Object-oriented matplotlib only (``Figure`` + Agg canvas): no pyplot state, no g
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import matplotlib
@@ -13,25 +12,14 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 from matplotlib.patheffects import Normal, Stroke
 from matplotlib.ticker import MaxNLocator
-from matplotlib.transforms import offset_copy
 
 from ..results import DecisionRegions, LossGrid, Plane
+from .landscape import TEXT_COLOR as _TEXT_COLOR
+from .landscape import draw_landscape, keep_y_label_inside, loss_text
 from .style import PathView, Style
 from .text_rows import TextRows
-
-_TEXT_COLOR = "#222222"
-#: Room kept between the figure's left edge and the landscape's y label, in points.
-_EDGE_ROOM_PT = 4.0
-#: Fill of the grid's regions where the loss is not finite.
-_NOT_FINITE_COLOR = "#d9d9d9"
-
-
-def loss_text(value: float) -> str:
-    """A loss as the figure writes it everywhere (legend, info rows): 4 significant digits."""
-    return f"{value + 0.0:.4g}"  # + 0.0: no "-0"
 
 
 class LandscapeFigure:
@@ -51,9 +39,9 @@ class LandscapeFigure:
         self.canvas = FigureCanvasAgg(self.fig)
         self.moving: list[Any] = []
         self._layout()
-        self._draw_landscape(plane)
+        draw_landscape(self.ax, grid, plane, style)
         self._make_path_artists()
-        self._keep_labels_inside()
+        keep_y_label_inside(self.ax, self._outer)
         if style.panels:
             self._draw_panels()
         self.canvas.draw()
@@ -93,129 +81,6 @@ class LandscapeFigure:
         side = outer[0, 1].subgridspec(len(rows), 1, height_ratios=ratios, hspace=hspace)
         self.side = {name: fig.add_subplot(side[k, 0]) for k, name in enumerate(rows)}
         self.side["info"].set_axis_off()
-
-    def _draw_landscape(self, plane: Plane) -> None:
-        ax, grid, style = self.ax, self.grid, self.style
-        finite = np.isfinite(grid.loss)
-        # A log colour scale shows the orders of magnitude a loss spans, but only for positive
-        # losses: any other finite grid (a shifted regression loss, zero loss) is drawn linearly.
-        positive = bool(finite.any()) and bool(grid.loss[finite].min() > 0)
-        if positive:
-            shown = np.ma.masked_invalid(np.log(np.where(grid.loss > 0, grid.loss, np.nan)))
-        else:
-            shown = np.ma.masked_invalid(grid.loss)
-        varies = shown.count() >= 2 and np.ptp(shown.compressed()) > 0
-        if varies:
-            self._draw_contours(shown, "log loss" if positive else "loss")
-        else:
-            constant = shown.count() > 0
-            if constant:
-                ax.set_facecolor(matplotlib.colormaps[style.cmap](0.5))
-            ax.text(  # at the top: the path usually crosses the middle
-                0.5,
-                0.97,
-                f"the loss is {loss_text(grid.loss_min)} everywhere on this plane"
-                if constant
-                else "no finite loss values on this plane",
-                transform=ax.transAxes,
-                ha="center",
-                va="top",
-                fontsize=style.text_size,
-                color=_TEXT_COLOR,
-                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
-            )
-        handles = [] if finite.all() else self._draw_not_finite()
-        if varies:  # else every point is the minimum
-            handles.insert(0, self._draw_minimum())
-        if handles:
-            ax.legend(handles=handles, loc="best", fontsize=style.text_size - 1, framealpha=0.8)
-        xlabel, ylabel = plane.axis_labels()
-        ax.set_xlabel(xlabel, fontsize=style.text_size + 1)
-        ax.set_ylabel(ylabel, fontsize=style.text_size + 1)
-        ax.set_xlim(grid.xs[0], grid.xs[-1])
-        ax.set_ylim(grid.ys[0], grid.ys[-1])
-        ax.tick_params(labelsize=style.text_size - 1)
-
-    def _draw_contours(self, values: np.ma.MaskedArray, label: str) -> None:
-        ax, grid, style = self.ax, self.grid, self.style
-        filled = ax.contourf(grid.xs, grid.ys, values, levels=style.contour_levels, cmap=style.cmap)
-        if style.contour_lines:
-            ax.contour(
-                grid.xs,
-                grid.ys,
-                values,
-                levels=style.contour_levels,
-                colors="k",
-                linewidths=0.4,
-                alpha=0.35,
-            )
-        bar = self.fig.colorbar(filled, ax=ax, fraction=0.05, pad=0.02)
-        bar.set_label(label, fontsize=style.text_size)
-        bar.ax.tick_params(labelsize=style.text_size - 1)
-
-    def _draw_not_finite(self) -> list[Any]:
-        """Grey hatching where the grid's loss is NaN or infinite, instead of blank paper, and its
-        legend entry. The contours leave out every cell that touches a non-finite value: the
-        hatching is the axes' background, seen exactly there."""
-        hatch, edge = "xxx", "#777777"
-        with matplotlib.rc_context({"hatch.color": edge, "hatch.linewidth": 0.6}):
-            background = self.ax.patch
-            background.set_facecolor(_NOT_FINITE_COLOR)
-            background.set_hatch(hatch)
-            background.set_edgecolor(edge)
-            background.set_linewidth(0)
-            key = Patch(
-                facecolor=_NOT_FINITE_COLOR,
-                edgecolor=edge,
-                hatch=hatch,
-                linewidth=0,
-                label="loss not finite (NaN or inf)",
-            )
-        return [key]
-
-    def _draw_minimum(self) -> Any:
-        """The grid's minimum as a star; on an edge of the grid it is moved inward by its
-        radius, so that it stays inside the axes instead of over the tick labels."""
-        grid, style = self.grid, self.style
-        size = style.point_size + 5
-        x, y = grid.argmin
-        shift = [
-            (size / 2) * (int(v == axis[0]) - int(v == axis[-1]))
-            for v, axis in ((x, grid.xs), (y, grid.ys))
-        ]
-        transform = self.ax.transData
-        if any(shift):
-            transform = offset_copy(transform, fig=self.fig, x=shift[0], y=shift[1], units="points")
-        (star,) = self.ax.plot(
-            x,
-            y,
-            marker="*",
-            markersize=size,
-            color=style.minimum_color,
-            markeredgecolor="k",
-            linestyle="none",
-            label=f"grid minimum, loss {loss_text(grid.loss_min)}",
-            transform=transform,
-            clip_on=False,
-            zorder=5,
-        )
-        return star
-
-    def _keep_labels_inside(self) -> None:
-        """Widen the left margin when the landscape's tick labels are so wide (e.g. "-150000")
-        that its y label would be cut at the figure's edge."""
-        box = self.ax.get_tightbbox(self.canvas.get_renderer())
-        left = box.x0 if box is not None else math.inf
-        room = _EDGE_ROOM_PT * self.fig.dpi / 72
-        if left >= room:
-            return
-        outer = self._outer
-        current = outer.left if outer.left is not None else self.fig.subplotpars.left
-        outer.update(left=current + (room - left) / self.fig.bbox.width)
-        for ax in self.fig.axes:  # update() moves the axes of pyplot's figures only
-            spec = ax.get_subplotspec()
-            if spec is not None and spec.get_topmost_subplotspec().get_gridspec() is outer:
-                ax.set_position(spec.get_position(self.fig))
 
     def _make_path_artists(self) -> None:
         style = self.style
