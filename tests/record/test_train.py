@@ -409,3 +409,10 @@ def test_lbfgs_steps_with_its_closure() -> None:
         np.testing.assert_allclose(flat(reference), row, rtol=1e-5, atol=1e-6)
     for row, loss in zip(trajectory.params, trajectory.loss, strict=True):
         assert full_batch_loss(model, row, X, y)[0] == pytest.approx(loss, rel=1e-5)
+
+
+def test_a_numpy_learning_rate_declared_by_a_plain_module_is_used() -> None:
+    model = nn.Sequential(nn.Linear(2, 3))
+    model.learning_rate = np.float32(0.5)
+    trajectory = train(model, spirals(), 1, progress=False)
+    assert trajectory.learning_rate == 0.5
