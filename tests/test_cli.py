@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -131,8 +132,30 @@ def test_console_script_help(tmp_path):
         (["--method", "custom"], ["argument --method", "invalid choice: 'custom'"]),
         (["--compare", "adam,foo"], ["argument --compare", "'adam', 'sgd'", "'foo'"]),
         (["--compare", ","], ["argument --compare", "comma-separated list"]),
-        (["--device", "tpu"], ["Expected device to be 'cpu', 'cuda'", "'tpu'"]),
-        (["--seed", "one"], ["argument --seed", "expected an integer but got 'one'"]),
+        (
+            ["--device", "tpu"],
+            ["argument --device", "Expected device to be 'cpu', 'cuda'", "'tpu'"],
+        ),
+        (["--seed", "one"], ["argument --seed", "expected an integer from -2**63", "'one'"]),
+        (
+            ["--seed", "99999999999999999999999"],
+            ["argument --seed", "from -2**63 to 2**64 - 1 but got '99999999999999999999999'"],
+        ),
+        (["--resolution", "1"], ["argument --resolution", "an integer >= 2 but got '1'", "--help"]),
+        (["--output", ".gif"], ["argument --output", "file name before its suffix", "'.gif'"]),
+        (["--output", "adir.gif"], ["argument --output", "is a directory"]),
+        (["--output", "afile/x.gif"], ["argument --output", "'afile' is not a folder"]),
+        (["--fps", "60"], ["argument --fps", "at most 50 for a GIF but got 60"]),
+        (["--compare", "adam,ADAM"], ["argument --compare", "'adam' more than once"]),
+        (["--compare", "adam,sgd", "--load"], ["--load does not apply with --compare"]),
+        (["--compare", "adam,sgd", "--optimizer", "sgd"], ["--optimizer does not apply"]),
+        (["--compare", "adam,sgd", "--checkpoints", "c"], ["--checkpoints does not apply"]),
+        (
+            ["--compare", "adam,sgd", "--center", "rmsprop"],
+            ["argument --center", "'adam', 'sgd' but got 'rmsprop'"],
+        ),
+        (["--examples", "10"], ["--examples applies to --data mnist only"]),
+        (["--data-dir", "d"], ["--data-dir applies to --data mnist only"]),
         (["--data", "cifar"], ["argument --data", "invalid choice: 'cifar'"]),
         (["--bogus"], ["unrecognized arguments: --bogus"]),
         (["stray"], ["unrecognized arguments: stray"]),
@@ -140,13 +163,16 @@ def test_console_script_help(tmp_path):
     ],
 )
 def test_bad_values_exit_2_with_one_line(tmp_path, capsys, args, fragments):
+    (tmp_path / "adir.gif").mkdir()
+    (tmp_path / "afile").write_text("")
+    before = files_under(tmp_path)
     with pytest.raises(SystemExit) as info:
         main([*TINY, *args])
     assert info.value.code == 2
     captured = capsys.readouterr()
     assert_one_line_error(captured.err, *fragments)
     assert captured.out == ""
-    assert files_under(tmp_path) == []
+    assert files_under(tmp_path) == before
 
 
 def test_help_exits_0(capsys):
@@ -173,6 +199,7 @@ def test_values_are_normalised():
         ["--optimizer", "SGD", "--method", "Random", "--compare", " Adam, sgd ,", "--seed", "-4"]
     )
     assert (args.optimizer, args.method, args.seed) == ("sgd", "random", -4)
+    assert args.given == {"--optimizer"}
     assert args.compare == ["adam", "sgd"]
 
 
@@ -223,10 +250,54 @@ def test_parser_fuzz_only_ever_exits(argv):
         else:
             code = None
     if code is None:
-        assert args.epochs >= 1 and args.fps >= 1 and args.resolution >= 1
+        assert args.epochs >= 1 and args.fps >= 1 and args.resolution >= 2
         assert 0 <= args.margin < float("inf")
         assert args.optimizer in {"adam", "sgd", "adagrad", "rmsprop"}
         assert err.getvalue() == ""
     else:
         assert code == 2
         assert len(err.getvalue().splitlines()) == 1, err.getvalue()
+
+
+# -- what a hard user broke ----------------------------------------------------------------------
+
+
+def test_load_of_a_truncated_trajectory_exits_2_with_one_line(tmp_path, capsys):
+    assert main([*TINY, "--output", "a.gif"]) == 0
+    path = tmp_path / "checkpoints" / "model.trajectory.npz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    before = files_under(tmp_path)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main([*TINY, "--output", "b.gif", "--load"])
+    assert info.value.code == 2
+    assert_one_line_error(capsys.readouterr().err, "model.trajectory.npz", "is damaged")
+    assert files_under(tmp_path) == before
+
+
+@pytest.fixture
+def compared(monkeypatch) -> list[dict]:
+    """Calls of compare_optimizers, recorded instead of run."""
+    import loss_landscape_anim.pipeline as pipeline
+
+    calls: list[dict] = []
+    monkeypatch.setattr(
+        pipeline, "compare_optimizers", lambda *args, **kwargs: calls.append(kwargs)
+    )
+    return calls
+
+
+def test_compare_honours_batch_size_and_matches_center_ignoring_case(compared):
+    assert main([*TINY, "--compare", "Adam,SGD", "--center", "ADAM", "--batch-size", "7"]) == 0
+    (kwargs,) = compared
+    assert (kwargs["batch_size"], kwargs["center"]) == (7, "ADAM")
+
+
+def test_warnings_are_one_line(tmp_path, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # as outside the suite, which makes warnings errors
+        code = main([*TINY, "--optimizer", "sgd", "--lr", "1e12", "--output", "d.gif"])
+    assert code == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"{PROG}: warning: Training diverged to non-finite values")

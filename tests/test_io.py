@@ -15,6 +15,7 @@ import pytest
 from loss_landscape_anim._io import (
     FORMAT_VERSION,
     atomic_path,
+    check_output_path,
     load_npz,
     save_npz,
     write_bytes_atomic,
@@ -158,3 +159,91 @@ def test_object_arrays_are_not_saved(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="Cannot save 'bad': object arrays would need pickle"):
         save_npz(path, "Thing", {"ok": np.zeros(2), "bad": np.array([{}, 1], dtype=object)}, {})
     assert os.listdir(tmp_path) == []
+
+
+# -- damaged files: refused with our own error, naming the file and the fault ------------------
+
+
+def saved(tmp_path: Path) -> Path:
+    return save_npz(tmp_path / "r.npz", "Thing", {"a": np.arange(4000.0)}, {"x": 1})
+
+
+def with_meta(tmp_path: Path, raw: bytes) -> Path:
+    """An archive like ours whose metadata entry holds ``raw``."""
+    path = tmp_path / "m.npz"
+    np.savez(path, a=np.zeros(2), __meta__=np.frombuffer(raw, dtype=np.uint8))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("damage", "fault"),
+    [
+        (lambda raw: raw[: len(raw) // 2], "File is not a zip file"),
+        (lambda raw: raw[:-10], "File is not a zip file"),
+        (lambda raw: raw[:300] + bytes(300) + raw[600:], "Bad CRC-32"),
+        (lambda raw: raw[:3], "it holds 3 bytes \\(empty or truncated\\)"),
+        (lambda raw: b"", "it holds 0 bytes"),
+    ],
+)
+def test_a_damaged_archive_is_incompatible_and_named(tmp_path: Path, damage, fault) -> None:
+    path = saved(tmp_path)
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(
+        IncompatibleFileError,
+        match=re.escape(f"{str(path)!r} is damaged or inconsistent: ") + fault,
+    ):
+        load_npz(path, "Thing")
+
+
+@pytest.mark.parametrize(
+    ("raw", "fault"),
+    [
+        (b"\xff\xfe{}", "its metadata is not UTF-8 JSON"),
+        (b"{not json", "its metadata is not UTF-8 JSON"),
+        (json.dumps([1, 2]).encode(), "its metadata is a JSON list, not an object"),
+        (json.dumps({"kind": "Thing", "format_version": "1"}).encode(), "format_version is '1'"),
+    ],
+)
+def test_unreadable_metadata_is_incompatible(tmp_path: Path, raw: bytes, fault: str) -> None:
+    path = with_meta(tmp_path, raw)
+    with pytest.raises(IncompatibleFileError, match=re.escape(fault)):
+        load_npz(path, "Thing")
+
+
+def test_missing_entries_are_named(tmp_path: Path) -> None:
+    path = saved(tmp_path)
+    with pytest.raises(
+        IncompatibleFileError,
+        match=re.escape(f"{str(path)!r} is not a complete Thing: it lacks array 'b', metadata 'y'"),
+    ):
+        load_npz(path, "Thing", arrays=("a", "b"), meta=("x", "y"))
+    arrays, meta = load_npz(path, "Thing", arrays=("a",), meta=("x",))
+    assert arrays["a"].shape == (4000,) and meta["x"] == 1
+
+
+def test_a_directory_is_named_as_such(tmp_path: Path) -> None:
+    folder = tmp_path / "r.npz"
+    folder.mkdir()
+    with pytest.raises(IncompatibleFileError, match="to be a Thing file but it is a directory"):
+        load_npz(folder, "Thing")
+
+
+def test_check_output_path_accepts_new_and_existing_files(tmp_path: Path) -> None:
+    (tmp_path / "old.gif").write_bytes(b"x")
+    for target in (tmp_path / "old.gif", tmp_path / "new" / "deeper" / "a.gif", Path("a.gif")):
+        assert check_output_path(target, "output") == target
+    assert sorted(os.listdir(tmp_path)) == ["old.gif"]  # nothing created
+
+
+def test_check_output_path_refuses_what_cannot_be_written(tmp_path: Path) -> None:
+    (tmp_path / "dir.gif").mkdir()
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"Expected output to be a file path but '.*dir\.gif' is"):
+        check_output_path(tmp_path / "dir.gif", "output")
+    with pytest.raises(
+        ValueError, match=r"Cannot write output '.*file/sub/a\.gif': '.*file' is not"
+    ):
+        check_output_path(tmp_path / "file" / "sub" / "a.gif", "output")
+    with pytest.raises(ValueError, match=r"Expected output to be a file path but got '\.'"):
+        check_output_path(".", "output")
+    assert sorted(os.listdir(tmp_path)) == ["dir.gif", "file"]

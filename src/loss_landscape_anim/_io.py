@@ -12,7 +12,9 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+import zipfile
+import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,39 +63,124 @@ def save_npz(path: str | os.PathLike, kind: str, arrays: dict[str, Any], meta: d
     return Path(path)
 
 
-def load_npz(path: str | os.PathLike, kind: str) -> tuple[dict[str, np.ndarray], dict]:
-    """Read a file written by :func:`save_npz` for a result of ``kind``; never unpickles."""
+def load_npz(
+    path: str | os.PathLike,
+    kind: str,
+    *,
+    arrays: Iterable[str] = (),
+    meta: Iterable[str] = (),
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Read a file written by :func:`save_npz` for a result of ``kind``; never unpickles.
+
+    ``arrays`` and ``meta`` name the entries the result needs. Raises ``FileNotFoundError`` for a
+    missing file, :class:`UnsafeFileError` for a file that is not a data-only archive (a pickle),
+    and :class:`IncompatibleFileError`, naming the file and the fault, for a directory, a damaged
+    archive (truncated, bad checksum), unreadable metadata, another kind of result, a newer
+    format or a missing entry.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise IncompatibleFileError(
+            f"Expected {str(path)!r} to be a {kind} file but it is a directory"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"No such file: {str(path)!r}")
     check_not_pickle(path, expected="an .npz archive written by loss_landscape_anim")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except ValueError as exc:  # object arrays inside refuse to load without pickle
-        raise UnsafeFileError(f"Refusing to load {str(path)!r}: {exc}") from None
-    raw = arrays.pop(_META_KEY, None)
+        # Through our own handle: numpy leaks the one it opens when the archive is damaged.
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as archive:
+            loaded = {k: archive[k] for k in archive.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):  # object arrays refuse to load without pickle
+            raise UnsafeFileError(f"Refusing to load {str(path)!r}: {exc}") from None
+        raise damaged(path, exc) from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError) as exc:
+        raise damaged(path, exc) from None
+    header = _read_meta(path, loaded.pop(_META_KEY, None))
+    if header.get("kind") != kind:
+        raise IncompatibleFileError(
+            f"Expected {str(path)!r} to hold a {kind} but it holds a {header.get('kind')!r}"
+        )
+    version = header.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise damaged(path, f"format_version is {version!r}, not an integer")
+    if version > FORMAT_VERSION:
+        raise IncompatibleFileError(
+            f"{str(path)!r} was written by a newer version (format {version}); "
+            f"this version reads format {FORMAT_VERSION} and older"
+        )
+    missing = [f"array {k!r}" for k in arrays if k not in loaded]
+    missing += [f"metadata {k!r}" for k in meta if k not in header]
+    if missing:
+        raise IncompatibleFileError(
+            f"{str(path)!r} is not a complete {kind}: it lacks {', '.join(missing)}"
+        )
+    return loaded, header
+
+
+def _read_meta(path: Path, raw: np.ndarray | None) -> dict:
+    """The JSON metadata entry of an archive, as a dict."""
     if raw is None:
         raise IncompatibleFileError(
             f"{str(path)!r} is an .npz archive but not a loss_landscape_anim result (no metadata)"
         )
-    meta = json.loads(raw.tobytes().decode())
-    if meta.get("kind") != kind:
-        raise IncompatibleFileError(
-            f"Expected {str(path)!r} to hold a {kind} but it holds a {meta.get('kind')!r}"
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise damaged(path, f"its metadata is a {raw.dtype} array of shape {raw.shape}")
+    try:
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise damaged(path, f"its metadata is not UTF-8 JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise damaged(path, f"its metadata is a JSON {type(header).__name__}, not an object")
+    return header
+
+
+def damaged(path: str | os.PathLike, reason: object) -> IncompatibleFileError:
+    """The error for a file that cannot be read back: truncated, corrupt or inconsistent."""
+    return IncompatibleFileError(f"{str(path)!r} is damaged or inconsistent: {reason}")
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike) -> Iterator[None]:
+    """Turn the ``ValueError``/``TypeError`` of building a result from the arrays of ``path``
+    (wrong shapes, dtypes, non-finite values, malformed metadata) into an
+    :class:`IncompatibleFileError` naming the file."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise damaged(path, exc) from None
+
+
+def check_output_path(path: str | os.PathLike, name: str) -> Path:
+    """``path`` as a ``Path``, if a file can be written there: it is not a folder, and its folder
+    exists or can be created (the nearest existing ancestor is a writable folder). Nothing is
+    created; raises ``ValueError`` naming the argument ``name``."""
+    path = Path(path)
+    if path.name in ("", ".", ".."):
+        raise ValueError(f"Expected {name} to be a file path but got {str(path)!r}")
+    if path.is_dir():
+        raise ValueError(f"Expected {name} to be a file path but {str(path)!r} is a directory")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        if folder.is_symlink():  # a dangling link: mkdir would fail
+            break
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"Cannot write {name} {str(path)!r}: {str(folder)!r} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"Cannot write {name} {str(path)!r}: the folder {str(folder)!r} is not writable"
         )
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise IncompatibleFileError(
-            f"{str(path)!r} was written by a newer version (format {meta['format_version']}); "
-            f"this version reads format {FORMAT_VERSION} and older"
-        )
-    return arrays, meta
+    return path
 
 
 def check_not_pickle(path: Path, *, expected: str) -> None:
-    """Raise :class:`UnsafeFileError` unless ``path`` starts like a zip archive."""
+    """Raise :class:`UnsafeFileError` unless ``path`` starts like a zip archive
+    (:class:`IncompatibleFileError` when it is too short to tell: empty or truncated)."""
     with open(path, "rb") as fh:
         head = fh.read(4)
+    if len(head) < len(_ZIP_MAGIC):
+        raise damaged(path, f"it holds {len(head)} bytes (empty or truncated)")
     if head != _ZIP_MAGIC:
         what = "a pickle" if head[:1] == b"\x80" else "not a zip archive"
         raise UnsafeFileError(

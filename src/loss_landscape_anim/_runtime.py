@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import numbers
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 
-from ._validate import check_positive_int
+from ._validate import check_positive_int, is_integer
 
 
 def resolve_device(device: str | torch.device | None = None, gpus: int = 0) -> torch.device:
@@ -42,12 +41,21 @@ def resolve_device(device: str | torch.device | None = None, gpus: int = 0) -> t
     return resolved
 
 
+#: The seeds torch accepts: a signed or unsigned 64-bit integer.
+SEED_RANGE = (-(2**63), 2**64 - 1)
+
+
 def check_seed(seed: Any) -> int | None:
-    """``seed`` as an int, if it is None or an integer (``seed=0`` is a seed)."""
+    """``seed`` as an int, if it is None or an integer in :data:`SEED_RANGE` (``seed=0`` is a
+    seed)."""
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"Expected seed to be an integer or None but got {seed!r}")
+    low, high = SEED_RANGE
+    if not is_integer(seed) or not low <= seed <= high:
+        raise ValueError(
+            f"Expected seed to be None or an integer from -2**63 to 2**64 - 1 (torch's seed "
+            f"range) but got {seed!r}"
+        )
     return int(seed)
 
 
@@ -83,7 +91,7 @@ def check_num_threads(value: Any) -> NumThreads:
     """``value`` if it is None, ``"auto"`` or a positive integer."""
     if value is None or value == "auto":
         return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if not is_integer(value) or value < 1:
         raise ValueError(
             f"Expected num_threads to be a positive integer, 'auto' or None but got {value!r}"
         )

@@ -9,13 +9,17 @@ import argparse
 import logging
 import math
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from ._io import check_output_path
+from ._runtime import SEED_RANGE
 from ._validate import check_choice
 from .directions import METHODS
 from .pipeline.options import DEFAULT_FPS, DEFAULT_FRAMES, DEFAULT_MARGIN, DEFAULT_RESOLUTION
 from .record.optimizers import OPTIMIZERS
+from .render.writers import MAX_GIF_FPS
 
 __all__ = ["build_parser", "main"]
 
@@ -46,9 +50,14 @@ def _number(convert: type, accept: Callable[[float], bool], expected: str) -> Ca
 
 
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_resolution = _number(int, lambda v: v >= 2, "an integer >= 2")
 _positive_float = _number(float, lambda v: 0 < v < math.inf, "a positive finite number")
 _non_negative_float = _number(float, lambda v: 0 <= v < math.inf, "a finite number >= 0")
-_int = _number(int, lambda v: True, "an integer")
+_seed = _number(
+    int,
+    lambda v: SEED_RANGE[0] <= v <= SEED_RANGE[1],
+    "an integer from -2**63 to 2**64 - 1",
+)
 
 
 def _optimizer_list(text: str) -> list[str]:
@@ -60,7 +69,22 @@ def _optimizer_list(text: str) -> list[str]:
             check_choice(name, "optimizer", OPTIMIZERS)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(
+            f"expected each optimizer once but got {', '.join(map(repr, repeated))} more than "
+            "once (names ignore case)"
+        )
     return names
+
+
+class _Given(argparse.Action):
+    """Stores the value and notes that the option was given on the command line (its default
+    alone does not count), so that options that do not apply can be refused."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.given = {*getattr(namespace, "given", ()), self.option_strings[-1]}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(OPTIMIZERS),
         default="adam",
         type=str.lower,
-        help="optimizer (default adam)",
+        action=_Given,
+        help="optimizer (default adam); with --compare, list the optimizers there instead",
     )
     add("--lr", type=_positive_float, default=None, help="learning rate (default: the model's)")
     add(
@@ -91,13 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=str.lower,
         help="directions of the plane (default pca)",
     )
-    add("--seed", type=_int, default=0, help="random seed (default 0)")
+    add("--seed", type=_seed, default=0, help="random seed (default 0)")
+    _add_output_and_data_arguments(add)
+    return parser
+
+
+def _add_output_and_data_arguments(add: Callable[..., Any]) -> None:
+    """The animation, grid, data, comparison and run options of :func:`build_parser`."""
     add("--output", default="sample.gif", help="output file: .gif, .mp4 or .html")
     add(
         "--fps",
         type=_positive_int,
         default=DEFAULT_FPS,
-        help=f"frames per second (default {DEFAULT_FPS})",
+        help=f"frames per second (default {DEFAULT_FPS}; at most {MAX_GIF_FPS} for a .gif)",
     )
     add(
         "--frames",
@@ -107,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--resolution",
-        type=_positive_int,
+        type=_resolution,
         default=DEFAULT_RESOLUTION,
         help=f"grid points per axis (default {DEFAULT_RESOLUTION})",
     )
@@ -125,8 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=str.lower,
         help="built-in data: spirals with an MLP, or MNIST with LeNet-5",
     )
-    add("--data-dir", default=None, help="folder with (or for) the MNIST files")
-    add("--examples", type=_positive_int, default=3000, help="MNIST examples to use (default 3000)")
+    add("--data-dir", default=None, help="with --data mnist: folder with (or for) the MNIST files")
+    add(
+        "--examples",
+        type=_positive_int,
+        default=3000,
+        action=_Given,
+        help="with --data mnist: examples to use (default 3000)",
+    )
     add(
         "--compare",
         type=_optimizer_list,
@@ -139,11 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="with --compare: the optimizer whose optimum centres the plane",
     )
-    add("--checkpoints", default="checkpoints/", help="folder for weights and trajectory")
-    add("--load", action="store_true", help="re-render from saved weights, without training")
+    add(
+        "--checkpoints",
+        default="checkpoints/",
+        action=_Given,
+        help="folder for weights and trajectory (not with --compare, which writes none)",
+    )
+    add(
+        "--load",
+        action="store_true",
+        help="re-render from saved weights, without training (not with --compare)",
+    )
     add("--no-progress", action="store_true", help="hide progress bars")
     add("-v", "--verbose", action="store_true", help="log the time of each phase")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,16 +198,65 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if args.center is not None and args.compare is None:
-        parser.error("--center needs --compare")
+    _check_combinations(parser, args)
     try:
-        _run(args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
+        with warnings.catch_warnings():
+            warnings.showwarning = _warn_in_one_line
+            _run(args)
+    except (ValueError, TypeError, OSError, RuntimeError) as exc:
         _fail(exc)
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
         return 130
     return 0
+
+
+def _check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse, before any work, options that do not apply together or values that only the
+    other options make wrong; each message names the option."""
+    from ._runtime import resolve_device
+    from .render.writers import check_fps, format_for
+
+    given: set[str] = getattr(args, "given", set())
+    if args.center is not None and args.compare is None:
+        parser.error("--center needs --compare")
+    if args.compare is not None:
+        for option in ("--optimizer", "--checkpoints"):
+            if option in given:
+                parser.error(f"{option} does not apply with --compare: {_COMPARE_REFUSES[option]}")
+        if args.load:
+            parser.error("--load does not apply with --compare: " + _COMPARE_REFUSES["--load"])
+        if args.center is not None and args.center.strip().lower() not in args.compare:
+            parser.error(
+                f"argument --center: expected one of the compared optimizers "
+                f"{', '.join(map(repr, args.compare))} but got {args.center!r}"
+            )
+    if args.data != "mnist":
+        for option, value in (("--examples", "--examples" in given), ("--data-dir", args.data_dir)):
+            if value:
+                parser.error(f"{option} applies to --data mnist only")
+    for option, check in (
+        ("--output", lambda: format_for(args.output, name="the output file")),
+        ("--output", lambda: check_output_path(args.output, "the output file")),
+        ("--fps", lambda: check_fps(args.fps, format_for(args.output), "the frame rate")),
+        ("--device", lambda: resolve_device(args.device)),
+    ):
+        try:
+            check()
+        except (ValueError, RuntimeError) as exc:  # RuntimeError: no ffmpeg for an .mp4
+            parser.error(f"argument {option}: {exc}")
+
+
+_COMPARE_REFUSES = {
+    "--optimizer": "list the optimizers in --compare",
+    "--checkpoints": "a comparison saves no weights or trajectory",
+    "--load": "a comparison trains every optimizer; it saves nothing to load",
+}
+
+
+def _warn_in_one_line(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+    text = " ".join(str(message).split())
+    sys.stderr.write(f"{PROG}: warning: {text}\n")
 
 
 def _fail(exc: BaseException) -> NoReturn:
@@ -173,10 +267,9 @@ def _fail(exc: BaseException) -> NoReturn:
 
 def _run(args: argparse.Namespace) -> None:
     from .pipeline import loss_landscape_anim
-    from .render.writers import format_for
 
-    format_for(args.output)  # before any data are downloaded or files written
     data, model = _data_and_model(args)
+    batch_size = args.batch_size if data is None else None  # MNIST's is set on its data module
     common = dict(
         learning_rate=args.lr,
         resolution=args.resolution,
@@ -198,6 +291,7 @@ def _run(args: argparse.Namespace) -> None:
             output_filename=args.output,
             giffps=args.fps,
             n_frames=args.frames,
+            batch_size=batch_size,
             **common,
         )
         return
@@ -214,7 +308,7 @@ def _run(args: argparse.Namespace) -> None:
         sampling=args.frames is not None,
         n_frames=args.frames or DEFAULT_FRAMES,
         seed=args.seed,
-        batch_size=args.batch_size,
+        batch_size=batch_size,
         **common,
     )
 

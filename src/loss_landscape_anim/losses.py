@@ -11,7 +11,14 @@ from torch import nn
 
 from .errors import DataError
 
-__all__ = ["LossFn", "batch_accuracy", "checked_loss", "is_default_cross_entropy", "loss_function"]
+__all__ = [
+    "LossFn",
+    "as_targets",
+    "batch_accuracy",
+    "checked_loss",
+    "is_default_cross_entropy",
+    "loss_function",
+]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -20,6 +27,13 @@ def loss_function(model: nn.Module) -> LossFn:
     """The model's ``loss_fn`` when it has one, else mean cross-entropy."""
     fn = getattr(model, "loss_fn", None)
     return fn if callable(fn) else F.cross_entropy
+
+
+def as_targets(y: torch.Tensor) -> torch.Tensor:
+    """Integer class labels of any integer dtype (int32, uint8, ...) as int64, the dtype torch's
+    classification losses need; other targets unchanged."""
+    integer = not (y.is_floating_point() or y.is_complex() or y.dtype == torch.bool)
+    return y.long() if integer and y.dtype != torch.int64 else y
 
 
 def batch_accuracy(y_pred: torch.Tensor, y: torch.Tensor) -> float:
@@ -36,6 +50,12 @@ def checked_loss(
 
     ``check_labels`` compares class labels with the number of outputs first (a device sync; the
     training loop does it on its first batch, and the loss itself fails on later bad labels)."""
+    if not isinstance(y_pred, torch.Tensor):
+        raise TypeError(
+            f"Expected the model to return a tensor of predictions but it returned a "
+            f"{type(y_pred).__name__}: make forward() return the predictions only (e.g. the "
+            "logits of a (logits, features) pair), or wrap the model in a module that does"
+        )
     if (
         check_labels
         and y_pred.ndim == 2

@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn.utils import vector_to_parameters
 
-from loss_landscape_anim import IncompatibleFileError, LossGrid, compute_loss_grid, path_losses
+from loss_landscape_anim import (
+    DataError,
+    IncompatibleFileError,
+    LossGrid,
+    compute_loss_grid,
+    path_losses,
+)
 from loss_landscape_anim.analysis.loss_grid import MIN_ASPECT, grid_axes
 from loss_landscape_anim.data import SpiralsDataModule
 from loss_landscape_anim.directions import project
@@ -227,3 +233,26 @@ def test_path_losses_of_selected_rows(trained_mlp) -> None:
     np.testing.assert_allclose(some.projected[rows], every_row.projected[rows], rtol=RTOL)
     others = np.setdiff1d(np.arange(len(trajectory)), rows)
     assert np.isnan(some.true[others]).all() and np.isnan(some.projected[others]).all()
+
+
+# --- hostile evaluation data ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.uint8])
+def test_integer_labels_of_any_dtype_evaluate_like_int64(trained_mlp, dtype) -> None:
+    model, plane, _ = trained_mlp
+    X, y = spirals(40)
+    wide = compute_loss_grid(model, (X, y), plane, resolution=np.int64(3), progress=False)
+    narrow = compute_loss_grid(model, (X, y.to(dtype)), plane, resolution=3, progress=False)
+    np.testing.assert_array_equal(narrow.loss, wide.loss)
+
+
+def test_non_finite_evaluation_inputs_are_named(trained_mlp) -> None:
+    model, plane, _ = trained_mlp
+    X, y = spirals(40)
+    X = X.clone()
+    X[33, 1] = float("-inf")
+    with pytest.raises(
+        DataError, match=r"The evaluation inputs hold 1 non-finite value .* example 33"
+    ):
+        compute_loss_grid(model, (X, y), plane, resolution=3, progress=False)

@@ -117,6 +117,10 @@ def serve_gz(root: Path, raw_data) -> dict[str, str]:
     return table
 
 
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
 # --- reading and preprocessing -------------------------------------------------------------------
 
 
@@ -366,7 +370,19 @@ def test_wrong_checksum_leaves_no_file(tmp_path, raw_data, http_root):
         + table[f"{IMAGES}.gz"],
     ):
         download_mnist(dest, files=wrong, mirrors=[url])
-    assert list(dest.iterdir()) == []
+    assert not dest.exists()  # nor the folder the download created
+
+
+def test_a_failed_second_file_keeps_the_verified_first_and_its_folder(
+    tmp_path, raw_data, http_root
+):
+    root, url = http_root
+    table = serve_gz(root, raw_data)
+    names = list(table)
+    dest = tmp_path / "a" / "b"
+    with pytest.raises(MNISTNotFoundError, match="MD5 checksum mismatch"):
+        download_mnist(dest, files={names[0]: table[names[0]], names[1]: "0" * 32}, mirrors=[url])
+    assert files_under(tmp_path / "a") == ["b", f"b/{names[0]}"]
 
 
 def test_existing_file_with_right_checksum_is_kept(tmp_path, raw_data):
@@ -398,7 +414,22 @@ def test_failed_download_names_files_folders_and_the_error(tmp_path, monkeypatch
     assert f"The download failed: Could not download {IMAGES}.gz" in message
     assert f"{nowhere}{IMAGES}.gz: " in message
     assert isinstance(info.value.__cause__, MNISTNotFoundError)
-    assert list((data_dir / "MNIST" / "raw").iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # no data/MNIST/raw left behind
+
+
+def test_cli_offline_mnist_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    from loss_landscape_anim.cli import main
+
+    nowhere = (tmp_path / "nowhere").as_uri() + "/"
+    monkeypatch.setattr(mnist_download, "MNIST_MIRRORS", (nowhere,))
+    monkeypatch.chdir(tmp_path)
+    data_dir = tmp_path / "nonexistent" / "deeper"
+    with pytest.raises(SystemExit) as info:
+        main(["--data", "mnist", "--data-dir", str(data_dir), "--no-progress"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "MNIST files not found" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_download_needs_a_mirror_and_a_positive_timeout(tmp_path):

@@ -127,8 +127,8 @@ def test_materialize_forms_and_n_examples() -> None:
     mX, my = materialize(dm, n_examples=10)
     assert torch.equal(mX, X[:10]) and torch.equal(my, y[:10])
     mX, my = materialize((X.double().numpy(), y.numpy()), n_examples=5000)
-    assert mX.dtype == torch.float32
-    assert torch.equal(mX, X) and torch.equal(my, y)
+    assert mX.dtype == torch.float64  # kept: cast to the model's dtype where it is used
+    assert torch.equal(mX.float(), X) and torch.equal(my, y)
     shuffled = DataLoader(TensorDataset(X, y), batch_size=100, shuffle=True)
     mX, _ = materialize(shuffled)
     assert torch.equal(mX, X)  # a fixed order, whatever the loader's

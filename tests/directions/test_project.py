@@ -280,3 +280,17 @@ def test_plane_identity_property(T: int, n: int, seed: int, scale: float) -> Non
     np.testing.assert_allclose(plane.off_plane_distance, 0.0, atol=1e-5 * scale)
     for (x, y), row in zip(plane.path_2d, params, strict=True):
         np.testing.assert_allclose(plane.point(x, y), row, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("seed", [-4, 2**64 - 4])
+def test_a_straight_path_is_completed_from_any_torch_seed(seed) -> None:
+    """numpy takes non-negative seeds only: a negative seed is read as torch reads it, its 64-bit
+    two's complement."""
+    line = np.outer(np.linspace(-1.0, 0.0, 5), np.arange(1.0, P + 1)).astype(np.float32)
+    plane = project(trajectory_of(line), "pca", seed=seed)
+    assert plane.explained_variance[1] == 0.0
+    assert plane.axis_labels()[1] == "random direction 1 (the path has no variance left)"
+    np.testing.assert_allclose(plane.directions @ plane.directions.T, np.eye(2), atol=1e-12)
+    np.testing.assert_array_equal(
+        plane.directions, project(trajectory_of(line), "pca", seed=2**64 - 4).directions
+    )

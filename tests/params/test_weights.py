@@ -127,3 +127,28 @@ def test_other_architecture_names_both(tmp_path: Path) -> None:
     ):
         load_weights(model, path)
     assert same_state(model, before)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda raw: raw[: len(raw) // 2],
+        lambda raw: raw[:-20],
+        lambda raw: raw[:300] + bytes(300) + raw[600:],
+    ],
+)
+def test_a_damaged_weights_file_is_called_damaged_not_unsafe(tmp_path: Path, damage) -> None:
+    path = save_weights(mlp(0), tmp_path / "model.pt")
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(
+        IncompatibleFileError,
+        match=re.escape(f"{str(path)!r} is damaged or inconsistent: PytorchStreamReader failed"),
+    ) as info:
+        load_weights(mlp(0), path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_directory_is_not_a_weights_file(tmp_path: Path) -> None:
+    (tmp_path / "model.pt").mkdir()
+    with pytest.raises(IncompatibleFileError, match="to be a weights file but it is a directory"):
+        load_weights(mlp(0), tmp_path / "model.pt")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from loss_landscape_anim import (
@@ -92,10 +93,37 @@ def test_the_animation_draws_every_path_in_its_own_colour(comparison) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"center": "adagrad"}, "Expected center to be one of 'adam', 'sgd' but got 'adagrad'"),
+        (
+            {"center": "adagrad"},
+            "Expected center to be one of the compared optimizers 'adam', 'sgd' but got 'adagrad'",
+        ),
         ({"optimizers": ["adam", "lbfgs"]}, "Expected optimizers to be one of"),
-        ({"learning_rates": {"adagrad": 0.1}}, "learning_rates names optimizers"),
+        (
+            {"learning_rates": {"adagrad": 0.1}},
+            "Expected a key of learning_rates to be one of the compared optimizers",
+        ),
         ({"reduction_method": "tsne"}, "Expected reduction_method to be one of"),
+        (
+            {"optimizers": ["adam", "ADAM"]},
+            "Expected each optimizer once but optimizers names 'adam' and 'adam'",
+        ),
+        (
+            {"optimizers": ["adam", torch.optim.Adam]},
+            "Expected each optimizer once but optimizers names 'adam' and 'Adam'",
+        ),
+        ({"learning_rates": {"sgd": 0.1, "SGD": 0.2}}, "learning_rates gives 'sgd' twice"),
+        ({"n_frames": 0}, "Expected n_frames to be a positive integer but got 0"),
+        ({"giffps": 60}, "Expected giffps to be at most 50 for a GIF but got 60"),
+        ({"custom_directions": (np.ones(303), np.arange(303.0))}, "but reduction_method is 'pca'"),
+        ({"reduction_method": "custom"}, "needs custom_directions"),
+        (
+            {"datamodule": SpiralsDataModule(), "batch_size": 7},
+            "batch_size=7 applies to the default spirals data only",
+        ),
+        (
+            {"output_filename": "DIR"},
+            "Expected output_filename to be a file path but .* is a directory",
+        ),
     ],
 )
 def test_bad_arguments_fail_before_any_training_or_file(tmp_path, monkeypatch, kwargs, match):
@@ -103,11 +131,31 @@ def test_bad_arguments_fail_before_any_training_or_file(tmp_path, monkeypatch, k
         raise AssertionError("trained before validating")
 
     monkeypatch.setattr("loss_landscape_anim.pipeline.compare.train", no_training)
+    (tmp_path / "DIR.gif").mkdir()
     arguments = {"optimizers": ["adam", "sgd"], "output_filename": tmp_path / "c.gif", **kwargs}
+    if arguments["output_filename"] == "DIR":
+        arguments["output_filename"] = tmp_path / "DIR.gif"
     optimizers = arguments.pop("optimizers")
     with pytest.raises(ValueError, match=match):
         compare_optimizers(optimizers, 5, progress=False, **arguments)
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / "DIR.gif"]
+    assert list((tmp_path / "DIR.gif").iterdir()) == []
+
+
+def test_names_are_matched_ignoring_case(tmp_path) -> None:
+    result = compare_optimizers(
+        ["Adam", "sgd"],
+        2,
+        center="ADAM",
+        learning_rates={"SGD": 0.5},
+        seed=0,
+        resolution=3,
+        output_filename=None,
+        progress=False,
+    )
+    assert result.center == "adam"
+    assert list(result.trajectories) == ["adam", "sgd"]
+    assert result.trajectories["sgd"].learning_rate == 0.5
 
 
 def test_compare_from_the_command_line(tmp_path) -> None:

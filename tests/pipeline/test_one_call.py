@@ -16,6 +16,7 @@ import loss_landscape_anim.pipeline.stages as stages_module
 from loss_landscape_anim import (
     MLP,
     Animation,
+    DataError,
     GenericModel,
     IncompatibleFileError,
     SpiralsDataModule,
@@ -401,3 +402,126 @@ def test_user_model_weights_reload(tmp_path, user_model, monkeypatch):
         n_frames=2,
     )
     assert (tmp_path / "b.gif").read_bytes() == first
+
+
+# -- what a hard user broke: a failing call touches no file ------------------------------------
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``folder``: its bytes and modification time."""
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def earlier_run(tmp_path, reference) -> dict:
+    """The reference run's checkpoints copied into this test's folder; their snapshot."""
+    shutil.copytree(reference / "ckpt", tmp_path / "ckpt")
+    return snapshot(tmp_path)
+
+
+def no_training(*args, **kwargs):
+    raise AssertionError("trained before every argument was checked")
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        (
+            {"custom_directions": (np.ones(N_PARAMS), np.arange(N_PARAMS, dtype=float))},
+            ValueError,
+            "custom_directions were given but reduction_method is 'pca'",
+        ),
+        (
+            {"datamodule": (torch.randn(30, 3), torch.randint(0, 3, (30,))), "model": MLP(3, 3)},
+            ValueError,
+            r"decision_regions=True needs 2-D inputs .* have shape \(3,\) per example",
+        ),
+        (
+            {"datamodule": (torch.randn(30, 2), torch.randn(30)), "model": MLP(2, 3)},
+            ValueError,
+            "decision_regions=True needs class labels but the data's targets are floating",
+        ),
+        ({"output_filename": "DIR"}, ValueError, "output_filename to be a file path but .* is a"),
+        ({"output_filename": ".gif"}, ValueError, "output_filename to be a file name before"),
+        ({"giffps": 200}, ValueError, "Expected giffps to be at most 50 for a GIF but got 200"),
+        ({"seed": 2**70}, ValueError, r"Expected seed to be None or an integer from -2\*\*63"),
+        ({"model_dirpath": "FILE"}, ValueError, "Expected model_dirpath to be a folder but"),
+        ({"model_filename": ""}, ValueError, "Expected model_filename to be a file path"),
+        (
+            {"datamodule": SpiralsDataModule(), "batch_size": 7},
+            ValueError,
+            "batch_size=7 applies to the default spirals data only",
+        ),
+        ({"decision_regions": "yes"}, TypeError, "Expected decision_regions to be True, False"),
+    ],
+)
+def test_checks_after_an_earlier_run_touch_no_file(
+    tmp_path, earlier_run, monkeypatch, options, error, match
+):
+    monkeypatch.setattr("loss_landscape_anim.pipeline.one_call.train", no_training)
+    (tmp_path / "DIR.gif").mkdir()
+    (tmp_path / "FILE").write_text("")
+    before = snapshot(tmp_path)
+    arguments = {"decision_regions": True, **options}
+    for name, value in arguments.items():
+        if value in ("DIR", "FILE"):
+            arguments[name] = tmp_path / ("DIR.gif" if value == "DIR" else value)
+    with pytest.raises(error, match=match):
+        run(tmp_path, **arguments)
+    assert snapshot(tmp_path) == before
+    assert files_under(tmp_path / "DIR.gif") == []
+
+
+def test_a_failure_after_training_keeps_the_earlier_checkpoints(tmp_path, earlier_run, monkeypatch):
+    def broken_render(*args, **kwargs):
+        raise RuntimeError("rendering failed")
+
+    monkeypatch.setattr("loss_landscape_anim.pipeline.one_call.render", broken_render)
+    with pytest.raises(RuntimeError, match="rendering failed"):
+        run(tmp_path, seed=1)
+    assert snapshot(tmp_path) == earlier_run
+
+
+def test_non_finite_data_are_named_and_nothing_is_written(tmp_path):
+    X, y = make_spirals(40, 3, seed=5)
+    X[17, 0] = float("nan")
+    with pytest.raises(DataError, match=r"The inputs hold 1 non-finite value .* example 17"):
+        run(tmp_path, model=MLP(2, 3), datamodule=(X, y))
+    assert files_under(tmp_path) == []
+
+
+def test_numpy_integers_are_accepted_everywhere(tmp_path):
+    animation = run(
+        tmp_path,
+        n_epochs=np.int64(2),
+        resolution=np.int64(4),
+        giffps=np.int32(5),
+        sampling=True,
+        n_frames=np.int64(2),
+        n_examples=np.int64(50),
+        record_every=np.int64(1),
+        seed=np.int64(0),
+        gpus=np.int64(0),
+        margin=np.float32(0.2),
+    )
+    assert (animation.n_frames, animation.fps) == (2, 5)
+    assert type(animation.fps) is int
+
+
+def test_a_float64_model_keeps_its_precision_end_to_end(tmp_path):
+    torch.manual_seed(0)
+    model = MLP(2, 3, hidden_dim=6, learning_rate=0.05).double()
+    X, y = make_spirals(30, 3, seed=5)
+    run(tmp_path, n_epochs=3, model=model, datamodule=(X.double(), y.int()))
+    state = torch.load(tmp_path / "ckpt" / "model.pt", weights_only=True)
+    trajectory = Trajectory.load(tmp_path / "ckpt" / "model.trajectory.npz")
+    assert trajectory.dtype == np.float64
+    for name, value in state.items():
+        assert value.dtype == torch.float64, name
+        assert not torch.equal(value, value.float().double()), f"{name} was rounded to float32"
+    final = torch.cat([state[n].ravel() for n in trajectory.layout.names]).numpy()
+    np.testing.assert_array_equal(final, trajectory.final_params)

@@ -204,15 +204,15 @@ def test_divergence_warns_and_keeps_finite_rows() -> None:
     assert np.isfinite(trajectory.loss).all()
 
 
-def test_non_finite_initial_loss() -> None:
-    X, y = spirals()
-    X = X.clone()
-    X[0, 0] = float("nan")
+def test_non_finite_initial_weights() -> None:
+    model = small_mlp()
+    with torch.no_grad():
+        next(model.parameters())[0, 0] = float("inf")
     with (
         pytest.warns(DivergenceWarning),
         pytest.raises(DataError, match="not finite at the initial weights"),
     ):
-        train(small_mlp(), (X, y), 2, progress=False)
+        train(model, spirals(), 2, progress=False)
 
 
 def test_empty_data() -> None:
@@ -273,3 +273,146 @@ def test_final_buffers_are_recorded_saved_and_restored(tmp_path) -> None:
         torch.nn.utils.parameters_to_vector(trained.parameters()).detach().numpy(),
         trajectory.params[-1],
     )
+
+
+# -- what a hard user tries ------------------------------------------------------------------------
+
+
+def test_non_finite_inputs_are_named_before_training(monkeypatch) -> None:
+    def no_step(*args, **kwargs):
+        raise AssertionError("trained on non-finite data")
+
+    monkeypatch.setattr(training, "_run", no_step)
+    X, y = spirals()
+    X = X.clone()
+    X[140, 1] = float("nan")
+    X[600, 0] = float("inf")
+    with pytest.raises(
+        DataError,
+        match=r"The inputs hold 2 non-finite values \(NaN or infinity\); the first is in example 140",
+    ):
+        train(small_mlp(), (X, y), 2, progress=False)
+    loader = DataLoader(TensorDataset(X, y), batch_size=32)
+    with pytest.raises(DataError, match="the first is in example 140"):
+        train(small_mlp(), loader, 2, progress=False)
+
+
+def test_non_finite_float_targets_are_named() -> None:
+    X = torch.randn(20, 2)
+    y = torch.randn(20, 1)
+    y[7, 0] = float("nan")
+    model = nn.Sequential(nn.Linear(2, 1))
+    model.loss_fn = F.mse_loss
+    with pytest.raises(DataError, match=r"The targets hold 1 non-finite value .* example 7"):
+        train(model, (X, y), 1, progress=False)
+
+
+class ListDataset(torch.utils.data.Dataset):
+    """A dataset seen only by iterating: its tensors are not exposed."""
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor):
+        self.X, self.y = X, y
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __getitem__(self, i: int):
+        return self.X[i], self.y[i]
+
+
+def test_non_finite_data_seen_by_iterating_name_the_batch() -> None:
+    X, y = spirals()
+    X = X.clone()
+    X[140, 0] = float("nan")
+    loader = DataLoader(ListDataset(X, y), batch_size=32)
+    with pytest.raises(
+        DataError,
+        match="the first is in row 12 of training batch 4 of the first epoch",
+    ):
+        train(small_mlp(), loader, 2, progress=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.uint8, torch.int16])
+def test_integer_labels_of_any_dtype_train(dtype) -> None:
+    X, y = spirals()
+    reference = train(small_mlp(), (X, y), 2, progress=False)
+    narrow = train(small_mlp(), (X, y.to(dtype)), 2, progress=False)
+    np.testing.assert_array_equal(narrow.params, reference.params)
+    np.testing.assert_array_equal(narrow.accuracy, reference.accuracy)
+
+
+def test_numpy_integers_are_accepted() -> None:
+    trajectory = train(
+        small_mlp(), spirals(), np.int64(2), record_every=np.int32(1), progress=False
+    )
+    assert len(trajectory) == 3
+    with pytest.raises(ValueError, match="Expected n_epochs to be a positive integer but got True"):
+        train(small_mlp(), spirals(), True, progress=False)
+
+
+def test_a_model_without_trainable_parameters_is_named() -> None:
+    model = small_mlp()
+    model.requires_grad_(False)
+    with pytest.raises(
+        ValueError, match="every parameter of MLP has requires_grad=False: unfreeze"
+    ):
+        train(model, spirals(), 1, progress=False)
+
+
+class Pair(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(2, 3)
+
+    def forward(self, x):
+        return self.linear(x), x
+
+
+def test_a_model_returning_a_tuple_is_named() -> None:
+    with pytest.raises(TypeError, match=r"Expected the model to return a tensor .* a tuple"):
+        train(Pair(), spirals(), 1, progress=False)
+
+
+def test_a_meta_device_model_is_named() -> None:
+    with torch.device("meta"):
+        model = nn.Linear(2, 3)
+    with pytest.raises(ValueError, match=r"'meta' device .* model\.to_empty"):
+        train(model, spirals(), 1, progress=False)
+
+
+@pytest.mark.parametrize("seed", [2**70, -(2**63) - 1, 1.5])
+def test_seeds_outside_torch_range_are_refused(seed) -> None:
+    with pytest.raises(ValueError, match=r"Expected seed to be None or an integer from -2\*\*63"):
+        train(small_mlp(), spirals(), 1, seed=seed, progress=False)
+
+
+def test_lbfgs_steps_with_its_closure() -> None:
+    X, y = spirals()
+    model = small_mlp()
+    trajectory = train(
+        model, (X, y), 3, optimizer=torch.optim.LBFGS, learning_rate=0.5, progress=False
+    )
+    assert trajectory.optimizer == "lbfgs"
+    assert len(trajectory) == 4 and trajectory.loss[-1] < trajectory.loss[0]
+    # row t + 1 is what LBFGS makes of row t's weights
+    reference = copy.deepcopy(model)
+    opt = torch.optim.LBFGS(reference.parameters(), lr=0.5)
+    for row in trajectory.params[1:]:
+
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(reference(X), y)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        np.testing.assert_allclose(flat(reference), row, rtol=1e-5, atol=1e-6)
+    for row, loss in zip(trajectory.params, trajectory.loss, strict=True):
+        assert full_batch_loss(model, row, X, y)[0] == pytest.approx(loss, rel=1e-5)
+
+
+def test_a_numpy_learning_rate_declared_by_a_plain_module_is_used() -> None:
+    model = nn.Sequential(nn.Linear(2, 3))
+    model.learning_rate = np.float32(0.5)
+    trajectory = train(model, spirals(), 1, progress=False)
+    assert trajectory.learning_rate == 0.5

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageSequence
 
 from loss_landscape_anim.render import writers
@@ -482,3 +484,56 @@ def test_write_creates_missing_folders(tmp_path):
     encode_frames(frames, "gif", fps=10, output=out, palette_source=palette_source(frames))
     decoded, _ = decode_gif(out.read_bytes())
     assert len(decoded) == 2
+
+
+# -- GIF timing ----------------------------------------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(1, 400), fps=st.integers(1, writers.MAX_GIF_FPS))
+def test_gif_durations_are_whole_hundredths_whose_mean_is_one_over_fps(n, fps):
+    durations = writers.gif_durations(n, fps)
+    assert len(durations) == n
+    assert all(d % 10 == 0 and d >= 20 for d in durations)
+    elapsed = np.cumsum(durations)
+    ideal = np.arange(1, n + 1) * 1000 / fps
+    assert np.all(np.abs(elapsed - ideal) <= 5 + 1e-9)  # half the 10 ms unit, never drifting
+
+
+def test_a_15_fps_gif_alternates_70_and_60_ms():
+    frames = moving_square(6)
+    data = encode_frames(frames, "gif", fps=15, output=None, palette_source=palette_source(frames))
+    _, durations = decode_gif(data)
+    assert durations == [70, 60, 70, 70, 60, 70]
+    assert sum(durations) / len(durations) == pytest.approx(1000 / 15)
+
+
+def test_merged_repeated_frames_keep_the_timing_at_15_fps():
+    """Whatever identical frames the encoder merges, each input frame is on screen at the middle
+    of its own time slot."""
+    frames = moving_square(3)
+    frames = [frames[0], frames[1], frames[1], frames[1], frames[2]]
+    source = palette_source(frames)
+    data = encode_frames(frames, "gif", fps=15, output=None, palette_source=source)
+    decoded, durations = decode_gif(data)
+    intended = writers.gif_durations(len(frames), 15)
+    assert sum(durations) == sum(intended)
+    middles = np.cumsum(intended) - np.asarray(intended) / 2
+    shown = np.searchsorted(np.cumsum(durations), middles, side="right")
+    for k, want in enumerate(truth(frames, source)):
+        np.testing.assert_array_equal(decoded[shown[k]], want, err_msg=f"frame {k}")
+
+
+@pytest.mark.parametrize("fps", [51, 60, 200, 1000])
+def test_a_gif_faster_than_50_fps_is_refused(fps):
+    with pytest.raises(ValueError, match=f"Expected fps to be at most 50 for a GIF but got {fps}"):
+        writers.check_fps(fps, "gif")
+    assert writers.check_fps(np.int64(fps), "mp4") == fps
+    assert writers.check_fps(fps, "html") == fps
+    assert writers.check_fps(np.int32(50), "gif") == 50
+
+
+@pytest.mark.parametrize("name", [".gif", "out/.GIF", ".mp4"])
+def test_a_bare_suffix_is_not_taken_for_a_file_name(name):
+    with pytest.raises(ValueError, match=r"Expected output to be a file name before its suffix"):
+        format_for(name)

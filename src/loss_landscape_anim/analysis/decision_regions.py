@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .._runtime import NumThreads, is_small_model, resolve_device, thread_scope
-from .._validate import check_positive_int, check_positive_number
+from .._validate import check_positive_int, check_positive_number, is_integer
 from ..data import materialize
 from ..evaluate import FunctionalModel
 from ..evaluate.points import WeightPoints
@@ -56,6 +56,11 @@ def decision_regions(
         raise ValueError(
             f"Decision regions need 2-D inputs (N, 2) but the data have shape {tuple(X.shape)}"
         )
+    if y.is_floating_point() or y.ndim != 1:
+        raise ValueError(
+            f"Decision regions need class labels (N,) of an integer dtype but the targets are "
+            f"{y.dtype} of shape {tuple(y.shape)}"
+        )
     low, high = X.min(0).values.numpy(), X.max(0).values.numpy()
     pad = margin * (high - low)
     gx = np.linspace(low[0] - pad[0], high[0] + pad[0], resolution)
@@ -79,12 +84,18 @@ def decision_regions(
         ]
     classes = torch.cat(images).reshape(len(rows), resolution, resolution).numpy().astype(np.uint8)
     keep = np.linspace(0, len(X) - 1, min(len(X), max_points)).astype(int)
-    n_classes = int(getattr(model, "num_classes", None) or int(y.max()) + 1)
+    labels = y.numpy()[keep]
+    declared = getattr(model, "num_classes", None)
+    n_classes = max(
+        int(declared) if declared is not None and is_integer(declared) else 0,
+        int(classes.max()) + 1,
+        int(labels.max()) + 1 if labels.size else 0,
+    )
     return DecisionRegions(
         np.asarray(rows),
         classes,
         (gx[0], gx[-1], gy[0], gy[-1]),
         X.numpy()[keep],
-        y.numpy()[keep],
+        labels,
         n_classes,
     )

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .._runtime import NumThreads
-from .._validate import check_positive_number
+from .._validate import check_positive_number, is_integer
 from ..evaluate import LossEvaluator
 from ..results import LossGrid, Plane
 
@@ -50,9 +50,9 @@ def grid_axes(
 
 def check_grid_arguments(resolution: Any, margin: Any) -> tuple[int, float]:
     """Validated ``(resolution, margin)``: an integer >= 2 and a finite number >= 0."""
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
+    if not is_integer(resolution) or resolution < 2:
         raise ValueError(f"Expected resolution to be an integer >= 2 but got {resolution!r}")
-    return resolution, check_positive_number(margin, "margin", allow_zero=True)
+    return int(resolution), check_positive_number(margin, "margin", allow_zero=True)
 
 
 def compute_loss_grid(

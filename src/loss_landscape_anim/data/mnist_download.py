@@ -68,7 +68,9 @@ def download_mnist(
     ``timeout=DOWNLOAD_TIMEOUT_S`` seconds. A mirror is a base URL (``https://``, ``http://`` or
     ``file://``) that the file name is appended to. A file already in ``folder`` with the right MD5
     is kept. Each file is written to a temporary file in ``folder`` and moved into place only once
-    its MD5 matches, so a failed or corrupt download leaves nothing behind. Returns the paths, in
+    its MD5 matches, so a failed or corrupt download leaves nothing behind: ``folder`` (and its
+    missing parents) is created only once a server answers, and removed again when the download
+    fails (unless it holds a file already verified). Returns the paths, in
     ``files`` order; raises ``MNISTNotFoundError`` listing every URL tried and its error when a file
     cannot be fetched from any mirror.
     """
@@ -78,25 +80,42 @@ def download_mnist(
     if not mirrors:
         raise ValueError("Expected at least one mirror URL but got none")
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    created: list[Path] = []  # folders this call made, removed again if it fails
     paths = []
-    for name, md5 in files.items():
-        dest = folder / name
-        if not (dest.is_file() and _md5_of_file(dest) == md5.lower()):
-            _download_from_mirrors(name, dest, md5, mirrors, timeout)
-        paths.append(dest)
+    try:
+        for name, md5 in files.items():
+            dest = folder / name
+            if not (dest.is_file() and _md5_of_file(dest) == md5.lower()):
+                _download_from_mirrors(name, dest, md5, mirrors, timeout, created)
+            paths.append(dest)
+    except BaseException:
+        for made in reversed(created):
+            with contextlib.suppress(OSError):  # not empty: it holds a verified file
+                made.rmdir()
+        raise
     return paths
 
 
+def _make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; returns the ones created, outermost first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        made.mkdir()
+    return missing[::-1]
+
+
 def _download_from_mirrors(
-    name: str, dest: Path, md5: str, mirrors: Sequence[str], timeout: float
+    name: str, dest: Path, md5: str, mirrors: Sequence[str], timeout: float, created: list[Path]
 ) -> None:
     failures = []
     for mirror in mirrors:
         url = f"{mirror}{name}"
         logger.info("Downloading %s to %s", url, dest)
         try:
-            _download_file(url, dest, md5, timeout)
+            _download_file(url, dest, md5, timeout, created)
         except (OSError, ValueError, http.client.HTTPException) as error:
             logger.warning("Failed to download %s (trying the next mirror if any): %s", url, error)
             failures.append(f"{url}: {error}")
@@ -109,22 +128,27 @@ def _download_from_mirrors(
     )
 
 
-def _download_file(url: str, dest: Path, md5: str, timeout: float) -> None:
-    """Stream ``url`` to a temporary file beside ``dest``; move it there if the MD5 matches."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        digest = hashlib.md5(usedforsecurity=False)
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            while chunk := response.read(_CHUNK_BYTES):
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != md5.lower():
-            raise DataError(f"MD5 checksum mismatch: expected {md5} but got {digest.hexdigest()}")
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+def _download_file(url: str, dest: Path, md5: str, timeout: float, created: list[Path]) -> None:
+    """Stream ``url`` to a temporary file beside ``dest``; move it there if the MD5 matches.
+    The folder is created (and noted in ``created``) only once the server answers."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        created += _make_folders(dest.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        try:
+            digest = hashlib.md5(usedforsecurity=False)
+            with os.fdopen(fd, "wb") as out:
+                while chunk := response.read(_CHUNK_BYTES):
+                    digest.update(chunk)
+                    out.write(chunk)
+            if digest.hexdigest() != md5.lower():
+                raise DataError(
+                    f"MD5 checksum mismatch: expected {md5} but got {digest.hexdigest()}"
+                )
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 def _md5_of_file(path: Path) -> str:

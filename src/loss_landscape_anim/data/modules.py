@@ -183,9 +183,7 @@ def _as_dataset(data: Any) -> Dataset:
                 f"Expected X and y with the same number of examples but got X with "
                 f"{X.shape[0]} and y with {y.shape[0]}"
             )
-        if X.is_floating_point():
-            X = X.float()
-        return TensorDataset(X, y)
+        return TensorDataset(X, y)  # inputs keep their dtype: they are cast to the model's
     raise TypeError(
         "Expected data to be a data module (with train_dataloader()), a DataLoader, a Dataset "
         f"or an (X, y) pair but got {type(data).__name__}"

@@ -45,7 +45,7 @@ def pca_directions(
         block -= block.mean(axis=0)
         D[:, start:stop] = matmul(U.T, block)
     explained = np.zeros(2)
-    explained[:found] = values / total if found else 0.0
+    explained[:found] = np.clip(values / total, 0.0, 1.0) if found else 0.0  # rounding: <= 1
     return _complete_basis(D, seed), explained
 
 
@@ -54,7 +54,9 @@ def _complete_basis(D: np.ndarray, seed: int | None) -> np.ndarray:
     directions orthogonal to the rows before them."""
     if D.shape[0] == 2:
         return D
-    generator = np.random.default_rng(seed)
+    # numpy takes non-negative seeds only; torch reads a negative seed as its 64-bit two's
+    # complement, and so does this.
+    generator = np.random.default_rng(None if seed is None else seed % 2**64)
     rows = list(D)
     while len(rows) < 2:
         v = generator.standard_normal(D.shape[1])

@@ -8,6 +8,8 @@ from typing import Any
 import torch
 
 from ..data import materialize
+from ..data.checks import check_finite_tensor
+from ..losses import as_targets
 
 __all__ = ["EvalData"]
 
@@ -15,7 +17,8 @@ __all__ = ["EvalData"]
 @dataclass(frozen=True)
 class EvalData:
     """Examples ``X`` (N, ...) and targets ``y`` (N, ...) on the evaluation device, inputs in the
-    model's dtype, cut into fixed batches of ``batch_size`` examples."""
+    model's dtype and integer labels as int64, cut into fixed batches of ``batch_size`` examples.
+    :meth:`prepare` refuses non-finite inputs or float targets with a ``DataError``."""
 
     X: torch.Tensor
     y: torch.Tensor
@@ -26,8 +29,10 @@ class EvalData:
         cls, data: Any, device: torch.device, dtype: torch.dtype, n_examples: int | None = None
     ) -> EvalData:
         X, y = materialize(data, n_examples=n_examples)
+        check_finite_tensor(X, "evaluation inputs")
+        check_finite_tensor(y, "evaluation targets")
         X = X.to(device, dtype if X.is_floating_point() else X.dtype)
-        return cls(X, y.to(device), int(X.shape[0]))
+        return cls(X, as_targets(y.to(device)), int(X.shape[0]))
 
     def with_batch_size(self, batch_size: int) -> EvalData:
         return EvalData(self.X, self.y, max(1, min(batch_size, self.n_examples)))

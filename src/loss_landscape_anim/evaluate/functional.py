@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from .._validate import check_model
 from ..losses import LossFn, checked_loss, is_default_cross_entropy, loss_function
 from ..params.layout import ParamLayout
 
@@ -32,10 +33,7 @@ class FunctionalModel:
     """
 
     def __init__(self, model: nn.Module, device: torch.device):
-        if not isinstance(model, nn.Module):
-            raise TypeError(
-                f"Expected model to be a torch.nn.Module but got {type(model).__name__}"
-            )
+        check_model(model)
         self.layout = ParamLayout.of(model)
         self.module = copy.deepcopy(model).to(device).eval()
         self.device = device

@@ -25,6 +25,28 @@ class ParamLayout:
     names: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]
 
+    def __post_init__(self) -> None:
+        names, shapes = self.names, self.shapes
+        if not isinstance(names, tuple) or not all(isinstance(n, str) for n in names):
+            raise TypeError(
+                f"Expected the layout's names to be a tuple of strings but got {names!r}"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError(f"Expected the layout's names to be distinct but got {names!r}")
+        if (
+            not isinstance(shapes, tuple)
+            or len(shapes) != len(names)
+            or not all(
+                isinstance(s, tuple)
+                and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in s)
+                for s in shapes
+            )
+        ):
+            raise ValueError(
+                f"Expected one shape (a tuple of sizes >= 0) per name in the layout but got "
+                f"{len(names)} names and shapes {shapes!r}"
+            )
+
     @classmethod
     def of(cls, model: nn.Module) -> ParamLayout:
         named = list(model.named_parameters())
@@ -82,7 +104,15 @@ class ParamLayout:
 
     @classmethod
     def from_json(cls, data: dict) -> ParamLayout:
-        return cls(tuple(data["names"]), tuple(tuple(int(d) for d in s) for s in data["shapes"]))
+        """The layout :meth:`to_json` wrote; ``ValueError``/``TypeError`` for anything else."""
+        if not isinstance(data, dict) or not isinstance(data.get("names"), list):
+            raise TypeError(
+                f"Expected a layout {{'names': [...], 'shapes': [...]}} but got {data!r}"
+            )
+        shapes = data.get("shapes")
+        if not isinstance(shapes, list) or not all(isinstance(s, list) for s in shapes):
+            raise TypeError(f"Expected the layout's shapes to be lists of sizes but got {shapes!r}")
+        return cls(tuple(data["names"]), tuple(tuple(s) for s in shapes))
 
 
 def flatten_params(model: nn.Module) -> torch.Tensor:

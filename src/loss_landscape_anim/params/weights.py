@@ -6,12 +6,13 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .._io import atomic_path, check_not_pickle
+from .._io import atomic_path, check_not_pickle, damaged
 from ..errors import IncompatibleFileError, UnsafeFileError
 
 __all__ = ["load_weights", "save_weights"]
@@ -32,9 +33,14 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
 
     Raises ``FileNotFoundError`` when the file is missing, :class:`UnsafeFileError` when it is not
     a weights-only ``state_dict`` (a pickled module, for example), and
-    :class:`IncompatibleFileError` when it belongs to another architecture.
+    :class:`IncompatibleFileError` when it is damaged (truncated, corrupt), a directory, or
+    belongs to another architecture.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IncompatibleFileError(
+            f"Expected {str(path)!r} to be a weights file but it is a directory"
+        )
     if not path.is_file():
         raise FileNotFoundError(
             f"No saved weights at {str(path)!r}: run once with load_model=False to create them"
@@ -42,10 +48,15 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     check_not_pickle(path, expected="a state_dict written by torch.save")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+    except pickle.UnpicklingError as exc:
+        if "weights only" not in str(exc).lower():  # a pickle stream cut short or garbled
+            raise damaged(path, _first_line(exc)) from None
         raise UnsafeFileError(
-            f"Refusing to load {str(path)!r}: it is not a weights-only state_dict ({exc})"
+            f"Refusing to load {str(path)!r}: it is not a weights-only state_dict "
+            f"({_first_line(exc)})"
         ) from None
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+        raise damaged(path, _first_line(exc)) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UnsafeFileError(
             f"Expected {str(path)!r} to hold a state_dict (names -> tensors) but it holds "
@@ -61,6 +72,12 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     loaded = copy.deepcopy(model).cpu()
     loaded.load_state_dict(state)
     return loaded
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first sentence of an error (torch's run on over several lines of advice)."""
+    text = " ".join(str(exc).split())
+    return text.split(". ")[0]
 
 
 def _describe(shapes: dict[str, tuple[int, ...]], limit: int = 4) -> str:

@@ -18,8 +18,7 @@ from torch import nn
 
 from .._validate import check_optional_positive_int, check_positive_int, check_positive_number
 from ..analysis import DEFAULT_MARGIN, DEFAULT_RESOLUTION
-from ..directions import check_directions, fit_plane
-from ..params.layout import ParamLayout
+from ..directions import fit_plane
 from ..record import train
 from ..record.optimizers import OptimizerSpec, check_optimizer_spec
 from ..render import Animation, Style, frame_indices
@@ -34,6 +33,7 @@ from .options import (
 )
 from .stages import (
     build_default_model,
+    check_plane_arguments,
     evaluate_grid,
     frame_path_losses,
     render,
@@ -103,6 +103,8 @@ def compare_optimizers(
         model: the model (default: the MLP on the data); each optimizer trains its own copy.
         datamodule: training and evaluation data (default: spirals).
         center: the optimizer whose final weights centre the plane (default: the first).
+            Names are matched ignoring case everywhere (``optimizers``, ``center``,
+            ``learning_rates``); a name given twice is refused.
         reduction_method: ``"pca"`` (joint PCA over all paths), ``"random"``, ``"filter"`` or
             ``"custom"`` (with ``custom_directions``).
         seed: seeds the default model, data order and random directions.
@@ -112,11 +114,7 @@ def compare_optimizers(
         resolution, margin, device, gpus, n_examples: as for :func:`loss_landscape_anim`.
     """
     specs = _optimizer_specs(optimizers)
-    center = next(iter(specs)) if center is None else center
-    if center not in specs:
-        raise ValueError(
-            f"Expected center to be one of {', '.join(map(repr, specs))} but got {center!r}"
-        )
+    center = next(iter(specs)) if center is None else _label(center, specs, "center")
     rates = _learning_rates(learning_rates, specs)
     n_epochs = check_positive_int(n_epochs, "n_epochs")
     method = check_method(reduction_method)
@@ -130,8 +128,7 @@ def compare_optimizers(
     )
     run = RunOptions.of(device=device, gpus=gpus, seed=seed, progress=progress)
     model, data = build_default_model(model, datamodule, seed, learning_rate, batch_size)
-    if method == "custom":
-        check_directions(custom_directions, ParamLayout.of(model).n_params)
+    check_plane_arguments(method, custom_directions, model)
 
     trajectories: dict[str, Trajectory] = {}
     for name, spec in specs.items():
@@ -182,16 +179,30 @@ def compare_optimizers(
 def _learning_rates(
     learning_rates: Mapping[str, float] | None, specs: Mapping[str, OptimizerSpec]
 ) -> dict[str, float]:
-    rates = dict(learning_rates or {})
-    unknown = sorted(set(rates) - set(specs))
-    if unknown:
-        raise ValueError(
-            f"learning_rates names optimizers that are not compared: {unknown}; "
-            f"compared: {list(specs)}"
+    if learning_rates is not None and not isinstance(learning_rates, Mapping):
+        raise TypeError(
+            "Expected learning_rates to be a mapping optimizer name -> learning rate but got "
+            f"{type(learning_rates).__name__}"
         )
-    return {
-        name: check_positive_number(lr, f"learning_rates[{name!r}]") for name, lr in rates.items()
-    }
+    rates: dict[str, float] = {}
+    for key, lr in (learning_rates or {}).items():
+        name = _label(key, specs, "a key of learning_rates")
+        if name in rates:
+            raise ValueError(f"learning_rates gives {name!r} twice (names ignore case)")
+        rates[name] = check_positive_number(lr, f"learning_rates[{key!r}]")
+    return rates
+
+
+def _label(name: Any, specs: Mapping[str, OptimizerSpec], what: str) -> str:
+    """The label of ``specs`` that ``name`` names: labels are matched ignoring case, as names
+    are everywhere."""
+    found = [k for k in specs if isinstance(name, str) and k.casefold() == name.casefold()]
+    if not found:
+        raise ValueError(
+            f"Expected {what} to be one of the compared optimizers "
+            f"{', '.join(map(repr, specs))} but got {name!r}"
+        )
+    return found[0]
 
 
 def _shared_plane(
@@ -226,14 +237,26 @@ def _optimizer_specs(
             f"string {optimizers!r}"
         )
     if isinstance(optimizers, Mapping):
-        specs = {
-            str(k): check_optimizer_spec(v, f"optimizers[{k!r}]") for k, v in optimizers.items()
-        }
+        items = [
+            (str(k), check_optimizer_spec(v, f"optimizers[{k!r}]")) for k, v in optimizers.items()
+        ]
     else:
-        specs = {}
+        items = []
         for item in optimizers:
             spec = check_optimizer_spec(item, "optimizers")
-            specs[spec if isinstance(spec, str) else getattr(spec, "__name__", str(spec))] = spec
+            items.append(
+                (spec if isinstance(spec, str) else getattr(spec, "__name__", str(spec)), spec)
+            )
+    specs: dict[str, OptimizerSpec] = {}
+    for label, spec in items:
+        twice = [k for k in specs if k.casefold() == label.casefold()]
+        if twice:
+            raise ValueError(
+                f"Expected each optimizer once but optimizers names {twice[0]!r} and {label!r}, "
+                "the same name (names ignore case): give distinct labels in a mapping to "
+                "compare one optimizer with itself"
+            )
+        specs[label] = spec
     if len(specs) < 1:
         raise ValueError("Expected at least one optimizer to compare but got none")
     return specs

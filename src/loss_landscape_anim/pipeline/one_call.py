@@ -10,11 +10,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validate import check_optional_positive_int, check_positive_int, check_positive_number
+from .._validate import (
+    check_optional_positive_int,
+    check_positive_int,
+    check_positive_number,
+    is_integer,
+)
 from ..analysis import DEFAULT_MARGIN, DEFAULT_RESOLUTION
 from ..analysis import decision_regions as compute_regions
-from ..directions import check_directions, project
-from ..params.layout import ParamLayout
+from ..directions import project
 from ..record import train
 from ..record.optimizers import check_optimizer_spec
 from ..render import Animation, Style, frame_indices
@@ -30,11 +34,12 @@ from .options import (
 from .run_files import RunFiles
 from .stages import (
     build_default_model,
+    check_plane_arguments,
     evaluate_grid,
     frame_path_losses,
-    is_2d_classifier,
     render,
     timed,
+    wants_decision_regions,
     with_final_weights,
 )
 
@@ -91,19 +96,22 @@ def loss_landscape_anim(
         custom_directions: ``(u, v)`` for ``"custom"``: two vectors of the parameter count.
         model_dirpath, model_filename: where the trained weights (a ``state_dict``) and the
             trajectory (``<stem>.trajectory.npz``) are saved, and loaded from with ``load_model``.
+            They are written only once every stage has succeeded: a call that fails leaves the
+            files of an earlier run as they were.
         gpus: 1 to train and evaluate on the GPU (an error when there is none).
         load_model: re-render from the saved weights and trajectory, without training.
         output_to_file: write ``output_filename``; False shows the animation instead (inline in
             Jupyter).
         output_filename: ``.gif``, ``.mp4`` or ``.html``.
-        giffps: frames per second.
+        giffps: frames per second (at most 50 for a GIF; see :func:`animate`).
         sampling: show ``n_frames`` frames spread over the path instead of every recorded step.
         n_frames: number of frames when ``sampling``.
         seed: seeds the default model's initial weights, data order and random directions; a
             user's model keeps its weights. ``seed=0`` is a seed.
         return_data: return ``(optim_path, loss_steps, accu_steps)``: per recorded step, the flat
             weights (1-D array), the loss and the accuracy.
-        learning_rate, batch_size: for the default model and data.
+        learning_rate: for the default model and plain ``nn.Module``s.
+        batch_size: for the default data (refused with a ``datamodule``: set its own).
         resolution, margin: the loss grid: points per axis, and room around the path.
         device: overrides ``gpus`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
         n_examples: evaluate the grid on the first ``n_examples`` examples only.
@@ -127,11 +135,6 @@ def loss_landscape_anim(
     if learning_rate is not None:
         check_positive_number(learning_rate, "learning_rate")
     check_optional_positive_int(record_every, "record_every")
-    if decision_regions and getattr(datamodule, "input_dim", 2) != 2:
-        raise ValueError(
-            "decision_regions=True needs 2-D inputs (a 2-input classifier) but the data have "
-            f"input_dim {datamodule.input_dim!r}"
-        )
     grid_options = GridOptions(resolution, margin, n_examples, strategy)
     render_options = RenderOptions.of(
         output_filename if output_to_file else None,
@@ -140,14 +143,14 @@ def loss_landscape_anim(
         style=style,
         format=None if output_to_file else "gif",
     )
-    model_gpus = getattr(model, "gpus", 0) if isinstance(getattr(model, "gpus", 0), int) else 0
+    model_gpus = getattr(model, "gpus", 0) if is_integer(getattr(model, "gpus", 0)) else 0
     run = RunOptions.of(device=device, gpus=gpus or model_gpus, seed=seed, progress=progress)
-    model, data = build_default_model(model, datamodule, seed, learning_rate, batch_size, optimizer)
-    if method == "custom":
-        check_directions(custom_directions, ParamLayout.of(model).n_params)
     files = RunFiles.at(model_dirpath, model_filename)
+    model, data = build_default_model(model, datamodule, seed, learning_rate, batch_size, optimizer)
+    check_plane_arguments(method, custom_directions, model)
+    regions = wants_decision_regions(decision_regions, data)
 
-    # -- the stages -------------------------------------------------------------------------
+    # -- the stages: files are written only once every stage has succeeded ------------------
     if load_model:
         with timed("loading"):
             trajectory, trained = files.load(model)
@@ -155,7 +158,6 @@ def loss_landscape_anim(
         with timed("training"):
             trajectory = _train(model, data, epochs, optimizer, learning_rate, record_every, run)
             trained = with_final_weights(model, trajectory)
-            files.save(trained, trajectory)
     with timed("projection"):
         plane = project(
             trajectory, method, directions=custom_directions, seed=seed, num_threads=run.num_threads
@@ -167,12 +169,14 @@ def loss_landscape_anim(
         panels["path_losses"] = frame_path_losses(
             trained, data, trajectory, plane, frames, grid_options, run
         )
-    if decision_regions or (decision_regions is None and is_2d_classifier(data)):
+    if regions:
         with timed("decision regions"):
             panels["decision_regions"] = compute_regions(
                 trained, data, trajectory, frames, device=run.device, num_threads=run.num_threads
             )
     animation = render(trajectory, plane, grid, render_options, run, **panels)
+    if not load_model:
+        files.save(trained, trajectory)
     if return_data:
         return (
             [np.array(row) for row in trajectory.params],

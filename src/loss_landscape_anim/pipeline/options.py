@@ -11,13 +11,14 @@ from typing import Any
 
 import torch
 
+from .._io import check_output_path
 from .._runtime import NumThreads, check_num_threads, check_seed, resolve_device
-from .._validate import check_choice, check_optional_positive_int, check_positive_int
+from .._validate import check_choice, check_optional_positive_int
 from ..analysis.loss_grid import DEFAULT_MARGIN, DEFAULT_RESOLUTION, check_grid_arguments
 from ..directions import METHODS
 from ..evaluate import STRATEGIES
 from ..render import Style
-from ..render.writers import format_for
+from ..render.writers import check_fps, format_for
 
 __all__ = [
     "DEFAULT_FPS",
@@ -81,10 +82,11 @@ class RenderOptions:
     ) -> RenderOptions:
         if style is not None and not isinstance(style, Style):
             raise TypeError(f"Expected style to be a Style or None but got {type(style).__name__}")
+        fmt = format_for(output, format, "output_filename")
         return cls(
-            output=Path(output) if output is not None else None,
-            format=format_for(output, format),
-            fps=check_positive_int(fps, "giffps"),
+            output=check_output_path(output, "output_filename") if output is not None else None,
+            format=fmt,
+            fps=check_fps(fps, fmt, "giffps"),
             n_frames=check_optional_positive_int(n_frames, "n_frames"),
             style=style,
         )

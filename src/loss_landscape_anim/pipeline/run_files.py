@@ -9,6 +9,7 @@ from pathlib import Path
 
 from torch import nn
 
+from .._io import check_output_path
 from ..errors import IncompatibleFileError
 from ..params.weights import load_weights, save_weights
 from ..results import Trajectory
@@ -24,9 +25,18 @@ class RunFiles:
     trajectory: Path
 
     @classmethod
-    def at(cls, dirpath: str | os.PathLike, filename: str) -> RunFiles:
-        weights = Path(dirpath) / filename
-        return cls(weights, weights.with_name(weights.stem + ".trajectory.npz"))
+    def at(cls, dirpath: str | os.PathLike, filename: str | os.PathLike) -> RunFiles:
+        """The files in folder ``dirpath``; refuses, before any work, paths where they cannot be
+        written (a file where the folder should be, a folder where a file should be)."""
+        for value, name in ((dirpath, "model_dirpath"), (filename, "model_filename")):
+            if not isinstance(value, (str, os.PathLike)):
+                raise TypeError(f"Expected {name} to be a path but got {type(value).__name__}")
+        folder = Path(dirpath)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"Expected model_dirpath to be a folder but {str(folder)!r} is a file")
+        weights = check_output_path(folder / filename, "model_filename")
+        trajectory = weights.with_name(weights.stem + ".trajectory.npz")
+        return cls(weights, check_output_path(trajectory, "the trajectory file"))
 
     def save(self, trained: nn.Module, trajectory: Trajectory) -> None:
         save_weights(trained, self.weights)
@@ -36,7 +46,7 @@ class RunFiles:
         """The saved trajectory and a copy of ``model`` with the saved weights; errors name the
         missing or foreign file."""
         trained = load_weights(model, self.weights)
-        if not self.trajectory.is_file():
+        if not self.trajectory.exists():
             raise FileNotFoundError(
                 f"load_model=True needs the trajectory saved beside the weights, but "
                 f"{str(self.trajectory)!r} does not exist; run once with load_model=False"

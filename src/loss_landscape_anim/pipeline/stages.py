@@ -15,19 +15,25 @@ import torch
 from torch import nn
 
 from .._runtime import seeded
+from .._validate import check_model
 from ..analysis import compute_loss_grid, path_losses
 from ..data import SpiralsDataModule
+from ..data.checks import exposed_tensors
+from ..directions import check_directions
 from ..models import MLP
+from ..params.layout import ParamLayout
 from ..render import Animation, Style, animate
 from ..results import LossGrid, PathLosses, Plane, Trajectory
 from .options import GridOptions, RenderOptions, RunOptions
 
 __all__ = [
     "build_default_model",
+    "check_plane_arguments",
     "evaluate_grid",
     "frame_path_losses",
     "render",
     "timed",
+    "wants_decision_regions",
     "with_final_weights",
 ]
 
@@ -53,15 +59,63 @@ def build_default_model(
     batch_size: int | None,
     optimizer: Any = "adam",
 ) -> tuple[nn.Module, Any]:
-    """The model and data to use: the given ones, else spirals and an MLP seeded by ``seed``."""
+    """The model and data to use: the given ones, else spirals and an MLP seeded by ``seed``.
+    ``batch_size`` applies to the default data only: with a ``datamodule`` it is refused rather
+    than ignored."""
+    if datamodule is not None and batch_size is not None:
+        raise ValueError(
+            f"batch_size={batch_size!r} applies to the default spirals data only; with a "
+            "datamodule, set the batch size of its loader instead"
+        )
     data = datamodule if datamodule is not None else SpiralsDataModule(batch_size=batch_size)
-    if model is None:
+    if model is not None:
+        check_model(model)
+    else:
         with seeded(seed):
             lr = DEFAULT_MLP_LEARNING_RATE if learning_rate is None else learning_rate
             model = MLP(_input_dim(data), _num_classes(data), lr, optimizer=optimizer)
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"Expected model to be a torch.nn.Module but got {type(model).__name__}")
     return model, data
+
+
+def check_plane_arguments(method: str, custom_directions: Any, model: nn.Module) -> None:
+    """Refuse ``custom_directions`` that do not fit ``method`` or the model, before training."""
+    if method == "custom":
+        check_directions(custom_directions, ParamLayout.of(model).n_params)
+    elif custom_directions is not None:
+        raise ValueError(
+            f"custom_directions were given but reduction_method is {method!r}; "
+            "use reduction_method='custom' to use them"
+        )
+
+
+def wants_decision_regions(decision_regions: Any, data: Any) -> bool:
+    """Whether to draw decision regions: ``decision_regions``, or by default when the data are a
+    2-input classifier's. Refuses ``True`` on data that visibly are not (inputs not (N, 2),
+    float targets), before training."""
+    if decision_regions is None:
+        return is_2d_classifier(data)
+    if not isinstance(decision_regions, (bool, np.bool_)):
+        raise TypeError(
+            f"Expected decision_regions to be True, False or None but got {decision_regions!r}"
+        )
+    if not decision_regions:
+        return False
+    tensors = exposed_tensors(data)
+    declared = getattr(data, "input_dim", None)
+    shape = tuple(tensors[0].shape[1:]) if tensors is not None else None
+    if shape is None and declared is not None:
+        shape = tuple(np.atleast_1d(declared).tolist())
+    if shape is not None and shape != (2,):
+        raise ValueError(
+            "decision_regions=True needs 2-D inputs (a 2-input classifier) but the data's "
+            f"inputs have shape {shape} per example"
+        )
+    if tensors is not None and tensors[1].is_floating_point():
+        raise ValueError(
+            "decision_regions=True needs class labels but the data's targets are floating "
+            f"point ({tensors[1].dtype})"
+        )
+    return True
 
 
 def _input_dim(data: Any) -> int:

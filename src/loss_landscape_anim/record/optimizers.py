@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -94,7 +95,7 @@ def resolve_optimizer(
     lr = learning_rate
     if lr is None:
         declared = getattr(model, "learning_rate", None)
-        ok = isinstance(declared, (int, float)) and not isinstance(declared, bool)
+        ok = isinstance(declared, numbers.Real) and not isinstance(declared, bool)
         lr = float(declared) if ok and declared > 0 else 1e-3  # type: ignore[arg-type,operator]
     return check_optimizer_spec(spec), check_positive_number(lr, "learning_rate")
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -19,10 +21,16 @@ from .._runtime import (
     seeded,
     thread_scope,
 )
-from .._validate import check_optional_positive_int, check_positive_int, check_positive_number
+from .._validate import (
+    check_model,
+    check_optional_positive_int,
+    check_positive_int,
+    check_positive_number,
+)
 from ..data import as_dataloader, split_batch
+from ..data.checks import check_finite_batch, check_finite_data
 from ..errors import DataError, DivergenceWarning
-from ..losses import LossFn, batch_accuracy, checked_loss, loss_function
+from ..losses import LossFn, as_targets, batch_accuracy, checked_loss, loss_function
 from ..params.layout import ParamLayout
 from ..params.store import DEFAULT_MEMORY_LIMIT
 from ..results.trajectory import Trajectory
@@ -83,14 +91,14 @@ def train(
     """
     n_epochs = check_positive_int(n_epochs, "n_epochs")
     record_every = check_optional_positive_int(record_every, "record_every")
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"Expected model to be a torch.nn.Module but got {type(model).__name__}")
+    check_trainable(model)
     if optimizer is not None:
         check_optimizer_spec(optimizer)
     if learning_rate is not None:
         check_positive_number(learning_rate, "learning_rate")
     torch_device = resolve_device(device)
     loader = as_dataloader(data, batch_size=batch_size)
+    checked = check_finite_data(data) or check_finite_data(loader)
     small = is_small_model(ParamLayout.of(model).n_params, torch_device)
 
     with seeded(seed, torch_device), thread_scope(num_threads, small=small):
@@ -110,7 +118,9 @@ def train(
             learning_rate=lr,
         )
         try:
-            diverged = _run(work, loader, opt, n_epochs, recorder, torch_device, total, progress)
+            diverged = _run(
+                work, loader, opt, n_epochs, recorder, torch_device, total, progress, checked
+            )
         except BaseException:
             recorder.close()
             raise
@@ -139,18 +149,23 @@ def _run(
     device: torch.device,
     total: int | None,
     progress: bool,
+    checked: bool,
 ) -> bool:
-    """The training loop; returns True when it stopped on non-finite values."""
+    """The training loop; returns True when it stopped on non-finite values. Data not ``checked``
+    for non-finite values before training are checked batch by batch in the first epoch."""
     loss_fn = loss_function(model)
     dtype = next(model.parameters()).dtype
+    closure_step = needs_closure(opt)
     step = 0
     last_batch: tuple[torch.Tensor, torch.Tensor] | None = None
     with progress_bar(total=total, enabled=progress, desc="training", unit="step") as bar:
-        for _epoch in range(n_epochs):
-            for batch in loader:
+        for epoch in range(n_epochs):
+            for k, batch in enumerate(loader):
                 x, y = split_batch(batch)
+                if epoch == 0 and not checked:
+                    check_finite_batch(x, y, k)
                 x = x.to(device, dtype if x.is_floating_point() else x.dtype)
-                y = y.to(device)
+                y = as_targets(y.to(device))
                 y_pred = model(x)
                 loss = checked_loss(loss_fn, y_pred, y, check_labels=step == 0)
                 loss_value = loss.item()
@@ -160,9 +175,12 @@ def _run(
                     step, loss_value, batch_accuracy(y_pred, y)
                 ):
                     return _diverged(step)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                if closure_step:
+                    opt.step(_closure(model, loss_fn, opt, x, y, loss))
+                else:
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
                 step += 1
                 last_batch = (x, y)
                 bar.update(1)
@@ -171,6 +189,49 @@ def _run(
     if last_batch is None:
         raise DataError("Expected data with at least one batch but the loader yielded none")
     return _record_final(model, loss_fn, last_batch, recorder, step)
+
+
+def needs_closure(optimizer: torch.optim.Optimizer) -> bool:
+    """True for an optimizer whose ``step`` requires a closure that re-evaluates the loss
+    (``torch.optim.LBFGS``)."""
+    try:
+        closure = inspect.signature(optimizer.step).parameters.get("closure")
+    except (TypeError, ValueError):
+        return False
+    return closure is not None and closure.default is inspect.Parameter.empty
+
+
+def _closure(
+    model: nn.Module,
+    loss_fn: LossFn,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss: torch.Tensor,
+) -> Callable[[], Any]:
+    """The closure of ``opt.step``: its first call back-propagates ``loss`` (already computed on
+    the current weights), later calls re-evaluate the loss on the batch ``(x, y)``."""
+    first = [loss]
+
+    def closure() -> Any:  # torch types it as returning a float; it returns the loss tensor
+        opt.zero_grad(set_to_none=True)
+        value = first.pop() if first else loss_fn(model(x), y)
+        value.backward()
+        return value
+
+    return closure
+
+
+def check_trainable(model: Any) -> None:
+    """Raise unless ``model`` is an ``nn.Module`` with real (not meta) tensors and at least one
+    parameter that requires a gradient."""
+    check_model(model)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(
+            f"Expected model to have a trainable parameter but every parameter of "
+            f"{type(model).__name__} has requires_grad=False: unfreeze the ones to train "
+            "(p.requires_grad_(True))"
+        )
 
 
 def _record_final(

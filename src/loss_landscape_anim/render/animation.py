@@ -19,7 +19,9 @@ logger = logging.getLogger(__name__)
 class Animation:
     """A rendered animation: the file written (or the bytes, when not written) and its facts.
 
-    In Jupyter it displays itself inline; :meth:`show` displays it from a script.
+    In Jupyter it displays itself inline; :meth:`show` displays it from a script. ``fps`` is the
+    rate written: a GIF's delays (whole hundredths of a second) alternate so that their mean is
+    1/``fps``.
     """
 
     path: Path | None

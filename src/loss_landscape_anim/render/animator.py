@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from .._io import check_output_path
 from .._runtime import progress_bar
 from .._validate import check_optional_positive_int, check_positive_int
 from ..results import DecisionRegions, LossGrid, PathLosses, Plane, Trajectory
 from .animation import Animation
 from .style import PathView, Style
-from .writers import encode_frames, format_for
+from .writers import check_fps, encode_frames, format_for
 
 __all__ = ["animate", "frame_indices", "path_views"]
 
@@ -63,7 +64,8 @@ def animate(
         grid: the loss grid of that plane.
         output: file to write; its suffix picks the format (``.gif``, ``.mp4``, ``.html``).
             None renders to memory (``Animation.data``) without writing.
-        fps: frames per second (> 0).
+        fps: frames per second (> 0; at most 50 for a GIF, whose delays are whole hundredths of
+            a second: they alternate so that their mean is 1/fps, e.g. 70, 60, 70 ms for 15).
         n_frames: at most this many frames, spread evenly over the path (None: every row).
         format: ``"gif"``, ``"mp4"`` or ``"html"`` when ``output`` is None or has no suffix.
         style: how it looks.
@@ -72,8 +74,10 @@ def animate(
             side panel (2-input classifiers).
         progress: show a progress bar.
     """
-    fps = check_positive_int(fps, "fps")
     fmt = format_for(output, format)
+    fps = check_fps(fps, fmt)
+    if output is not None:
+        check_output_path(output, "output")
     style = style or Style()
     paths = path_views(trajectory, plane, path_losses, style)
     n_rows = max(len(p.steps) for p in paths)

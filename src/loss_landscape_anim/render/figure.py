@@ -16,10 +16,10 @@ from matplotlib.patheffects import Normal, Stroke
 from matplotlib.ticker import MaxNLocator
 
 from ..results import DecisionRegions, LossGrid, Plane
+from .landscape import TEXT_COLOR as _TEXT_COLOR
+from .landscape import draw_landscape, keep_y_label_inside, loss_text
 from .style import PathView, Style
 from .text_rows import TextRows
-
-_TEXT_COLOR = "#222222"
 
 
 class LandscapeFigure:
@@ -39,8 +39,9 @@ class LandscapeFigure:
         self.canvas = FigureCanvasAgg(self.fig)
         self.moving: list[Any] = []
         self._layout()
-        self._draw_landscape(plane)
+        draw_landscape(self.ax, grid, plane, style)
         self._make_path_artists()
+        keep_y_label_inside(self.ax, self._outer)
         if style.panels:
             self._draw_panels()
         self.canvas.draw()
@@ -59,7 +60,8 @@ class LandscapeFigure:
         if style.title:
             fig.suptitle(style.title, fontsize=style.text_size + 3, color=_TEXT_COLOR)
         if not style.panels:
-            self.ax = fig.add_subplot(1, 1, 1)
+            self._outer = fig.add_gridspec(1, 1)  # the figure's default margins
+            self.ax = fig.add_subplot(self._outer[0, 0])
             return
         rows = ["info", "loss", "accuracy"] + (["decision"] if self.decision is not None else [])
         ratios = [0.75, 1.0, 0.8] if self.decision is None else [1.0, 0.85, 0.7, 1.3]
@@ -74,61 +76,11 @@ class LandscapeFigure:
             wspace=0.45,
         )
         self.ax = fig.add_subplot(outer[0, 0])
+        self._outer = outer
         hspace = 0.6 if self.decision is None else 0.8
         side = outer[0, 1].subgridspec(len(rows), 1, height_ratios=ratios, hspace=hspace)
         self.side = {name: fig.add_subplot(side[k, 0]) for k, name in enumerate(rows)}
         self.side["info"].set_axis_off()
-
-    def _draw_landscape(self, plane: Plane) -> None:
-        ax, grid, style = self.ax, self.grid, self.style
-        log_loss = np.ma.masked_invalid(np.log(np.where(grid.loss > 0, grid.loss, np.nan)))
-        if log_loss.count() >= 2 and np.ptp(log_loss.compressed()) > 0:
-            filled = ax.contourf(
-                grid.xs, grid.ys, log_loss, levels=style.contour_levels, cmap=style.cmap
-            )
-            if style.contour_lines:
-                ax.contour(
-                    grid.xs,
-                    grid.ys,
-                    log_loss,
-                    levels=style.contour_levels,
-                    colors="k",
-                    linewidths=0.4,
-                    alpha=0.35,
-                )
-            bar = self.fig.colorbar(filled, ax=ax, fraction=0.05, pad=0.02)
-            bar.set_label("log loss", fontsize=style.text_size)
-            bar.ax.tick_params(labelsize=style.text_size - 1)
-        else:
-            ax.text(
-                0.5,
-                0.5,
-                "no finite loss values on this plane",
-                transform=ax.transAxes,
-                ha="center",
-                va="center",
-                fontsize=style.text_size,
-                color=_TEXT_COLOR,
-            )
-        if np.isfinite(grid.loss_min):
-            ax.plot(
-                *grid.argmin,
-                marker="*",
-                markersize=style.point_size + 5,
-                color=style.minimum_color,
-                markeredgecolor="k",
-                linestyle="none",
-                label=f"grid minimum, loss {grid.loss_min:.3g}",
-                clip_on=False,
-                zorder=5,
-            )
-            ax.legend(loc="best", fontsize=style.text_size - 1, framealpha=0.8)
-        xlabel, ylabel = plane.axis_labels()
-        ax.set_xlabel(xlabel, fontsize=style.text_size + 1)
-        ax.set_ylabel(ylabel, fontsize=style.text_size + 1)
-        ax.set_xlim(grid.xs[0], grid.xs[-1])
-        ax.set_ylim(grid.ys[0], grid.ys[-1])
-        ax.tick_params(labelsize=style.text_size - 1)
 
     def _make_path_artists(self) -> None:
         style = self.style
@@ -230,9 +182,17 @@ class LandscapeFigure:
         if low > 0 and high / low > 10:
             ax.set_yscale("log")
             ax.set_ylim(low / 1.2, high * 1.2)
-        else:
-            pad = 0.05 * (high - low or abs(high) or 1.0)
-            ax.set_ylim(low - pad, high + pad)
+            return
+        # A span that is rounding noise next to the values (one frame, a flat path) would get
+        # ticks like "1e-7 + 1.106388": show at least 10% of the values' size instead, and
+        # never an offset.
+        scale = max(abs(low), abs(high))
+        if high - low < 1e-3 * scale or high == low:
+            centre, half = (low + high) / 2, 0.05 * scale or 0.5
+            low, high = centre - half, centre + half
+        pad = 0.05 * (high - low)
+        ax.set_ylim(low - pad, high + pad)
+        ax.ticklabel_format(axis="y", useOffset=False)
 
     def _draw_decision_static(self) -> None:
         ax, regions = self.side["decision"], self.decision
@@ -332,7 +292,7 @@ class LandscapeFigure:
             if len(self.paths) > 1:
                 rows.append(f"{p.name:<8.8} {p.loss[k]:7.4f} {acc} {p.off_plane[k]:7.3g}")
             else:
-                rows.append(f"batch loss {p.loss[k]:.4g}   acc {acc.strip()}")
+                rows.append(f"batch loss {loss_text(p.loss[k])}   acc {acc.strip()}")
         head = self.paths[0]
         k = min(t, len(head.steps) - 1)
         if len(self.paths) > 1:
@@ -340,8 +300,8 @@ class LandscapeFigure:
         lines = [f"step {int(head.steps[k])}", *rows]
         if head.true_loss is not None and head.projected_loss is not None:
             lines += [
-                f"true loss  {head.true_loss[k]:.4g}",
-                f"on plane   {head.projected_loss[k]:.4g}",
+                f"true loss  {loss_text(head.true_loss[k])}",
+                f"on plane   {loss_text(head.projected_loss[k])}",
             ]
         return [*lines, f"off-plane distance {head.off_plane[k]:.3g}"]
 

@@ -14,19 +14,63 @@ import shutil
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .._io import atomic_path, write_bytes_atomic
-from .._validate import check_choice
+from .._validate import check_choice, check_positive_int
 
-__all__ = ["FORMATS", "PaletteMapper", "encode_frames", "format_for"]
+__all__ = [
+    "FORMATS",
+    "MAX_GIF_FPS",
+    "PaletteMapper",
+    "check_fps",
+    "encode_frames",
+    "format_for",
+    "gif_durations",
+]
 
 FORMATS = ("gif", "mp4", "html")
 
 
-def format_for(output: str | os.PathLike | None, format: str | None = None) -> str:
+#: The highest frame rate a GIF plays at: its frame delays are whole hundredths of a second, and
+#: browsers slow delays under 2 hundredths (0 or 10 ms) down to 100 ms.
+MAX_GIF_FPS = 50
+
+
+def check_fps(fps: Any, fmt: str, name: str = "fps") -> int:
+    """``fps`` as an int, if it is a positive integer a ``fmt`` file can play at (at most
+    :data:`MAX_GIF_FPS` for a GIF)."""
+    fps = check_positive_int(fps, name)
+    if fmt == "gif" and fps > MAX_GIF_FPS:
+        raise ValueError(
+            f"Expected {name} to be at most {MAX_GIF_FPS} for a GIF but got {fps}: GIF frame "
+            "delays are whole hundredths of a second and browsers play delays under 20 ms at "
+            "100 ms (10 fps). Use a lower rate, or write .mp4 or .html"
+        )
+    return fps
+
+
+def gif_durations(n_frames: int, fps: int) -> list[int]:
+    """Per-frame GIF delays in milliseconds, each a multiple of the format's 10 ms unit, whose
+    running total stays within 5 ms of ``k * 1000 / fps``: their mean is 1/``fps`` (15 fps gives
+    70, 60, 70, 70, 60, 70, ... ms)."""
+    ends = np.round(np.arange(1, n_frames + 1) * (100 / fps))
+    return [int(10 * d) for d in np.diff(ends, prepend=0.0)]
+
+
+def format_for(
+    output: str | os.PathLike | None, format: str | None = None, name: str = "output"
+) -> str:
     """The format to write ``output`` in: ``format`` if given, else the file's suffix."""
+    if output is not None and Path(output).name.startswith(".") and not Path(output).suffix:
+        hidden = Path(output).name
+        if hidden.lower().lstrip(".") in FORMATS:
+            raise ValueError(
+                f"Expected {name} to be a file name before its suffix (e.g. 'sample{hidden}') "
+                f"but got {str(output)!r}, a hidden file with no suffix"
+            )
     suffix = Path(output).suffix.lower().lstrip(".") if output is not None else ""
     if format is not None:
         format = check_choice(format, "format", FORMATS)
@@ -40,9 +84,7 @@ def format_for(output: str | os.PathLike | None, format: str | None = None) -> s
         format = suffix
     else:
         accepted = ", ".join(f".{f}" for f in FORMATS)
-        raise ValueError(
-            f"Expected the output file to end in one of {accepted} but got {str(output)!r}"
-        )
+        raise ValueError(f"Expected {name} to end in one of {accepted} but got {str(output)!r}")
     if format == "mp4":
         ffmpeg_executable()  # fail before rendering, not after
     return format
@@ -184,7 +226,7 @@ def _gif_bytes(indexed: list[np.ndarray], palette: np.ndarray, fps: int) -> byte
         format="GIF",
         save_all=True,
         append_images=images[1:],
-        duration=max(1, round(1000 / fps)),
+        duration=gif_durations(len(images), fps),
         loop=0,
         optimize=False,
         disposal=1,

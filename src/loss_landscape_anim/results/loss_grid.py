@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from .._io import load_npz, save_npz
+from .._io import load_npz, reading, save_npz
 from ..errors import IncompatibleFileError
+from ._checks import array_field, check_finite, check_increasing, optional_number, optional_str
 from .plane import Plane
 
 __all__ = ["LossGrid"]
@@ -45,12 +47,50 @@ class LossGrid:
     precision: str | None = None
     plane_fingerprint: str | None = None
 
+    def __post_init__(self) -> None:
+        xs = array_field(self.xs, "xs", (None,))
+        ys = array_field(self.ys, "ys", (None,))
+        for name, axis in (("xs", xs), ("ys", ys)):
+            if axis.shape[0] < 2:
+                raise ValueError(f"Expected {name} to hold at least 2 coordinates but got {axis}")
+            check_finite(axis, name)
+            check_increasing(axis, name)
+        loss = array_field(self.loss, "loss", (ys.shape[0], xs.shape[0]))
+        argmin = array_field(self.argmin, "argmin", (2,))
+        for name, value in (("xs", xs), ("ys", ys), ("loss", loss), ("argmin", argmin)):
+            object.__setattr__(self, name, value)
+        self._check_minimum()
+        object.__setattr__(self, "margin", optional_number(self.margin, "margin", low=0))
+        object.__setattr__(
+            self, "n_examples", optional_number(self.n_examples, "n_examples", low=1, integer=True)
+        )
+        optional_str(self.precision, "precision")
+        optional_str(self.plane_fingerprint, "plane_fingerprint")
+
+    def _check_minimum(self) -> None:
+        """``loss_min`` and ``argmin`` must be the smallest finite loss and where it is."""
+        finite = self.loss[np.isfinite(self.loss)]
+        low = float(finite.min()) if finite.size else math.nan
+        loss_min = self.loss_min
+        if not isinstance(loss_min, (float, np.floating)) or not (
+            loss_min == low or (math.isnan(loss_min) and math.isnan(low))
+        ):
+            raise ValueError(
+                f"Expected loss_min to be the smallest finite loss of the grid ({low}) "
+                f"but got {loss_min!r}"
+            )
+        if finite.size and not np.isfinite(self.argmin).all():
+            raise ValueError(f"Expected argmin to be a grid point but got {self.argmin}")
+        object.__setattr__(self, "loss_min", float(loss_min))
+
     @classmethod
     def from_values(
         cls, xs: np.ndarray, ys: np.ndarray, loss: np.ndarray, **provenance: Any
     ) -> LossGrid:
         """The grid of ``loss`` values, with its minimum found; ``provenance`` sets the
         remaining attributes (``margin``, ``n_examples``, ``precision``, ``plane_fingerprint``)."""
+        xs, ys = array_field(xs, "xs", (None,)), array_field(ys, "ys", (None,))
+        loss = array_field(loss, "loss", (ys.shape[0], xs.shape[0]))
         finite = np.where(np.isfinite(loss), loss, np.nan)
         if np.isnan(finite).all():
             return cls(xs, ys, loss, float("nan"), np.array([np.nan, np.nan]), **provenance)
@@ -76,9 +116,11 @@ class LossGrid:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LossGrid:
-        arrays, meta = load_npz(path, "LossGrid")
+        """Read a grid written by :meth:`save`; refuses anything that is not one."""
+        arrays, meta = load_npz(path, "LossGrid", arrays=("xs", "ys", "loss"))
         provenance = {name: meta.get(name) for name in _PROVENANCE}
-        return cls.from_values(arrays["xs"], arrays["ys"], arrays["loss"], **provenance)
+        with reading(path):
+            return cls.from_values(arrays["xs"], arrays["ys"], arrays["loss"], **provenance)
 
 
 _PROVENANCE = ("margin", "n_examples", "precision", "plane_fingerprint")

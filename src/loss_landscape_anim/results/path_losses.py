@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import array_field
+
 __all__ = ["PathLosses"]
 
 
@@ -19,3 +21,9 @@ class PathLosses:
 
     true: np.ndarray
     projected: np.ndarray
+
+    def __post_init__(self) -> None:
+        true = array_field(self.true, "true", (None,))
+        projected = array_field(self.projected, "projected", true.shape)
+        object.__setattr__(self, "true", true)
+        object.__setattr__(self, "projected", projected)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import load_npz, save_npz
+from .._io import load_npz, reading, save_npz
 from ..params.blocks import project_rows
+from ._checks import array_field, check_finite, check_independent
 from .trajectory import Trajectory
 
 __all__ = ["Plane"]
@@ -26,7 +27,8 @@ class Plane:
         path_2d: (T, 2) least-squares coordinates of each recorded point (dot products when the
             directions are orthonormal); ``path_2d[-1]`` is (0, 0) for the path the plane was fit on.
         off_plane_distance: (T,) Euclidean distance of each recorded point from the plane.
-        explained_variance: (2,) share of the path's variance along each direction (PCA only).
+        explained_variance: (2,) share of the path's variance along each direction (PCA only);
+            0 for a seeded random direction that completes a plane the path does not span.
         method: how the directions were made.
     """
 
@@ -36,6 +38,34 @@ class Plane:
     off_plane_distance: np.ndarray
     explained_variance: np.ndarray | None = None
     method: str = "custom"
+
+    def __post_init__(self) -> None:
+        origin = array_field(self.origin, "origin", (None,))
+        P = origin.shape[0]
+        directions = array_field(self.directions, "directions", (2, P))
+        path_2d = array_field(self.path_2d, "path_2d", (None, 2))
+        T = path_2d.shape[0]
+        if T < 1:
+            raise ValueError("Expected path_2d to hold at least one point but it is empty")
+        distance = array_field(self.off_plane_distance, "off_plane_distance", (T,))
+        for name, array in (
+            ("origin", origin),
+            ("directions", directions),
+            ("path_2d", path_2d),
+            ("off_plane_distance", distance),
+        ):
+            check_finite(array, name)
+            object.__setattr__(self, name, array)
+        check_independent(directions)
+        if np.any(distance < 0):
+            raise ValueError(f"Expected off_plane_distance >= 0 but got {distance}")
+        if self.explained_variance is not None:
+            explained = array_field(self.explained_variance, "explained_variance", (2,))
+            if not np.all((explained >= 0) & (explained <= 1 + 1e-9)):  # 1e-9: rounding
+                raise ValueError(f"Expected explained_variance in [0, 1] but got {explained}")
+            object.__setattr__(self, "explained_variance", explained)
+        if not isinstance(self.method, str):
+            raise TypeError(f"Expected method to be a string but got {self.method!r}")
 
     def point(self, x: float, y: float) -> np.ndarray:
         """The weight vector at plane coordinates ``(x, y)``."""
@@ -49,13 +79,17 @@ class Plane:
         return digest.hexdigest()[:16]
 
     def axis_labels(self) -> tuple[str, str]:
-        """Axis labels: "principal component k, 61.2%" for PCA, else "direction k"."""
-        if self.explained_variance is not None:
-            return tuple(  # type: ignore[return-value]
-                f"principal component {k}, {100 * v:.1f}%"
-                for k, v in enumerate(self.explained_variance)
-            )
-        return ("direction 0", "direction 1")
+        """Axis labels: "principal component k, 61.2%" for PCA, else "direction k". A PCA
+        direction with no explained variance at all is a seeded random one that completes the
+        plane (the path has fewer than 2 directions of variance): labelled as such."""
+        if self.explained_variance is None:
+            return ("direction 0", "direction 1")
+        return tuple(  # type: ignore[return-value]
+            f"principal component {k}, {100 * v:.1f}%"
+            if v > 0
+            else f"random direction {k} (the path has no variance left)"
+            for k, v in enumerate(self.explained_variance)
+        )
 
     def with_path(self, trajectory: Trajectory) -> Plane:
         """The same plane with ``trajectory`` projected onto it instead."""
@@ -74,12 +108,16 @@ class Plane:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Plane:
-        arrays, meta = load_npz(path, "Plane")
-        return cls(
-            origin=arrays["origin"],
-            directions=arrays["directions"],
-            path_2d=arrays["path_2d"],
-            off_plane_distance=arrays["off_plane_distance"],
-            explained_variance=arrays.get("explained_variance"),
-            method=meta.get("method", "custom"),
+        """Read a plane written by :meth:`save`; refuses anything that is not one."""
+        arrays, meta = load_npz(
+            path, "Plane", arrays=("origin", "directions", "path_2d", "off_plane_distance")
         )
+        with reading(path):
+            return cls(
+                origin=arrays["origin"],
+                directions=arrays["directions"],
+                path_2d=arrays["path_2d"],
+                off_plane_distance=arrays["off_plane_distance"],
+                explained_variance=arrays.get("explained_variance"),
+                method=meta.get("method", "custom"),
+            )

@@ -4,6 +4,7 @@ and accuracy of those same weights."""
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,8 +12,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._io import load_npz, save_npz
+from .._io import load_npz, reading, save_npz
 from ..params.layout import ParamLayout
+from ..params.store import SpilledRows
+from ._checks import array_field, check_finite, check_increasing
 
 if TYPE_CHECKING:
     import torch
@@ -53,18 +56,50 @@ class Trajectory:
     buffers: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        T = self.params.shape[0]
-        if self.params.ndim != 2 or self.params.shape[1] != self.layout.n_params:
-            raise ValueError(
-                f"Expected params of shape (T, {self.layout.n_params}) but got {self.params.shape}"
+        if not isinstance(self.layout, ParamLayout):
+            raise TypeError(
+                f"Expected layout to be a ParamLayout but got {type(self.layout).__name__}"
             )
-        for name in ("loss", "accuracy", "steps"):
-            if getattr(self, name).shape != (T,):
-                raise ValueError(
-                    f"Expected {name} of shape ({T},) but got {getattr(self, name).shape}"
-                )
+        if not isinstance(self.params, np.ndarray):
+            raise TypeError(
+                f"Expected params to be a numpy array but got {type(self.params).__name__}"
+            )
+        params = self.params
+        if params.ndim != 2 or params.shape[1] != self.layout.n_params:
+            raise ValueError(
+                f"Expected params of shape (T, {self.layout.n_params}) but got {params.shape}"
+            )
+        array_field(params, "params", (None, self.layout.n_params))
+        T = params.shape[0]
         if T < 1:
             raise ValueError("Expected a trajectory with at least one recorded step")
+        if not isinstance(params, SpilledRows):  # spilled rows were checked as they were recorded
+            check_finite(params, "params")
+        loss = array_field(self.loss, "loss", (T,))  # NaN where not measured
+        accuracy = array_field(self.accuracy, "accuracy", (T,))
+        if np.any((accuracy < 0) | (accuracy > 1)):
+            raise ValueError(f"Expected accuracy in [0, 1] or NaN but got {accuracy}")
+        steps = array_field(self.steps, "steps", (T,), kind="int")
+        check_increasing(steps, "steps")
+        if T and steps[0] < 0:
+            raise ValueError(f"Expected steps >= 0 but got {steps}")
+        if not isinstance(self.optimizer, str):
+            raise TypeError(f"Expected optimizer to be a string but got {self.optimizer!r}")
+        rate = self.learning_rate
+        known = isinstance(rate, numbers.Real) and not isinstance(rate, bool)
+        if not (known and (0 <= rate < math.inf or math.isnan(rate))):  # NaN: unknown
+            raise ValueError(f"Expected learning_rate >= 0 or NaN but got {rate!r}")
+        if not isinstance(self.diverged, (bool, np.bool_)):
+            raise TypeError(f"Expected diverged to be True or False but got {self.diverged!r}")
+        if not isinstance(self.buffers, dict) or not all(
+            isinstance(k, str) and isinstance(v, np.ndarray) and v.dtype != object
+            for k, v in self.buffers.items()
+        ):
+            raise TypeError("Expected buffers to be a dict of names -> numeric numpy arrays")
+        for name, value in (("loss", loss), ("accuracy", accuracy), ("steps", steps)):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "learning_rate", float(rate))
+        object.__setattr__(self, "diverged", bool(self.diverged))
 
     def __len__(self) -> int:
         return int(self.params.shape[0])
@@ -110,19 +145,25 @@ class Trajectory:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Trajectory:
         """Read a trajectory written by :meth:`save`; refuses anything that is not one."""
-        arrays, meta = load_npz(path, "Trajectory")
-        return cls(
-            params=arrays["params"],
-            loss=arrays["loss"],
-            accuracy=arrays["accuracy"],
-            steps=arrays["steps"],
-            layout=ParamLayout.from_json(meta["layout"]),
-            optimizer=meta.get("optimizer", ""),
-            learning_rate=float(meta.get("learning_rate", math.nan)),
-            diverged=bool(meta.get("diverged", False)),
-            buffers={
-                k[len(_BUFFER_PREFIX) :]: v
-                for k, v in arrays.items()
-                if k.startswith(_BUFFER_PREFIX)
-            },
+        arrays, meta = load_npz(
+            path,
+            "Trajectory",
+            arrays=("params", "loss", "accuracy", "steps"),
+            meta=("layout",),
         )
+        with reading(path):
+            return cls(
+                params=arrays["params"],
+                loss=arrays["loss"],
+                accuracy=arrays["accuracy"],
+                steps=arrays["steps"],
+                layout=ParamLayout.from_json(meta["layout"]),
+                optimizer=meta.get("optimizer", ""),
+                learning_rate=meta.get("learning_rate", math.nan),
+                diverged=meta.get("diverged", False),
+                buffers={
+                    k[len(_BUFFER_PREFIX) :]: v
+                    for k, v in arrays.items()
+                    if k.startswith(_BUFFER_PREFIX)
+                },
+            )

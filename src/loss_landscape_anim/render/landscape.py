@@ -1,0 +1,163 @@
+"""The landscape panel of a frame: the loss grid as filled contours (a log colour scale when every
+loss is positive, linear otherwise), hatched regions where the loss is not finite, the grid's
+minimum and the axis labels. Drawn once per animation, into a caller's axes."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import matplotlib
+import numpy as np
+from matplotlib.gridspec import GridSpec
+from matplotlib.patches import Patch
+from matplotlib.transforms import offset_copy
+
+from ..results import LossGrid, Plane
+from .style import Style
+
+__all__ = ["TEXT_COLOR", "draw_landscape", "keep_y_label_inside", "loss_text"]
+
+TEXT_COLOR = "#222222"
+#: Fill of the grid's regions where the loss is not finite.
+NOT_FINITE_COLOR = "#d9d9d9"
+#: Room kept between the figure's left edge and the landscape's y label, in points.
+EDGE_ROOM_PT = 4.0
+
+
+def loss_text(value: float) -> str:
+    """A loss as the figure writes it everywhere (legend, info rows): 4 significant digits."""
+    return f"{value + 0.0:.4g}"  # + 0.0: no "-0"
+
+
+def draw_landscape(ax: Any, grid: LossGrid, plane: Plane, style: Style) -> None:
+    """Draw ``grid`` on ``plane`` into ``ax`` (with a colour bar beside it)."""
+    finite = np.isfinite(grid.loss)
+    # A log colour scale shows the orders of magnitude a loss spans, but only for positive
+    # losses: any other finite grid (a shifted regression loss, zero loss) is drawn linearly.
+    positive = bool(finite.any()) and bool(grid.loss[finite].min() > 0)
+    if positive:
+        shown = np.ma.masked_invalid(np.log(np.where(grid.loss > 0, grid.loss, np.nan)))
+    else:
+        shown = np.ma.masked_invalid(grid.loss)
+    varies = shown.count() >= 2 and np.ptp(shown.compressed()) > 0
+    if varies:
+        _draw_contours(ax, grid, shown, "log loss" if positive else "loss", style)
+    else:
+        _say_why_flat(ax, grid, style)
+    handles = [] if finite.all() else _draw_not_finite(ax)
+    if varies:  # else every point is the minimum
+        handles.insert(0, _draw_minimum(ax, grid, style))
+    if handles:
+        ax.legend(handles=handles, loc="best", fontsize=style.text_size - 1, framealpha=0.8)
+    xlabel, ylabel = plane.axis_labels()
+    ax.set_xlabel(xlabel, fontsize=style.text_size + 1)
+    ax.set_ylabel(ylabel, fontsize=style.text_size + 1)
+    ax.set_xlim(grid.xs[0], grid.xs[-1])
+    ax.set_ylim(grid.ys[0], grid.ys[-1])
+    ax.tick_params(labelsize=style.text_size - 1)
+
+
+def _draw_contours(
+    ax: Any, grid: LossGrid, values: np.ma.MaskedArray, label: str, style: Style
+) -> None:
+    filled = ax.contourf(grid.xs, grid.ys, values, levels=style.contour_levels, cmap=style.cmap)
+    if style.contour_lines:
+        ax.contour(
+            grid.xs,
+            grid.ys,
+            values,
+            levels=style.contour_levels,
+            colors="k",
+            linewidths=0.4,
+            alpha=0.35,
+        )
+    bar = ax.figure.colorbar(filled, ax=ax, fraction=0.05, pad=0.02)
+    bar.set_label(label, fontsize=style.text_size)
+    bar.ax.tick_params(labelsize=style.text_size - 1)
+
+
+def _say_why_flat(ax: Any, grid: LossGrid, style: Style) -> None:
+    """No contours to draw: the loss is the same everywhere, or nowhere finite."""
+    constant = bool(np.isfinite(grid.loss_min))
+    if constant:
+        ax.set_facecolor(matplotlib.colormaps[style.cmap](0.5))
+    ax.text(  # at the top: the path usually crosses the middle
+        0.5,
+        0.97,
+        f"the loss is {loss_text(grid.loss_min)} everywhere on this plane"
+        if constant
+        else "no finite loss values on this plane",
+        transform=ax.transAxes,
+        ha="center",
+        va="top",
+        fontsize=style.text_size,
+        color=TEXT_COLOR,
+        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
+    )
+
+
+def _draw_not_finite(ax: Any) -> list[Any]:
+    """Grey hatching where the grid's loss is NaN or infinite, instead of blank paper, and its
+    legend entry. The contours leave out every cell that touches a non-finite value: the hatching
+    is the axes' background, seen exactly there."""
+    hatch, edge = "xxx", "#777777"
+    with matplotlib.rc_context({"hatch.color": edge, "hatch.linewidth": 0.6}):
+        background = ax.patch
+        background.set_facecolor(NOT_FINITE_COLOR)
+        background.set_hatch(hatch)
+        background.set_edgecolor(edge)
+        background.set_linewidth(0)
+        key = Patch(
+            facecolor=NOT_FINITE_COLOR,
+            edgecolor=edge,
+            hatch=hatch,
+            linewidth=0,
+            label="loss not finite (NaN or inf)",
+        )
+    return [key]
+
+
+def _draw_minimum(ax: Any, grid: LossGrid, style: Style) -> Any:
+    """The grid's minimum as a star; on an edge of the grid it is moved inward by its radius, so
+    that it stays inside the axes instead of over the tick labels."""
+    size = style.point_size + 5
+    x, y = grid.argmin
+    shift = [
+        (size / 2) * (int(v == axis[0]) - int(v == axis[-1]))
+        for v, axis in ((x, grid.xs), (y, grid.ys))
+    ]
+    transform = ax.transData
+    if any(shift):
+        transform = offset_copy(transform, fig=ax.figure, x=shift[0], y=shift[1], units="points")
+    (star,) = ax.plot(
+        x,
+        y,
+        marker="*",
+        markersize=size,
+        color=style.minimum_color,
+        markeredgecolor="k",
+        linestyle="none",
+        label=f"grid minimum, loss {loss_text(grid.loss_min)}",
+        transform=transform,
+        clip_on=False,
+        zorder=5,
+    )
+    return star
+
+
+def keep_y_label_inside(ax: Any, outer: GridSpec) -> None:
+    """Widen the left margin of ``outer`` (the grid ``ax`` lies in) when the tick labels of ``ax``
+    are so wide (e.g. "-150000") that its y label would be cut at the figure's edge."""
+    fig = ax.figure
+    box = ax.get_tightbbox(fig.canvas.get_renderer())
+    left = box.x0 if box is not None else math.inf
+    room = EDGE_ROOM_PT * fig.dpi / 72
+    if left >= room:
+        return
+    current = outer.left if outer.left is not None else fig.subplotpars.left
+    outer.update(left=current + (room - left) / fig.bbox.width)
+    for other in fig.axes:  # update() moves the axes of pyplot's figures only
+        spec = other.get_subplotspec()
+        if spec is not None and spec.get_topmost_subplotspec().get_gridspec() is outer:
+            other.set_position(spec.get_position(fig))
