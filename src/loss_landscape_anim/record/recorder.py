@@ -16,6 +16,7 @@ a trainer's callback):
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 
@@ -102,6 +103,17 @@ class TrajectoryRecorder:
         self.accuracy.append(float(accuracy))
         self.steps.append(int(step))
         return True
+
+    def set_measurement(self, step: int, loss: float, accuracy: float = math.nan) -> None:
+        """Pair the row of ``step``, recorded earlier, with the loss and accuracy measured on its
+        weights afterwards (a loop measures weights before it steps away from them).
+
+        Raises ``KeyError`` when no row of ``step`` was recorded."""
+        index = bisect.bisect_left(self.steps, step)
+        if index == len(self.steps) or self.steps[index] != step:
+            raise KeyError(f"No row of step {step} was recorded")
+        self.loss[index] = float(loss)
+        self.accuracy[index] = float(accuracy)
 
     def trajectory(self, *, diverged: bool = False) -> Trajectory:
         """The recorded rows as a :class:`Trajectory`, with the model's buffers (BatchNorm
