@@ -7,6 +7,7 @@ chunks of points sized to a memory budget, on evaluation data prepared once.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -70,6 +71,7 @@ def compute_loss_grid(
     extra_paths: list[np.ndarray] | None = None,
     strategy: str = "auto",
     progress: bool = True,
+    checkpoint: str | os.PathLike | None = None,
 ) -> LossGrid:
     """Evaluate the mean loss over ``data`` on an R x R grid of ``plane``.
 
@@ -95,6 +97,11 @@ def compute_loss_grid(
         strategy: how chunks of points are evaluated (see :class:`LossEvaluator`); every
             strategy gives the same values to rounding.
         progress: show a progress bar.
+        checkpoint: a file (``.npz``) that finished chunks of ``chunk_size`` points are saved to
+            as they complete, with what identifies the job (plane, resolution, margin, data,
+            model layout and buffers, precision). Rerun with the same file after a crash or a
+            kill: only the missing points are computed, and the grid is the same. A file of
+            another job is refused with an error that says what differs.
     """
     resolution, margin = check_grid_arguments(resolution, margin)
     evaluator = LossEvaluator(
@@ -110,8 +117,20 @@ def compute_loss_grid(
     xs, ys = grid_axes([plane.path_2d, *(extra_paths or [])], resolution, margin)
     XX, YY = np.meshgrid(xs, ys)
     coords = np.stack([XX.ravel(), YY.ravel()], axis=1)
+    job = {
+        "what": "loss grid",
+        "plane": plane.fingerprint(),
+        "resolution": resolution,
+        "margin": margin,
+    }
     losses = evaluator.plane_losses(
-        plane.origin, plane.directions, coords, progress=progress, desc="loss grid"
+        plane.origin,
+        plane.directions,
+        coords,
+        progress=progress,
+        desc="loss grid",
+        checkpoint=checkpoint,
+        job=job,
     )
     return LossGrid.from_values(
         xs,

@@ -8,7 +8,9 @@ users of it.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,7 @@ from torch import nn
 
 from .._runtime import NumThreads, check_num_threads, resolve_device, thread_scope
 from .._validate import check_choice, check_optional_positive_int, check_positive_int
+from .checkpoint import GridCheckpoint, array_fingerprint
 from .data import EvalData
 from .functional import FunctionalModel, compute_dtype
 from .points import PlanePoints, Points, WeightPoints
@@ -98,6 +101,7 @@ class LossEvaluator:
         )
         self.split = split_first_linear(self.model.module, data.X[:2])
         self.vectorized = self._vectorized()
+        self._data_fingerprint: str | None = None
         self.plane_strategy = self._make(strategy, plane=True)
         self.weight_strategy = self._make(strategy, plane=False)
 
@@ -118,11 +122,25 @@ class LossEvaluator:
         *,
         progress: bool = False,
         desc: str = "",
+        checkpoint: str | os.PathLike | None = None,
+        job: dict[str, Any] | None = None,
     ) -> np.ndarray:
         """Mean loss (K,) float64 at the plane points ``origin + coords @ directions``, with
-        ``origin`` (P,), ``directions`` (2, P) and ``coords`` (K, 2)."""
+        ``origin`` (P,), ``directions`` (2, P) and ``coords`` (K, 2).
+
+        With ``checkpoint`` (a file path), finished chunks are saved there and a rerun computes
+        only the missing ones; ``job`` adds to what identifies the job in the file (the points,
+        the data and the model are always part of it)."""
         points = PlanePoints.of(origin, directions, coords, self.device, self.model.dtype)
-        return self._run(self.plane_strategy, points, progress, desc)
+        store = None
+        if checkpoint is not None:
+            identity = {
+                "points": array_fingerprint(origin, directions, coords),
+                **self.identity(),
+                **(job or {}),
+            }
+            store = GridCheckpoint(checkpoint, identity, len(points))
+        return self._run(self.plane_strategy, points, progress, desc, store)
 
     def weight_losses(
         self, weights: np.ndarray, *, progress: bool = False, desc: str = ""
@@ -138,14 +156,42 @@ class LossEvaluator:
         chunk = self.memory_budget // max(self.per_example * self.data.batch_size, 1)
         return max(1, min(chunk, n_points))
 
-    def _run(self, strategy: Strategy, points: Points, progress: bool, desc: str) -> np.ndarray:
+    def identity(self) -> dict[str, Any]:
+        """What the values depend on besides the points, as JSON values: the model's class,
+        layout and buffers, the evaluation data, the dtype and precision."""
+        if self._data_fingerprint is None:
+            self._data_fingerprint = array_fingerprint(self.data.X, self.data.y)
+        layout = json.dumps(self.model.layout.to_json()).encode()
+        return {
+            "model": type(self.model.module).__qualname__,
+            "layout": array_fingerprint(np.frombuffer(layout, dtype=np.uint8)),
+            "buffers": array_fingerprint(*self.model.module.buffers()),
+            "data": self._data_fingerprint,
+            "n_examples": self.n_examples,
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "precision": self.precision,
+        }
+
+    def _run(
+        self,
+        strategy: Strategy,
+        points: Points,
+        progress: bool,
+        desc: str,
+        checkpoint: GridCheckpoint | None = None,
+    ) -> np.ndarray:
         n = len(points)
         if n == 0:
             return np.empty(0, dtype=np.float64)
         with torch.no_grad(), thread_scope(self.num_threads, small=self.small):
-            strategy.start(points)
             return collect(
-                strategy, self.data, n, self.chunk_points(n), progress=progress, desc=desc
+                strategy,
+                self.data,
+                points,
+                self.chunk_points(n),
+                progress=progress,
+                desc=desc,
+                checkpoint=checkpoint,
             )
 
     def _vectorized(self) -> bool:
