@@ -72,6 +72,7 @@ def compute_loss_grid(
     strategy: str = "auto",
     progress: bool = True,
     checkpoint: str | os.PathLike | None = None,
+    distributed: bool | None = None,
 ) -> LossGrid:
     """Evaluate the mean loss over ``data`` on an R x R grid of ``plane``.
 
@@ -102,6 +103,11 @@ def compute_loss_grid(
             model layout and buffers, precision). Rerun with the same file after a crash or a
             kill: only the missing points are computed, and the grid is the same. A file of
             another job is refused with an error that says what differs.
+        distributed: under ``torch.distributed`` (None: whenever a process group is
+            initialised), each rank evaluates only its share of the chunks, on its own device
+            (``cuda:LOCAL_RANK`` with no ``device``), and every rank returns the whole grid, the
+            same as one process's. Every rank must call with the same arguments; rank 0 writes
+            the checkpoint. False: this process alone.
     """
     resolution, margin = check_grid_arguments(resolution, margin)
     evaluator = LossEvaluator(
@@ -113,6 +119,7 @@ def compute_loss_grid(
         memory_budget=memory_budget,
         num_threads=num_threads,
         strategy=strategy,
+        distributed=distributed,
     )
     xs, ys = grid_axes([plane.path_2d, *(extra_paths or [])], resolution, margin)
     XX, YY = np.meshgrid(xs, ys)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from .sizing import activation_bytes
 from .strategies import STRATEGIES, make_strategy, vmap_works
 from .strategies.base import Strategy
 from .strategies.split import split_first_linear
+
+if TYPE_CHECKING:
+    from ..integrations.distributed import ProcessGroupRanks
 
 __all__ = [
     "DEFAULT_CACHE_BUDGET",
@@ -70,6 +73,10 @@ class LossEvaluator:
         strategy: how a chunk of plane points is evaluated: ``"auto"`` (the fastest that
             applies), ``"linear_chain"``, ``"first_layer"``, ``"vmap"`` or ``"per_point"``.
             Arbitrary weight vectors use ``"vmap"`` or ``"per_point"``.
+        distributed: share the work between the ranks of the initialised ``torch.distributed``
+            process group (None: when there is one; see
+            :mod:`loss_landscape_anim.integrations.distributed`); every rank gets every value.
+            With no ``device``, each rank computes on ``cuda:LOCAL_RANK`` where there are GPUs.
     """
 
     def __init__(
@@ -83,7 +90,13 @@ class LossEvaluator:
         memory_budget: int | None = None,
         num_threads: NumThreads = None,
         strategy: str = "auto",
+        distributed: bool | None = None,
     ):
+        self.ranks = _ranks(distributed)
+        if device is None and self.ranks is not None:
+            from ..integrations.distributed import rank_device
+
+            device = rank_device()
         self.device = resolve_device(device)
         self.chunk_size = check_optional_positive_int(chunk_size, "chunk_size")
         if memory_budget is None:
@@ -94,6 +107,12 @@ class LossEvaluator:
         self.model = FunctionalModel(model, self.device)
         data = EvalData.prepare(data, self.device, self.model.dtype, n_examples)
         self.model.check(data.X, data.y)
+        self._data_fingerprint: str | None = None
+        if self.ranks is not None:
+            self._data_fingerprint = array_fingerprint(data.X, data.y)
+            self.ranks.check_same("evaluation data", self._data_fingerprint)
+            for buffer in self.model.module.buffers():
+                self.ranks.broadcast_(buffer)
         self.per_example = activation_bytes(self.model.module, data.X[:1]) * _ACTIVATION_OVERHEAD
         self.data = data.with_batch_size(self.memory_budget // max(self.per_example, 1))
         self.small = self.device.type == "cpu" and (
@@ -101,7 +120,6 @@ class LossEvaluator:
         )
         self.split = split_first_linear(self.model.module, data.X[:2])
         self.vectorized = self._vectorized()
-        self._data_fingerprint: str | None = None
         self.plane_strategy = self._make(strategy, plane=True)
         self.weight_strategy = self._make(strategy, plane=False)
 
@@ -131,6 +149,11 @@ class LossEvaluator:
         With ``checkpoint`` (a file path), finished chunks are saved there and a rerun computes
         only the missing ones; ``job`` adds to what identifies the job in the file (the points,
         the data and the model are always part of it)."""
+        if self.ranks is not None:  # rank 0's plane, should the ranks' differ in the last bits
+            origin, directions, coords = (
+                self.ranks.broadcast_array(np.asarray(a, dtype=np.float64))
+                for a in (origin, directions, coords)
+            )
         points = PlanePoints.of(origin, directions, coords, self.device, self.model.dtype)
         store = None
         if checkpoint is not None:
@@ -139,13 +162,15 @@ class LossEvaluator:
                 **self.identity(),
                 **(job or {}),
             }
-            store = GridCheckpoint(checkpoint, identity, len(points))
+            writer = self.ranks is None or self.ranks.rank == 0
+            store = GridCheckpoint(checkpoint, identity, len(points), writer=writer)
         return self._run(self.plane_strategy, points, progress, desc, store)
 
     def weight_losses(
         self, weights: np.ndarray, *, progress: bool = False, desc: str = ""
     ) -> np.ndarray:
-        """Mean loss (K,) float64 at arbitrary flat weight vectors ``weights`` (K, P)."""
+        """Mean loss (K,) float64 at arbitrary flat weight vectors ``weights`` (K, P) (the same
+        on every rank of a distributed job)."""
         points = WeightPoints.of(weights, self.device, self.model.dtype)
         return self._run(self.weight_strategy, points, progress, desc)
 
@@ -192,6 +217,7 @@ class LossEvaluator:
                 progress=progress,
                 desc=desc,
                 checkpoint=checkpoint,
+                ranks=self.ranks,
             )
 
     def _vectorized(self) -> bool:
@@ -217,3 +243,12 @@ class LossEvaluator:
             vectorized=self.vectorized,
             cache_bytes=DEFAULT_CACHE_BUDGET.get(self.device.type, 2**28),
         )
+
+
+def _ranks(distributed: bool | None) -> ProcessGroupRanks | None:
+    """The ranks to share the work with (None: this process alone)."""
+    if distributed is False:
+        return None
+    from ..integrations.distributed import process_group_ranks
+
+    return process_group_ranks(distributed)

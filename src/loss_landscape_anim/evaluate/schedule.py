@@ -38,9 +38,10 @@ class Ranks(Protocol):
         ...
 
     def from_first(
-        self, read: Callable[[], tuple[np.ndarray, np.ndarray]]
+        self, read: Callable[[], tuple[np.ndarray, np.ndarray]], n_points: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``read()`` run on rank 0 and its result (or its error) given to every rank."""
+        """``read()`` (two arrays of ``n_points``) run on rank 0, and its result (or its error)
+        given to every rank."""
         ...
 
 
@@ -57,7 +58,7 @@ class SingleProcess:
         return [mine.cpu().numpy()]
 
     def from_first(
-        self, read: Callable[[], tuple[np.ndarray, np.ndarray]]
+        self, read: Callable[[], tuple[np.ndarray, np.ndarray]], n_points: int
     ) -> tuple[np.ndarray, np.ndarray]:
         return read()
 
@@ -111,7 +112,7 @@ def collect(
     values = np.full(n_points, np.nan)
     done = np.zeros(n_points, dtype=bool)
     if checkpoint is not None:
-        values, done = ranks.from_first(checkpoint.resume)
+        values, done = ranks.from_first(checkpoint.resume, n_points)
     todo = [sl for sl in chunk_slices(n_points, chunk) if not done[sl].all()]
     if todo:
         strategy.start(points)

@@ -10,6 +10,7 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import IncompatibleFileError
+from ..integrations.distributed import is_writer
 from ..params.weights import load_weights, save_weights
 from ..results import Trajectory
 
@@ -29,6 +30,9 @@ class RunFiles:
         return cls(weights, weights.with_name(weights.stem + ".trajectory.npz"))
 
     def save(self, trained: nn.Module, trajectory: Trajectory) -> None:
+        """Write both files (on rank 0 only, in a ``torch.distributed`` job)."""
+        if not is_writer():
+            return
         save_weights(trained, self.weights)
         trajectory.save(self.trajectory)
 

@@ -17,6 +17,7 @@ from torch import nn
 from .._runtime import seeded
 from ..analysis import compute_loss_grid, path_losses
 from ..data import SpiralsDataModule
+from ..integrations.distributed import is_writer
 from ..models import MLP
 from ..render import Animation, Style, animate
 from ..results import LossGrid, PathLosses, Plane, Trajectory
@@ -153,9 +154,12 @@ def render(
     *,
     default_style: Style | None = None,
     **panels: Any,
-) -> Animation:
+) -> Animation | None:
     """:func:`animate` with the options applied (the user's style, else ``default_style``);
-    ``panels`` are its optional panel inputs (``path_losses``, ``decision_regions``)."""
+    ``panels`` are its optional panel inputs (``path_losses``, ``decision_regions``). None on
+    the ranks other than 0 of a ``torch.distributed`` job: rank 0 renders and writes."""
+    if not is_writer():
+        return None
     with timed("rendering"):
         return animate(
             trajectories,
