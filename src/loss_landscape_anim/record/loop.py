@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -80,6 +81,11 @@ class LoopRecorder:
         self.diverged = False
         self._measured: dict[int, _Measurements] = {}
 
+    def start(self, step: int = 0) -> None:
+        """Record the weights the model holds now as the first row, that of ``step``."""
+        self.step = step
+        self._record()
+
     def report_loss(self, loss: Any, accuracy: Any = None) -> None:
         """Report the loss (and accuracy in [0, 1]) the loop measured on the weights it holds now,
         that is, before its next optimizer step. A float or a scalar tensor (read only when the
@@ -95,7 +101,14 @@ class LoopRecorder:
 
     def after_step(self) -> None:
         """Count one optimizer step and record the weights it produced when the step is due."""
-        self.step += 1
+        self.advance(self.step + 1)
+
+    def advance(self, step: int) -> None:
+        """The model now holds the weights after ``step`` optimizer steps (a trainer's step
+        count): record them when the step is due."""
+        if step <= self.step:
+            return
+        self.step = step
         if not self.diverged and self.recorder.due(self.step):
             self._record()
 
@@ -107,9 +120,37 @@ class LoopRecorder:
     def trajectory(self) -> Trajectory:
         """The recorded rows as a :class:`Trajectory`, with the reported losses; rows whose
         weights nothing measured have NaN loss (see :func:`~loss_landscape_anim.fill_losses`)."""
+        self._settle()
+        return self.recorder.trajectory(diverged=self.diverged)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The rows so far as tensors and lists (what a trainer's checkpoint can hold)."""
+        self._settle()
+        rows = self.recorder.rows()
+        return {
+            "rows": torch.from_numpy(np.array(rows)),
+            "steps": list(self.recorder.steps),
+            "loss": list(self.recorder.loss),
+            "accuracy": list(self.recorder.accuracy),
+            "step": self.step,
+            "diverged": self.diverged,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from rows saved by :meth:`state_dict` (into a recorder with no rows yet)."""
+        if len(self.recorder):
+            raise ValueError("Expected an empty recorder to restore saved rows into")
+        for row, step, loss, accuracy in zip(
+            state["rows"], state["steps"], state["loss"], state["accuracy"], strict=True
+        ):
+            self.recorder.record(step, loss, accuracy, weights=row)
+        self.step = int(state["step"])
+        self.diverged = bool(state["diverged"])
+
+    def _settle(self) -> None:
+        """Write the reported losses into their rows."""
         for step, measured in self._measured.items():
             self.recorder.set_measurement(step, *measured.means())
-        return self.recorder.trajectory(diverged=self.diverged)
 
     def __len__(self) -> int:
         return len(self.recorder)
@@ -165,7 +206,7 @@ def record_training(
     """
     recorder = _make_recorder(model, optimizer, every, memory_limit, spill_dir)
     recording = LoopRecorder(recorder)
-    recording._record()
+    recording.start()
 
     def hook(_optimizer: Any, _args: Any, _kwargs: Any) -> None:
         recording.after_step()
