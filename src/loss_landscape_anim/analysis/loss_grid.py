@@ -73,6 +73,8 @@ def compute_loss_grid(
     progress: bool = True,
     checkpoint: str | os.PathLike | None = None,
     distributed: bool | None = None,
+    stream: bool | None = None,
+    subset_seed: int = 0,
 ) -> LossGrid:
     """Evaluate the mean loss over ``data`` on an R x R grid of ``plane``.
 
@@ -108,6 +110,11 @@ def compute_loss_grid(
             (``cuda:LOCAL_RANK`` with no ``device``), and every rank returns the whole grid, the
             same as one process's. Every rank must call with the same arguments; rank 0 writes
             the checkpoint. False: this process alone.
+        stream: read the data from their dataset for every chunk of points, in fixed batches,
+            instead of holding them in memory (None: for a dataset that is not a
+            ``TensorDataset`` and is larger than 2 GiB). Streamed, ``n_examples`` takes a subset
+            chosen once from ``subset_seed``.
+        subset_seed: the seed of that subset.
     """
     resolution, margin = check_grid_arguments(resolution, margin)
     evaluator = LossEvaluator(
@@ -120,6 +127,8 @@ def compute_loss_grid(
         num_threads=num_threads,
         strategy=strategy,
         distributed=distributed,
+        stream=stream,
+        subset_seed=subset_seed,
     )
     xs, ys = grid_axes([plane.path_2d, *(extra_paths or [])], resolution, margin)
     XX, YY = np.meshgrid(xs, ys)

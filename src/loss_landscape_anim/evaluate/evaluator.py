@@ -28,6 +28,7 @@ from .sizing import activation_bytes
 from .strategies import STRATEGIES, make_strategy, vmap_works
 from .strategies.base import Strategy
 from .strategies.split import split_first_linear
+from .streamed import StreamedData, streamed_source
 
 if TYPE_CHECKING:
     from ..integrations.distributed import ProcessGroupRanks
@@ -77,6 +78,10 @@ class LossEvaluator:
             process group (None: when there is one; see
             :mod:`loss_landscape_anim.integrations.distributed`); every rank gets every value.
             With no ``device``, each rank computes on ``cuda:LOCAL_RANK`` where there are GPUs.
+        stream: read the data from their dataset for every chunk of points instead of holding
+            them in memory (None: for a dataset that is not a ``TensorDataset`` and is larger
+            than :data:`~.streamed.DEFAULT_STREAM_BYTES`). Streamed, ``n_examples`` takes a subset
+            chosen once from ``subset_seed`` rather than the first examples.
     """
 
     def __init__(
@@ -91,6 +96,8 @@ class LossEvaluator:
         num_threads: NumThreads = None,
         strategy: str = "auto",
         distributed: bool | None = None,
+        stream: bool | None = None,
+        subset_seed: int = 0,
     ):
         self.ranks = _ranks(distributed)
         if device is None and self.ranks is not None:
@@ -105,20 +112,20 @@ class LossEvaluator:
         self.num_threads = check_num_threads(num_threads)
         strategy = check_choice(strategy, "strategy", ("auto", *STRATEGIES))
         self.model = FunctionalModel(model, self.device)
-        data = EvalData.prepare(data, self.device, self.model.dtype, n_examples)
-        self.model.check(data.X, data.y)
+        data = _prepare(data, self.device, self.model.dtype, n_examples, stream, subset_seed)
+        self.model.check(*data.head(2))
         self._data_fingerprint: str | None = None
         if self.ranks is not None:
-            self._data_fingerprint = array_fingerprint(data.X, data.y)
+            self._data_fingerprint = data.fingerprint()
             self.ranks.check_same("evaluation data", self._data_fingerprint)
             for buffer in self.model.module.buffers():
                 self.ranks.broadcast_(buffer)
-        self.per_example = activation_bytes(self.model.module, data.X[:1]) * _ACTIVATION_OVERHEAD
+        self.per_example = activation_bytes(self.model.module, data.head(1)[0]) * _ACTIVATION_OVERHEAD
         self.data = data.with_batch_size(self.memory_budget // max(self.per_example, 1))
         self.small = self.device.type == "cpu" and (
             self.per_example * self.data.batch_size < SMALL_WORK_BYTES
         )
-        self.split = split_first_linear(self.model.module, data.X[:2])
+        self.split = split_first_linear(self.model.module, data.head(2)[0])
         self.vectorized = self._vectorized()
         self.plane_strategy = self._make(strategy, plane=True)
         self.weight_strategy = self._make(strategy, plane=False)
@@ -185,7 +192,7 @@ class LossEvaluator:
         """What the values depend on besides the points, as JSON values: the model's class,
         layout and buffers, the evaluation data, the dtype and precision."""
         if self._data_fingerprint is None:
-            self._data_fingerprint = array_fingerprint(self.data.X, self.data.y)
+            self._data_fingerprint = self.data.fingerprint()
         layout = json.dumps(self.model.layout.to_json()).encode()
         return {
             "model": type(self.model.module).__qualname__,
@@ -252,3 +259,21 @@ def _ranks(distributed: bool | None) -> ProcessGroupRanks | None:
     from ..integrations.distributed import process_group_ranks
 
     return process_group_ranks(distributed)
+
+
+def _prepare(
+    data: Any,
+    device: torch.device,
+    dtype: torch.dtype,
+    n_examples: int | None,
+    stream: bool | None,
+    subset_seed: int,
+) -> EvalData:
+    """The evaluation data: in memory, or streamed from their dataset (see :mod:`.streamed`)."""
+    n_examples = check_optional_positive_int(n_examples, "n_examples")
+    source = streamed_source(data, stream)
+    if source is None:
+        return EvalData.prepare(data, device, dtype, n_examples)
+    if isinstance(subset_seed, bool) or not isinstance(subset_seed, int):
+        raise ValueError(f"Expected subset_seed to be an integer but got {subset_seed!r}")
+    return StreamedData.stream(*source, device, dtype, n_examples, subset_seed)
