@@ -120,7 +120,9 @@ class LossEvaluator:
             self.ranks.check_same("evaluation data", self._data_fingerprint)
             for buffer in self.model.module.buffers():
                 self.ranks.broadcast_(buffer)
-        self.per_example = activation_bytes(self.model.module, data.head(1)[0]) * _ACTIVATION_OVERHEAD
+        self.per_example = (
+            activation_bytes(self.model.module, data.head(1)[0]) * _ACTIVATION_OVERHEAD
+        )
         self.data = data.with_batch_size(self.memory_budget // max(self.per_example, 1))
         self.small = self.device.type == "cpu" and (
             self.per_example * self.data.batch_size < SMALL_WORK_BYTES
