@@ -75,6 +75,7 @@ def compute_loss_grid(
     distributed: bool | None = None,
     stream: bool | None = None,
     subset_seed: int = 0,
+    bn: str = "eval",
 ) -> LossGrid:
     """Evaluate the mean loss over ``data`` on an R x R grid of ``plane``.
 
@@ -115,6 +116,10 @@ def compute_loss_grid(
             ``TensorDataset`` and is larger than 2 GiB). Streamed, ``n_examples`` takes a subset
             chosen once from ``subset_seed``.
         subset_seed: the seed of that subset.
+        bn: BatchNorm statistics at each point: ``"eval"`` (default: the model's running
+            statistics, those training accumulated near the trained weights) or ``"recompute"``
+            (re-estimated at each point from the first 1,024 examples of ``data``, so each point
+            is normalised by statistics of its own weights; one point at a time).
     """
     resolution, margin = check_grid_arguments(resolution, margin)
     evaluator = LossEvaluator(
@@ -129,6 +134,7 @@ def compute_loss_grid(
         distributed=distributed,
         stream=stream,
         subset_seed=subset_seed,
+        bn=bn,
     )
     xs, ys = grid_axes([plane.path_2d, *(extra_paths or [])], resolution, margin)
     XX, YY = np.meshgrid(xs, ys)

@@ -27,6 +27,7 @@ from .schedule import collect
 from .sizing import activation_bytes
 from .strategies import STRATEGIES, make_strategy, vmap_works
 from .strategies.base import Strategy
+from .strategies.bn_recompute import DEFAULT_BN_EXAMPLES, BNRecompute, has_batch_norm
 from .strategies.split import split_first_linear
 from .streamed import StreamedData, streamed_source
 
@@ -42,6 +43,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: How BatchNorm statistics are taken at each point (see ``bn``).
+BN_MODES = ("eval", "recompute")
 #: Default bytes of activations one chunk of points may use, by device type. On the CPU small
 #: chunks win: their tensors stay in cache and are recycled by the allocator instead of being
 #: freshly mapped (page faults) every time; a GPU wants large launches.
@@ -78,6 +81,10 @@ class LossEvaluator:
             process group (None: when there is one; see
             :mod:`loss_landscape_anim.integrations.distributed`); every rank gets every value.
             With no ``device``, each rank computes on ``cuda:LOCAL_RANK`` where there are GPUs.
+        bn: BatchNorm statistics: ``"eval"`` (the model's running statistics, at every point) or
+            ``"recompute"`` (re-estimated at each point from the first
+            :data:`~.strategies.bn_recompute.DEFAULT_BN_EXAMPLES` examples, one point at a time;
+            see :mod:`.strategies.bn_recompute`).
         stream: read the data from their dataset for every chunk of points instead of holding
             them in memory (None: for a dataset that is not a ``TensorDataset`` and is larger
             than :data:`~.streamed.DEFAULT_STREAM_BYTES`). Streamed, ``n_examples`` takes a subset
@@ -98,6 +105,7 @@ class LossEvaluator:
         distributed: bool | None = None,
         stream: bool | None = None,
         subset_seed: int = 0,
+        bn: str = "eval",
     ):
         self.ranks = _ranks(distributed)
         if device is None and self.ranks is not None:
@@ -111,6 +119,12 @@ class LossEvaluator:
         self.memory_budget = check_positive_int(memory_budget, "memory_budget")
         self.num_threads = check_num_threads(num_threads)
         strategy = check_choice(strategy, "strategy", ("auto", *STRATEGIES))
+        self.bn = check_choice(bn, "bn", BN_MODES)
+        if self.bn == "recompute" and strategy not in ("auto", "per_point"):
+            raise ValueError(
+                f"bn='recompute' evaluates one point at a time: use strategy='auto' or "
+                f"'per_point', not {strategy!r}"
+            )
         self.model = FunctionalModel(model, self.device)
         data = _prepare(data, self.device, self.model.dtype, n_examples, stream, subset_seed)
         self.model.check(*data.head(2))
@@ -129,8 +143,17 @@ class LossEvaluator:
         )
         self.split = split_first_linear(self.model.module, data.head(2)[0])
         self.vectorized = self._vectorized()
-        self.plane_strategy = self._make(strategy, plane=True)
-        self.weight_strategy = self._make(strategy, plane=False)
+        if self.bn == "recompute":
+            if not has_batch_norm(self.model.module):
+                raise ValueError(
+                    f"bn='recompute' re-estimates BatchNorm statistics but the "
+                    f"{type(model).__name__} has no BatchNorm layer"
+                )
+            recompute: Strategy = BNRecompute(self.model, self.data, DEFAULT_BN_EXAMPLES)
+            self.plane_strategy = self.weight_strategy = recompute
+        else:
+            self.plane_strategy = self._make(strategy, plane=True)
+            self.weight_strategy = self._make(strategy, plane=False)
 
     @property
     def n_examples(self) -> int:
@@ -204,6 +227,7 @@ class LossEvaluator:
             "n_examples": self.n_examples,
             "dtype": str(self.model.dtype).removeprefix("torch."),
             "precision": self.precision,
+            "bn": self.bn,
         }
 
     def _run(
