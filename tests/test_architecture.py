@@ -24,9 +24,13 @@ ALLOWED = {
     "models": {"record"},  # GenericModel builds its optimizer through record.optimizers
     "record": {"params", "results", "data", "losses"},
     "directions": {"params", "results"},
-    "evaluate": {"params", "results", "data", "losses"},
+    # the ranks of a torch.distributed job own chunks of points: scheduling asks integrations
+    "evaluate": {"params", "results", "data", "losses", "integrations"},
     "analysis": {"params", "results", "data", "evaluate"},
     "render": {"results"},
+    # at the edge: the Lightning callback records through record/; distributed knows only torch
+    "integrations": {"params", "results", "record"},
+    "lightning": {"integrations"},
     "pipeline": {
         "params",
         "results",
@@ -38,12 +42,22 @@ ALLOWED = {
         "evaluate",
         "analysis",
         "render",
+        "integrations",
     },
-    "cli": {"pipeline", "data", "models", "record", "directions", "render"},
+    "cli": {"pipeline", "data", "models", "record", "directions", "render", "integrations"},
 }
 SHARED = {"_io", "_validate", "_runtime", "errors"}
 #: Computing packages run headless (on a GPU node, under torchrun): no matplotlib, no writers.
-HEADLESS = ("params", "results", "data", "record", "directions", "evaluate", "analysis")
+HEADLESS = (
+    "params",
+    "results",
+    "data",
+    "record",
+    "directions",
+    "evaluate",
+    "analysis",
+    "integrations",
+)
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
 #: The seed package's 27-parameter signature is adapted in one function, documented at length.

@@ -20,6 +20,8 @@ EXPECTED = {
     "compare_optimizers",
     # around the stages: recording, evaluating, analyses, drawing
     "TrajectoryRecorder",
+    "record_training",
+    "fill_losses",
     "LossEvaluator",
     "path_losses",
     "decision_regions",

@@ -24,12 +24,15 @@ SMALLER = {
     },
     "train(model, data": {"n_epochs=300": "n_epochs=12", "resolution=100": "resolution=6"},
     "compare_optimizers": {"n_epochs=200": "n_epochs=6"},
-    "TrajectoryRecorder": {"range(100)": "range(12)", "record(100,": "record(12,"},
+    "TrajectoryRecorder(": {"range(100)": "range(12)", "record(100,": "record(12,"},
 }
 
 
 def examples() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    """The README's Python blocks, except those marked ``<!-- fragment ... -->`` (snippets that
+    need the reader's own model and data)."""
+    blocks = re.findall(r"(<!-- fragment[^>]*-->\n)?```python\n(.*?)```", README.read_text(), re.S)
+    return [code for marker, code in blocks if not marker]
 
 
 def smaller(code: str) -> str:
@@ -71,5 +74,8 @@ def test_each_readme_example_runs(index: int, tmp_path: Path, monkeypatch) -> No
     if "compare_optimizers" in code:
         result = namespace["result"]
         assert set(result.trajectories) == {"adam", "sgd", "adagrad", "rmsprop"}
-    if "TrajectoryRecorder" in code:
+    if "TrajectoryRecorder(" in code:
         assert namespace["plane"].path_2d.shape == (13, 2)
+    if "record_training" in code:
+        assert len(namespace["trajectory"]) == 101
+        assert np.isfinite(namespace["trajectory"].loss).all()  # the final row's, filled

@@ -21,14 +21,14 @@ The pipeline has four stages, each a function returning an immutable, saveable r
 ``loss_landscape_anim(...)`` runs all four with the seed package's arguments.
 """
 
-from .analysis import compute_loss_grid, decision_regions, path_losses
+from .analysis import compute_loss_grid, decision_regions, fill_losses, path_losses
 from .data import MNISTDataModule, SpiralsDataModule
 from .directions import project
 from .errors import DataError, DivergenceWarning, IncompatibleFileError, UnsafeFileError
 from .evaluate import LossEvaluator
 from .models import MLP, GenericModel, LeNet
 from .pipeline import Comparison, compare_optimizers, loss_landscape_anim
-from .record import TrajectoryRecorder, train
+from .record import TrajectoryRecorder, record_training, train
 from .render import Animation, Style, animate
 from .results import DecisionRegions, LossGrid, PathLosses, Plane, Trajectory
 
@@ -58,8 +58,10 @@ __all__ = [
     "compare_optimizers",
     "compute_loss_grid",
     "decision_regions",
+    "fill_losses",
     "loss_landscape_anim",
     "path_losses",
     "project",
+    "record_training",
     "train",
 ]

@@ -202,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _warn_in_one_line
-            _run(args)
+            _run_on_ranks(args)
     except (ValueError, TypeError, OSError, RuntimeError) as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -263,6 +263,17 @@ def _fail(exc: BaseException) -> NoReturn:
     message = " ".join(str(exc).split())
     sys.stderr.write(f"{PROG}: error: {message}\n")
     raise SystemExit(2)
+
+
+def _run_on_ranks(args: argparse.Namespace) -> None:
+    """:func:`_run`, in a process group of its own when launched by ``torchrun``: every rank
+    trains the same way and shares the grid; rank 0 alone shows progress and writes files."""
+    from .integrations.distributed import is_writer, launched_group
+
+    with launched_group(args.device) as device:
+        args.device = device
+        args.no_progress = args.no_progress or not is_writer()
+        _run(args)
 
 
 def _run(args: argparse.Namespace) -> None:

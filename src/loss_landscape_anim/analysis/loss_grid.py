@@ -7,6 +7,7 @@ chunks of points sized to a memory budget, on evaluation data prepared once.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -70,6 +71,11 @@ def compute_loss_grid(
     extra_paths: list[np.ndarray] | None = None,
     strategy: str = "auto",
     progress: bool = True,
+    checkpoint: str | os.PathLike | None = None,
+    distributed: bool | None = None,
+    stream: bool | None = None,
+    subset_seed: int = 0,
+    bn: str = "eval",
 ) -> LossGrid:
     """Evaluate the mean loss over ``data`` on an R x R grid of ``plane``.
 
@@ -95,6 +101,25 @@ def compute_loss_grid(
         strategy: how chunks of points are evaluated (see :class:`LossEvaluator`); every
             strategy gives the same values to rounding.
         progress: show a progress bar.
+        checkpoint: a file (``.npz``) that finished chunks of ``chunk_size`` points are saved to
+            as they complete, with what identifies the job (plane, resolution, margin, data,
+            model layout and buffers, precision). Rerun with the same file after a crash or a
+            kill: only the missing points are computed, and the grid is the same. A file of
+            another job is refused with an error that says what differs.
+        distributed: under ``torch.distributed`` (None: whenever a process group is
+            initialised), each rank evaluates only its share of the chunks, on its own device
+            (``cuda:LOCAL_RANK`` with no ``device``), and every rank returns the whole grid, the
+            same as one process's. Every rank must call with the same arguments; rank 0 writes
+            the checkpoint. False: this process alone.
+        stream: read the data from their dataset for every chunk of points, in fixed batches,
+            instead of holding them in memory (None: for a dataset that is not a
+            ``TensorDataset`` and is larger than 2 GiB). Streamed, ``n_examples`` takes a subset
+            chosen once from ``subset_seed``.
+        subset_seed: the seed of that subset.
+        bn: BatchNorm statistics at each point: ``"eval"`` (default: the model's running
+            statistics, those training accumulated near the trained weights) or ``"recompute"``
+            (re-estimated at each point from the first 1,024 examples of ``data``, so each point
+            is normalised by statistics of its own weights; one point at a time).
     """
     resolution, margin = check_grid_arguments(resolution, margin)
     evaluator = LossEvaluator(
@@ -106,12 +131,28 @@ def compute_loss_grid(
         memory_budget=memory_budget,
         num_threads=num_threads,
         strategy=strategy,
+        distributed=distributed,
+        stream=stream,
+        subset_seed=subset_seed,
+        bn=bn,
     )
     xs, ys = grid_axes([plane.path_2d, *(extra_paths or [])], resolution, margin)
     XX, YY = np.meshgrid(xs, ys)
     coords = np.stack([XX.ravel(), YY.ravel()], axis=1)
+    job = {
+        "what": "loss grid",
+        "plane": plane.fingerprint(),
+        "resolution": resolution,
+        "margin": margin,
+    }
     losses = evaluator.plane_losses(
-        plane.origin, plane.directions, coords, progress=progress, desc="loss grid"
+        plane.origin,
+        plane.directions,
+        coords,
+        progress=progress,
+        desc="loss grid",
+        checkpoint=checkpoint,
+        job=job,
     )
     return LossGrid.from_values(
         xs,

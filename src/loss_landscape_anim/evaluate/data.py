@@ -49,3 +49,13 @@ class EvalData:
         """Batch ``b``: examples ``[b * batch_size, (b + 1) * batch_size)``."""
         sl = slice(b * self.batch_size, (b + 1) * self.batch_size)
         return self.X[sl], self.y[sl]
+
+    def head(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``k`` examples (to size and check the model on)."""
+        return self.X[:k], self.y[:k]
+
+    def fingerprint(self) -> str:
+        """A short hash of the examples and targets."""
+        from .checkpoint import array_fingerprint
+
+        return array_fingerprint(self.X, self.y)

@@ -8,8 +8,10 @@ users of it.
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -17,6 +19,7 @@ from torch import nn
 
 from .._runtime import NumThreads, check_num_threads, resolve_device, thread_scope
 from .._validate import check_choice, check_optional_positive_int, check_positive_int
+from .checkpoint import GridCheckpoint, array_fingerprint
 from .data import EvalData
 from .functional import FunctionalModel, compute_dtype
 from .points import PlanePoints, Points, WeightPoints
@@ -24,7 +27,12 @@ from .schedule import collect
 from .sizing import activation_bytes
 from .strategies import STRATEGIES, make_strategy, vmap_works
 from .strategies.base import Strategy
+from .strategies.bn_recompute import DEFAULT_BN_EXAMPLES, BNRecompute, has_batch_norm
 from .strategies.split import split_first_linear
+from .streamed import StreamedData, streamed_source
+
+if TYPE_CHECKING:
+    from ..integrations.distributed import ProcessGroupRanks
 
 __all__ = [
     "DEFAULT_CACHE_BUDGET",
@@ -35,6 +43,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: How BatchNorm statistics are taken at each point (see ``bn``).
+BN_MODES = ("eval", "recompute")
 #: Default bytes of activations one chunk of points may use, by device type. On the CPU small
 #: chunks win: their tensors stay in cache and are recycled by the allocator instead of being
 #: freshly mapped (page faults) every time; a GPU wants large launches.
@@ -67,6 +77,18 @@ class LossEvaluator:
         strategy: how a chunk of plane points is evaluated: ``"auto"`` (the fastest that
             applies), ``"linear_chain"``, ``"first_layer"``, ``"vmap"`` or ``"per_point"``.
             Arbitrary weight vectors use ``"vmap"`` or ``"per_point"``.
+        distributed: share the work between the ranks of the initialised ``torch.distributed``
+            process group (None: when there is one; see
+            :mod:`loss_landscape_anim.integrations.distributed`); every rank gets every value.
+            With no ``device``, each rank computes on ``cuda:LOCAL_RANK`` where there are GPUs.
+        bn: BatchNorm statistics: ``"eval"`` (the model's running statistics, at every point) or
+            ``"recompute"`` (re-estimated at each point from the first
+            :data:`~.strategies.bn_recompute.DEFAULT_BN_EXAMPLES` examples, one point at a time;
+            see :mod:`.strategies.bn_recompute`).
+        stream: read the data from their dataset for every chunk of points instead of holding
+            them in memory (None: for a dataset that is not a ``TensorDataset`` and is larger
+            than :data:`~.streamed.DEFAULT_STREAM_BYTES`). Streamed, ``n_examples`` takes a subset
+            chosen once from ``subset_seed`` rather than the first examples.
     """
 
     def __init__(
@@ -80,7 +102,16 @@ class LossEvaluator:
         memory_budget: int | None = None,
         num_threads: NumThreads = None,
         strategy: str = "auto",
+        distributed: bool | None = None,
+        stream: bool | None = None,
+        subset_seed: int = 0,
+        bn: str = "eval",
     ):
+        self.ranks = _ranks(distributed)
+        if device is None and self.ranks is not None:
+            from ..integrations.distributed import rank_device
+
+            device = rank_device()
         self.device = resolve_device(device)
         self.chunk_size = check_optional_positive_int(chunk_size, "chunk_size")
         if memory_budget is None:
@@ -88,18 +119,41 @@ class LossEvaluator:
         self.memory_budget = check_positive_int(memory_budget, "memory_budget")
         self.num_threads = check_num_threads(num_threads)
         strategy = check_choice(strategy, "strategy", ("auto", *STRATEGIES))
+        self.bn = check_choice(bn, "bn", BN_MODES)
+        if self.bn == "recompute" and strategy not in ("auto", "per_point"):
+            raise ValueError(
+                f"bn='recompute' evaluates one point at a time: use strategy='auto' or "
+                f"'per_point', not {strategy!r}"
+            )
         self.model = FunctionalModel(model, self.device)
-        data = EvalData.prepare(data, self.device, self.model.dtype, n_examples)
-        self.model.check(data.X, data.y)
-        self.per_example = activation_bytes(self.model.module, data.X[:1]) * _ACTIVATION_OVERHEAD
+        data = _prepare(data, self.device, self.model.dtype, n_examples, stream, subset_seed)
+        self.model.check(*data.head(2))
+        self._data_fingerprint: str | None = None
+        if self.ranks is not None:
+            self._data_fingerprint = data.fingerprint()
+            self.ranks.check_same("evaluation data", self._data_fingerprint)
+            for buffer in self.model.module.buffers():
+                self.ranks.broadcast_(buffer)
+        self.per_example = (
+            activation_bytes(self.model.module, data.head(1)[0]) * _ACTIVATION_OVERHEAD
+        )
         self.data = data.with_batch_size(self.memory_budget // max(self.per_example, 1))
         self.small = self.device.type == "cpu" and (
             self.per_example * self.data.batch_size < SMALL_WORK_BYTES
         )
-        self.split = split_first_linear(self.model.module, data.X[:2])
+        self.split = split_first_linear(self.model.module, data.head(2)[0])
         self.vectorized = self._vectorized()
-        self.plane_strategy = self._make(strategy, plane=True)
-        self.weight_strategy = self._make(strategy, plane=False)
+        if self.bn == "recompute":
+            if not has_batch_norm(self.model.module):
+                raise ValueError(
+                    f"bn='recompute' re-estimates BatchNorm statistics but the "
+                    f"{type(model).__name__} has no BatchNorm layer"
+                )
+            recompute: Strategy = BNRecompute(self.model, self.data, DEFAULT_BN_EXAMPLES)
+            self.plane_strategy = self.weight_strategy = recompute
+        else:
+            self.plane_strategy = self._make(strategy, plane=True)
+            self.weight_strategy = self._make(strategy, plane=False)
 
     @property
     def n_examples(self) -> int:
@@ -118,16 +172,37 @@ class LossEvaluator:
         *,
         progress: bool = False,
         desc: str = "",
+        checkpoint: str | os.PathLike | None = None,
+        job: dict[str, Any] | None = None,
     ) -> np.ndarray:
         """Mean loss (K,) float64 at the plane points ``origin + coords @ directions``, with
-        ``origin`` (P,), ``directions`` (2, P) and ``coords`` (K, 2)."""
+        ``origin`` (P,), ``directions`` (2, P) and ``coords`` (K, 2).
+
+        With ``checkpoint`` (a file path), finished chunks are saved there and a rerun computes
+        only the missing ones; ``job`` adds to what identifies the job in the file (the points,
+        the data and the model are always part of it)."""
+        if self.ranks is not None:  # rank 0's plane, should the ranks' differ in the last bits
+            origin, directions, coords = (
+                self.ranks.broadcast_array(np.asarray(a, dtype=np.float64))
+                for a in (origin, directions, coords)
+            )
         points = PlanePoints.of(origin, directions, coords, self.device, self.model.dtype)
-        return self._run(self.plane_strategy, points, progress, desc)
+        store = None
+        if checkpoint is not None:
+            identity = {
+                "points": array_fingerprint(origin, directions, coords),
+                **self.identity(),
+                **(job or {}),
+            }
+            writer = self.ranks is None or self.ranks.rank == 0
+            store = GridCheckpoint(checkpoint, identity, len(points), writer=writer)
+        return self._run(self.plane_strategy, points, progress, desc, store)
 
     def weight_losses(
         self, weights: np.ndarray, *, progress: bool = False, desc: str = ""
     ) -> np.ndarray:
-        """Mean loss (K,) float64 at arbitrary flat weight vectors ``weights`` (K, P)."""
+        """Mean loss (K,) float64 at arbitrary flat weight vectors ``weights`` (K, P) (the same
+        on every rank of a distributed job)."""
         points = WeightPoints.of(weights, self.device, self.model.dtype)
         return self._run(self.weight_strategy, points, progress, desc)
 
@@ -138,14 +213,44 @@ class LossEvaluator:
         chunk = self.memory_budget // max(self.per_example * self.data.batch_size, 1)
         return max(1, min(chunk, n_points))
 
-    def _run(self, strategy: Strategy, points: Points, progress: bool, desc: str) -> np.ndarray:
+    def identity(self) -> dict[str, Any]:
+        """What the values depend on besides the points, as JSON values: the model's class,
+        layout and buffers, the evaluation data, the dtype and precision."""
+        if self._data_fingerprint is None:
+            self._data_fingerprint = self.data.fingerprint()
+        layout = json.dumps(self.model.layout.to_json()).encode()
+        return {
+            "model": type(self.model.module).__qualname__,
+            "layout": array_fingerprint(np.frombuffer(layout, dtype=np.uint8)),
+            "buffers": array_fingerprint(*self.model.module.buffers()),
+            "data": self._data_fingerprint,
+            "n_examples": self.n_examples,
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "precision": self.precision,
+            "bn": self.bn,
+        }
+
+    def _run(
+        self,
+        strategy: Strategy,
+        points: Points,
+        progress: bool,
+        desc: str,
+        checkpoint: GridCheckpoint | None = None,
+    ) -> np.ndarray:
         n = len(points)
         if n == 0:
             return np.empty(0, dtype=np.float64)
         with torch.no_grad(), thread_scope(self.num_threads, small=self.small):
-            strategy.start(points)
             return collect(
-                strategy, self.data, n, self.chunk_points(n), progress=progress, desc=desc
+                strategy,
+                self.data,
+                points,
+                self.chunk_points(n),
+                progress=progress,
+                desc=desc,
+                checkpoint=checkpoint,
+                ranks=self.ranks,
             )
 
     def _vectorized(self) -> bool:
@@ -171,3 +276,30 @@ class LossEvaluator:
             vectorized=self.vectorized,
             cache_bytes=DEFAULT_CACHE_BUDGET.get(self.device.type, 2**28),
         )
+
+
+def _ranks(distributed: bool | None) -> ProcessGroupRanks | None:
+    """The ranks to share the work with (None: this process alone)."""
+    if distributed is False:
+        return None
+    from ..integrations.distributed import process_group_ranks
+
+    return process_group_ranks(distributed)
+
+
+def _prepare(
+    data: Any,
+    device: torch.device,
+    dtype: torch.dtype,
+    n_examples: int | None,
+    stream: bool | None,
+    subset_seed: int,
+) -> EvalData:
+    """The evaluation data: in memory, or streamed from their dataset (see :mod:`.streamed`)."""
+    n_examples = check_optional_positive_int(n_examples, "n_examples")
+    source = streamed_source(data, stream)
+    if source is None:
+        return EvalData.prepare(data, device, dtype, n_examples)
+    if isinstance(subset_seed, bool) or not isinstance(subset_seed, int):
+        raise ValueError(f"Expected subset_seed to be an integer but got {subset_seed!r}")
+    return StreamedData.stream(*source, device, dtype, n_examples, subset_seed)

@@ -125,7 +125,8 @@ def loss_landscape_anim(
 
     Returns:
         ``(optim_path, loss_steps, accu_steps)`` with ``return_data``; else the
-        :class:`Animation` when it was written to a file, None when it was shown.
+        :class:`Animation` when it was written to a file, None when it was shown (and on the
+        ranks other than 0 of a ``torch.distributed`` job, which neither render nor write).
     """
     # -- validate everything before any work or any file is written --------------------------
     epochs = 0 if load_model else check_positive_int(n_epochs, "n_epochs")
@@ -184,7 +185,8 @@ def loss_landscape_anim(
             trajectory.accuracy.tolist(),
         )
     if not output_to_file:
-        animation.show()
+        if animation is not None:  # None on ranks other than 0 of a distributed job
+            animation.show()
         return None
     return animation
 

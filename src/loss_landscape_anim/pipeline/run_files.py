@@ -11,6 +11,7 @@ from torch import nn
 
 from .._io import check_output_path
 from ..errors import IncompatibleFileError
+from ..integrations.distributed import is_writer
 from ..params.weights import load_weights, save_weights
 from ..results import Trajectory
 
@@ -39,6 +40,9 @@ class RunFiles:
         return cls(weights, check_output_path(trajectory, "the trajectory file"))
 
     def save(self, trained: nn.Module, trajectory: Trajectory) -> None:
+        """Write both files (on rank 0 only, in a ``torch.distributed`` job)."""
+        if not is_writer():
+            return
         save_weights(trained, self.weights)
         trajectory.save(self.trajectory)
 

@@ -20,6 +20,7 @@ from ..analysis import compute_loss_grid, path_losses
 from ..data import SpiralsDataModule
 from ..data.checks import exposed_tensors
 from ..directions import check_directions
+from ..integrations.distributed import is_writer
 from ..models import MLP
 from ..params.layout import ParamLayout
 from ..render import Animation, Style, animate
@@ -207,9 +208,12 @@ def render(
     *,
     default_style: Style | None = None,
     **panels: Any,
-) -> Animation:
+) -> Animation | None:
     """:func:`animate` with the options applied (the user's style, else ``default_style``);
-    ``panels`` are its optional panel inputs (``path_losses``, ``decision_regions``)."""
+    ``panels`` are its optional panel inputs (``path_losses``, ``decision_regions``). None on
+    the ranks other than 0 of a ``torch.distributed`` job: rank 0 renders and writes."""
+    if not is_writer():
+        return None
     with timed("rendering"):
         return animate(
             trajectories,

@@ -16,6 +16,7 @@ a trainer's callback):
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 
@@ -85,12 +86,24 @@ class TrajectoryRecorder:
         """True when ``step`` is one of the steps to record (every ``every``-th)."""
         return step % self.every == 0
 
-    def record(self, step: int, loss: float = math.nan, accuracy: float = math.nan) -> bool:
+    def record(
+        self,
+        step: int,
+        loss: float = math.nan,
+        accuracy: float = math.nan,
+        *,
+        weights: torch.Tensor | None = None,
+    ) -> bool:
         """Record the weights the model holds now as the row of ``step``, with the loss and
-        accuracy measured on these same weights (NaN: not measured).
+        accuracy measured on these same weights (NaN: not measured). ``weights`` (P,) records
+        those flat weights instead (rows saved earlier, restored).
 
         Returns False, and records nothing, when the weights are not all finite."""
-        flat = flatten_params(self.model)
+        flat = flatten_params(self.model) if weights is None else weights.reshape(-1)
+        if flat.numel() != self.layout.n_params:
+            raise ValueError(
+                f"Expected {self.layout.n_params} weights in a row but got {flat.numel()}"
+            )
         if not bool(torch.isfinite(flat).all()):
             return False
         if self.steps and step <= self.steps[-1]:
@@ -102,6 +115,21 @@ class TrajectoryRecorder:
         self.accuracy.append(float(accuracy))
         self.steps.append(int(step))
         return True
+
+    def set_measurement(self, step: int, loss: float, accuracy: float = math.nan) -> None:
+        """Pair the row of ``step``, recorded earlier, with the loss and accuracy measured on its
+        weights afterwards (a loop measures weights before it steps away from them).
+
+        Raises ``KeyError`` when no row of ``step`` was recorded."""
+        index = bisect.bisect_left(self.steps, step)
+        if index == len(self.steps) or self.steps[index] != step:
+            raise KeyError(f"No row of step {step} was recorded")
+        self.loss[index] = float(loss)
+        self.accuracy[index] = float(accuracy)
+
+    def rows(self) -> np.ndarray:
+        """The (T, P) rows recorded so far (a read-only map of the spill file once spilled)."""
+        return self._store.rows()
 
     def trajectory(self, *, diverged: bool = False) -> Trajectory:
         """The recorded rows as a :class:`Trajectory`, with the model's buffers (BatchNorm

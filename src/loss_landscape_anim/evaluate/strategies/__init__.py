@@ -73,7 +73,7 @@ def vmap_works(model: FunctionalModel, data: EvalData) -> bool:
     """Whether ``torch.vmap`` runs the model and its loss on two points of two examples."""
     flat = torch.cat([p.detach().reshape(-1) for p in model.module.parameters()])
     W = torch.stack([flat, flat])
-    x, y = data.X[:2], data.y[:2]
+    x, y = data.head(2)
     try:
         with torch.no_grad():
             torch.vmap(lambda p: model.loss(p, x, y))(model.params(W))

@@ -1,0 +1,150 @@
+"""Evaluation data too large for memory, streamed from its dataset for every chunk of points.
+
+The schedule runs each chunk of points over every data batch in order (chunks outermost), so the
+batches are read once per chunk, in a fixed order with fixed batches: every point sees exactly the
+same examples. ``n_examples`` takes a subset chosen once from a seed (the first examples of a large
+data set on disk are often sorted by class).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, TensorDataset
+
+from ..data import split_batch
+from .checkpoint import array_fingerprint
+from .data import EvalData
+
+__all__ = ["DEFAULT_STREAM_BYTES", "StreamedData", "streamed_source"]
+
+#: With ``stream=None``, data estimated larger than this many bytes are streamed.
+DEFAULT_STREAM_BYTES = 2 * 2**30
+
+
+def streamed_source(data: Any, stream: bool | None) -> tuple[Dataset, DataLoader | None] | None:
+    """``(dataset, loader)`` to stream ``data`` from, or None to hold it in memory: with
+    ``stream=True`` any map-style dataset behind ``data``; with None one that is not a
+    ``TensorDataset`` (already in memory) and is larger than :data:`DEFAULT_STREAM_BYTES`."""
+    if stream is not None and not isinstance(stream, bool):
+        raise ValueError(f"Expected stream to be True, False or None but got {stream!r}")
+    if stream is False:
+        return None
+    loader = data if isinstance(data, DataLoader) else None
+    if loader is None and hasattr(data, "train_dataloader") and stream:
+        made = data.train_dataloader()
+        loader = made if isinstance(made, DataLoader) else None
+    dataset: Any = getattr(data, "dataset", None) if not isinstance(data, Dataset) else data
+    if dataset is None and loader is not None:
+        dataset = loader.dataset
+    usable = isinstance(dataset, Dataset) and not isinstance(dataset, IterableDataset)
+    if stream:
+        if not usable:
+            raise ValueError(
+                "stream=True needs data backed by a map-style Dataset (a Dataset, a DataLoader "
+                f"or a data module over one) but got {type(data).__name__}"
+            )
+        return dataset, loader
+    if not usable or isinstance(dataset, TensorDataset):
+        return None
+    return (dataset, loader) if _estimated_bytes(dataset) > DEFAULT_STREAM_BYTES else None
+
+
+def _estimated_bytes(dataset: Dataset) -> int:
+    x, y = split_batch(dataset[0])
+    each = sum(torch.as_tensor(v).numel() * torch.as_tensor(v).element_size() for v in (x, y))
+    return each * len(dataset)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, eq=False)
+class StreamedData(EvalData):
+    """Fixed batches of ``batch_size`` examples read from ``source`` on each pass, in order, moved
+    to ``device`` (floating inputs in ``dtype``). ``X`` and ``y`` hold the first examples only, to
+    size and check the model on."""
+
+    source: Any = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    dtype: torch.dtype = torch.float32
+    num_workers: int = 0
+    collate_fn: Any = None
+    subset_seed: int = 0
+    _cursor: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def stream(
+        cls,
+        dataset: Dataset,
+        loader: DataLoader | None,
+        device: torch.device,
+        dtype: torch.dtype,
+        n_examples: int | None = None,
+        subset_seed: int = 0,
+    ) -> StreamedData:
+        """Stream ``dataset`` (``n_examples`` of it, chosen from ``subset_seed``), with the
+        workers and collate function of ``loader`` when given."""
+        n = len(dataset)  # type: ignore[arg-type]
+        if n_examples is not None and n_examples < n:
+            generator = torch.Generator().manual_seed(subset_seed)
+            chosen = torch.randperm(n, generator=generator)[:n_examples].sort().values
+            dataset = Subset(dataset, chosen.tolist())
+        streamed = cls(
+            X=torch.empty(0),
+            y=torch.empty(0),
+            batch_size=max(len(dataset), 1),  # type: ignore[arg-type]
+            source=dataset,
+            device=device,
+            dtype=dtype,
+            num_workers=loader.num_workers if loader is not None else 0,
+            collate_fn=loader.collate_fn if loader is not None else None,
+            subset_seed=subset_seed,
+        )
+        x, y = streamed._read(next(iter(streamed._loader(2))))
+        return dataclasses.replace(streamed, X=x, y=y, _cursor={})
+
+    @property
+    def n_examples(self) -> int:
+        return len(self.source)
+
+    def with_batch_size(self, batch_size: int) -> StreamedData:
+        size = max(1, min(batch_size, self.n_examples))
+        return dataclasses.replace(self, batch_size=size, _cursor={})
+
+    def batch(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch ``b`` of the current pass; asking for batch 0 (or an earlier batch) starts a
+        new pass over the data."""
+        cursor = self._cursor
+        if cursor.get("index") == b:
+            return cursor["batch"]
+        if "iterator" not in cursor or b < cursor["index"]:
+            cursor["iterator"], cursor["index"] = iter(self._loader(self.batch_size)), -1
+        while cursor["index"] < b:
+            cursor["batch"] = self._read(next(cursor["iterator"]))
+            cursor["index"] += 1
+        return cursor["batch"]
+
+    def head(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.X[:k], self.y[:k]
+
+    def fingerprint(self) -> str:
+        """A hash of the number of examples, the subset seed and the first examples (reading
+        every example would cost a pass over the data)."""
+        size = torch.tensor([self.n_examples, self.subset_seed])
+        return array_fingerprint(size, self.X, self.y)
+
+    def _loader(self, batch_size: int) -> DataLoader:
+        return DataLoader(
+            self.source,
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
+        )
+
+    def _read(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = split_batch(batch)
+        x, y = torch.as_tensor(x), torch.as_tensor(y)
+        x = x.to(self.device, self.dtype if x.is_floating_point() else x.dtype)
+        return x, y.to(self.device)

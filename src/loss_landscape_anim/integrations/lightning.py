@@ -1,0 +1,159 @@
+"""``LossLandscapeCallback``: records the weights of any Lightning ``Trainer.fit`` as a
+:class:`~loss_landscape_anim.Trajectory`.
+
+Importing this module imports Lightning (``lightning``, else ``pytorch_lightning``); without either
+it raises ``ImportError`` with the command that installs it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ..params.store import DEFAULT_MEMORY_LIMIT
+from ..record.loop import LoopRecorder
+from ..record.optimizers import optimizer_summary
+from ..record.recorder import TrajectoryRecorder
+from ..results import Trajectory
+
+__all__ = ["FRAMEWORK", "LossLandscapeCallback"]
+
+_INSTALL = 'LossLandscapeCallback needs Lightning: pip install "loss-landscape-anim[lightning]"'
+
+try:
+    from lightning.pytorch import Callback
+
+    #: The Lightning package the callback belongs to.
+    FRAMEWORK = "lightning"
+except ImportError:
+    try:
+        from pytorch_lightning import Callback  # type: ignore[assignment]
+
+        FRAMEWORK = "pytorch_lightning"
+    except ImportError as exc:
+        raise ImportError(_INSTALL) from exc
+
+
+class LossLandscapeCallback(Callback):
+    """Records the weights of the trained module during ``Trainer.fit``, with the same row rules
+    as :func:`~loss_landscape_anim.train` and :func:`~loss_landscape_anim.record_training`.
+
+    Row 0 holds the initial weights, paired with the loss of the first training batch (the loss
+    ``training_step`` returned, measured on those weights); then the weights after every
+    ``every_n_steps``-th optimizer step (``trainer.global_step``), each paired with the loss of the
+    batch that was measured on them; the last row the final weights. NaN where no batch measured a
+    row's weights (``every_n_steps`` > 1 keeps only the due steps' losses). An ``"accuracy"`` entry
+    in what ``training_step`` returns is recorded as the accuracy.
+
+    Only the rank that is global zero records; the weights are copied to the CPU (past
+    ``memory_limit`` bytes, to a temporary file in ``spill_dir``). The rows are part of the
+    callback's state, saved in Lightning checkpoints and restored from them, so a resumed fit
+    continues the same trajectory.
+
+    Example::
+
+        callback = LossLandscapeCallback(every_n_steps=10)
+        Trainer(max_epochs=5, callbacks=[callback]).fit(model, datamodule)
+        plane = project(callback.trajectory, "pca")
+
+    Args:
+        every_n_steps: record every k-th optimizer step (>= 1).
+        memory_limit: bytes of rows kept in memory before spilling to disk.
+        spill_dir: folder of the spill file (default: the system's temporary folder).
+    """
+
+    def __init__(
+        self,
+        every_n_steps: int = 1,
+        *,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        spill_dir: str | os.PathLike | None = None,
+    ):
+        super().__init__()
+        for name, value in (("every_n_steps", every_n_steps), ("memory_limit", memory_limit)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Expected {name} to be a positive integer but got {value!r}")
+        self.every_n_steps = every_n_steps
+        self.memory_limit = memory_limit
+        self.spill_dir = spill_dir
+        self._recording: LoopRecorder | None = None
+        self._saved: dict[str, Any] | None = None
+        self._step_before = 0
+
+    @property
+    def trajectory(self) -> Trajectory | None:
+        """The rows recorded so far as a :class:`Trajectory` (None on other ranks than global
+        zero, and before training starts)."""
+        if self._recording is None or not len(self._recording):
+            return None
+        return self._recording.trajectory()
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.is_global_zero:
+            return
+        name, lr = (
+            optimizer_summary(trainer.optimizers[0]) if trainer.optimizers else ("", math.nan)
+        )
+        recorder = TrajectoryRecorder(
+            pl_module,
+            every=self.every_n_steps,
+            memory_limit=self.memory_limit,
+            spill_dir=self.spill_dir,
+            optimizer=name,
+            learning_rate=lr,
+        )
+        self._recording = LoopRecorder(recorder)
+        if self._saved is not None:  # resumed from a checkpoint
+            self._recording.load_state_dict(self._saved)
+            self._saved = None
+            self._recording.advance(trainer.global_step)
+        else:
+            self._recording.start(trainer.global_step)
+
+    def on_train_batch_start(
+        self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self._step_before = trainer.global_step
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._recording is None:
+            return
+        loss, accuracy = _loss_and_accuracy(outputs)
+        if loss is not None and self._recording.step == self._step_before:
+            self._recording.report_loss(loss, accuracy)
+        self._recording.advance(trainer.global_step)
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        if self._recording is not None:
+            self._recording.finish()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The rows recorded so far (tensors and lists) and the settings."""
+        state: dict[str, Any] = {"every_n_steps": self.every_n_steps}
+        if self._recording is not None and len(self._recording):
+            state["recording"] = self._recording.state_dict()
+        elif self._saved is not None:
+            state["recording"] = self._saved
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue from the rows of a checkpoint when training starts again."""
+        every = state_dict.get("every_n_steps", self.every_n_steps)
+        if every != self.every_n_steps:
+            raise ValueError(
+                f"The checkpoint's LossLandscapeCallback recorded every {every} steps but this "
+                f"one records every {self.every_n_steps}: use every_n_steps={every}"
+            )
+        self._saved = state_dict.get("recording")
+        self._recording = None
+
+
+def _loss_and_accuracy(outputs: Any) -> tuple[Any, Any]:
+    """The loss (and accuracy, if given) that ``training_step`` returned."""
+    if isinstance(outputs, Mapping):
+        return outputs.get("loss"), outputs.get("accuracy")
+    return outputs, None
