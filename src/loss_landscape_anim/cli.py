@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="with --compare: the optimizer whose optimum centres the plane",
     )
+    add(
+        "--curvature",
+        action="store_true",
+        help="add the Hessian's largest and smallest eigenvalue along the path to the animation "
+        "and write the convexity map |λmin/λmax| beside the output as <stem>.curvature.png",
+    )
     add("--checkpoints", default="checkpoints/", help="folder for weights and trajectory")
     add("--load", action="store_true", help="re-render from saved weights, without training")
     add("--no-progress", action="store_true", help="hide progress bars")
@@ -172,6 +178,7 @@ def _run(args: argparse.Namespace) -> None:
         margin=args.margin,
         device=args.device,
         progress=not args.no_progress,
+        curvature=args.curvature,
     )
     if args.compare is not None:
         from .pipeline import compare_optimizers

@@ -49,12 +49,15 @@ class Plane:
         return digest.hexdigest()[:16]
 
     def axis_labels(self) -> tuple[str, str]:
-        """Axis labels: "principal component k, 61.2%" for PCA, else "direction k"."""
+        """Axis labels: "principal component k, 61.2%" for PCA, the eigenvector's rank for
+        Hessian directions, else "direction k"."""
         if self.explained_variance is not None:
             return tuple(  # type: ignore[return-value]
                 f"principal component {k}, {100 * v:.1f}%"
                 for k, v in enumerate(self.explained_variance)
             )
+        if self.method == "hessian":
+            return ("Hessian eigenvector 1 (largest)", "Hessian eigenvector 2")
         return ("direction 0", "direction 1")
 
     def with_path(self, trajectory: Trajectory) -> Plane:
