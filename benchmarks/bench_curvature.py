@@ -200,9 +200,13 @@ def dense_vs_lanczos(quick: bool) -> list[dict]:
         points = WeightPoints(W)
         row = {"params": evaluator.n_params}
         for method in ("dense", "lanczos"):
-            seconds, found = median_time(
-                lambda m=method: evaluator.extremes(points, method=m, seed=0), 1 if quick else 3
-            )
+
+            def run(
+                m: str = method, e: HessianEvaluator = evaluator, pts: WeightPoints = points
+            ) -> object:
+                return e.extremes(pts, method=m, seed=0)
+
+            seconds, _ = median_time(run, 1 if quick else 3)
             row[f"{method}_ms_per_point"] = 1e3 * seconds / n
         rows.append(row)
     return rows

@@ -130,5 +130,5 @@ def test_bad_trace_arguments_and_models(setup):
     model, data, _ = setup
     with pytest.raises(ValueError, match="Expected n_samples to be at least 2 but got 1"):
         hessian_trace(model, data, n_samples=1)
-    with pytest.raises(TypeError, match="Expected model to be a torch.nn.Module but got str"):
+    with pytest.raises(TypeError, match=r"Expected model to be a torch\.nn\.Module but got str"):
         hessian_eigenvalues("mlp", data)
