@@ -227,37 +227,24 @@ def chain_products_apply(
     K, M = V.shape[0], V.shape[1]
     params = chain._params(W)
     tangents = chain._params(V.reshape(K * M, -1))
-    buf = chain.buffer
-    r_in: list[torch.Tensor | None] = []
-    r_pre: list[torch.Tensor | None] = []
+    r_in: list[torch.Tensor | None] = []  # the perturbation at each Linear layer's input
+    r_pre: list[torch.Tensor | None] = []  # ... at each activation's input, where needed
     r: torch.Tensor | None = None
     lin = act = 0
     for wb, vb in zip(params, tangents, strict=True):
-        if wb is None:
+        if wb is None or vb is None:
+            assert r is not None
+            d1 = primal.d1[act][:, None]
             if primal.curvature[act] is None:
                 r_pre.append(None)
-                r = r.mul_(primal.d1[act][:, None])  # type: ignore[union-attr]
+                r = r.mul_(d1)
             else:
                 r_pre.append(r)
-                r = torch.mul(primal.d1[act][:, None], r, out=buf(f"r{act}", r.shape))  # type: ignore[arg-type,union-attr]
+                r = torch.mul(d1, r, out=chain.buffer(f"r{act}", tuple(r.shape)))
             act += 1
             continue
-        weight, _ = wb
-        v_weight, v_bias = vb  # type: ignore[misc]
-        o, i = weight.shape[1], weight.shape[2]
-        h = primal.inputs[lin]
-        n = h.shape[-1]
-        ra = buf(f"a{lin}", (K, M, o, n))
-        if h.ndim == 2:  # the data: one product for every point and vector
-            torch.mm(v_weight.reshape(-1, i), h, out=ra.view(K * M * o, n))
-        else:
-            torch.bmm(v_weight.reshape(K, M * o, i), h, out=ra.view(K, M * o, n))
-        if r is not None:
-            ra.view(K * M, o, n).baddbmm_(_per_vector(weight, M), r.view(K * M, i, n))
-        if v_bias is not None:
-            ra += v_bias.view(K, M, o, 1)
         r_in.append(r)
-        r = ra
+        r = _linear_forward(chain, lin, wb[0], vb, primal.inputs[lin], r, K, M)
         lin += 1
     assert r is not None
     rg = chain.head_products(primal, r, b)
@@ -265,7 +252,7 @@ def chain_products_apply(
     for (_, names), wb, vb in zip(
         reversed(chain.steps), reversed(params), reversed(tangents), strict=True
     ):
-        if wb is None or names is None:
+        if wb is None or vb is None or names is None:
             act -= 1
             rg = rg.mul_(primal.d1[act][:, None])
             curvature, pre = primal.curvature[act], r_pre[act]
@@ -273,31 +260,75 @@ def chain_products_apply(
                 rg.addcmul_(curvature[:, None], pre)
             continue
         lin -= 1
-        weight, _ = wb
-        v_weight, _ = vb  # type: ignore[misc]
-        o, i = weight.shape[1], weight.shape[2]
-        h, g, rh = primal.inputs[lin], primal.grads[lin], r_in[lin]
-        n = rg.shape[-1]
-        if h.ndim == 2:
-            rw = torch.mm(rg.reshape(-1, n), h.T).view(K, M, o, i)
-        else:
-            rw = torch.bmm(rg.reshape(K, M * o, n), h.transpose(1, 2)).view(K, M, o, i)
-        if rh is not None:
-            rw = rw + torch.bmm(rh.reshape(K, M * i, n), g.transpose(1, 2)).view(
-                K, M, i, o
-            ).transpose(2, 3)
+        rw, rg_next = _linear_backward(chain, lin, wb[0], vb[0], primal, r_in[lin], rg, K, M)
         out[names["weight"]] = rw
         if "bias" in names:
             out[names["bias"]] = rg.sum(dim=-1)
-        if lin > 0:
-            back = buf(f"g{lin}", (K, M, i, n))
-            wt = _per_vector(weight.transpose(1, 2), M)
-            torch.bmm(wt, rg.view(K * M, o, n), out=back.view(K * M, i, n))
-            vt = v_weight.view(K, M, o, i).transpose(2, 3).reshape(K, M * i, o)
-            back.view(K, M * i, n).baddbmm_(vt, g)
-            rg = back
+        rg = rg_next if rg_next is not None else rg
     layout = chain.model.layout
     return torch.cat([out[name].reshape(K, M, -1) for name in layout.names], dim=2)
+
+
+def _linear_forward(
+    chain: ChainProducts,
+    lin: int,
+    weight: torch.Tensor,
+    tangent: tuple[torch.Tensor, torch.Tensor | None],
+    h: torch.Tensor,
+    r: torch.Tensor | None,
+    K: int,
+    M: int,
+) -> torch.Tensor:
+    """The perturbation (K, M, o, n) of Linear layer ``lin``'s output: ``V h + W r + v_b``, for
+    its weight (K, o, i), its input ``h`` and the perturbation ``r`` of that input."""
+    v_weight, v_bias = tangent
+    o, i = weight.shape[1], weight.shape[2]
+    n = h.shape[-1]
+    ra = chain.buffer(f"a{lin}", (K, M, o, n))
+    if h.ndim == 2:  # the data: one product for every point and vector
+        torch.mm(v_weight.reshape(-1, i), h, out=ra.view(K * M * o, n))
+    else:
+        torch.bmm(v_weight.reshape(K, M * o, i), h, out=ra.view(K, M * o, n))
+    if r is not None:
+        ra.view(K * M, o, n).baddbmm_(_per_vector(weight, M), r.view(K * M, i, n))
+    if v_bias is not None:
+        ra += v_bias.view(K, M, o, 1)
+    return ra
+
+
+def _linear_backward(
+    chain: ChainProducts,
+    lin: int,
+    weight: torch.Tensor,
+    v_weight: torch.Tensor,
+    primal: _Primal,
+    rh: torch.Tensor | None,
+    rg: torch.Tensor,
+    K: int,
+    M: int,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """For Linear layer ``lin``, given the perturbation ``rg`` (K, M, o, n) of the loss gradient
+    at its output: the perturbation of its weight gradient (K, M, o, i), and of the loss gradient
+    at its input (None for the first layer)."""
+    o, i = weight.shape[1], weight.shape[2]
+    h, g = primal.inputs[lin], primal.grads[lin]
+    n = rg.shape[-1]
+    if h.ndim == 2:
+        rw = torch.mm(rg.reshape(-1, n), h.T).view(K, M, o, i)
+    else:
+        rw = torch.bmm(rg.reshape(K, M * o, n), h.transpose(1, 2)).view(K, M, o, i)
+    if rh is not None:
+        rw = rw + torch.bmm(rh.reshape(K, M * i, n), g.transpose(1, 2)).view(K, M, i, o).transpose(
+            2, 3
+        )
+    if lin == 0:
+        return rw, None
+    back = chain.buffer(f"g{lin}", (K, M, i, n))
+    wt = _per_vector(weight.transpose(1, 2), M)
+    torch.bmm(wt, rg.view(K * M, o, n), out=back.view(K * M, i, n))
+    vt = v_weight.view(K, M, o, i).transpose(2, 3).reshape(K, M * i, o)
+    back.view(K, M * i, n).baddbmm_(vt, g)
+    return rw, back
 
 
 def _per_vector(weight: torch.Tensor, M: int) -> torch.Tensor:

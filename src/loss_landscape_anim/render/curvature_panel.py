@@ -19,6 +19,8 @@ __all__ = ["THRESHOLD_COLOR", "as_curvature_map", "draw_curvature_panel"]
 
 #: Colour of the 2/eta line.
 THRESHOLD_COLOR = "#555555"
+#: Room above the highest value for the legend, as a share of the values' range.
+LEGEND_HEADROOM = 0.55
 
 
 def as_curvature_map(
@@ -73,8 +75,9 @@ def draw_curvature_panel(figure: LandscapeFigure, ax: Any) -> None:
     finite = np.concatenate([*values, np.asarray(thresholds)])
     finite = finite[np.isfinite(finite)]
     low, high = float(finite.min()), float(finite.max())
-    pad = 0.08 * (high - low or 1.0)
-    ax.set_ylim(low - pad, high + pad)
+    span = high - low or 1.0
+    # Headroom above the curves for the legend, so it never hides them.
+    ax.set_ylim(low - 0.08 * span, high + LEGEND_HEADROOM * span)
     handles = [
         Line2D([], [], color="k", linestyle="-", linewidth=1.5, label="λmax"),
         Line2D([], [], color="k", linestyle=":", linewidth=1.4, label="λmin"),
@@ -84,10 +87,11 @@ def draw_curvature_panel(figure: LandscapeFigure, ax: Any) -> None:
         handles.append(Line2D([], [], color=THRESHOLD_COLOR, linestyle="--", label=label))
     ax.legend(
         handles=handles,
-        loc="center right",
+        loc="upper right",
         fontsize=style.text_size - 2,
         ncol=len(handles),
         handlelength=1.6,
         columnspacing=0.8,
+        borderpad=0.2,
         framealpha=0.8,
     )

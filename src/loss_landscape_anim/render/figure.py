@@ -69,8 +69,7 @@ class LandscapeFigure:
         ratios = [0.75, 1.0, 0.8] if self.decision is None else [1.0, 0.85, 0.7, 1.3]
         if self.curvature:  # below the accuracy panel, as tall as the loss panel
             rows.insert(3, "curvature")
-            ratios.insert(3, ratios[1])
-            ratios[0] = min(ratios[0], 0.8)
+            ratios = [0.8, 1.0, 0.8, 1.0] if self.decision is None else [1.25, 0.8, 0.65, 0.8, 1.0]
         outer = fig.add_gridspec(
             1,
             2,
@@ -84,7 +83,7 @@ class LandscapeFigure:
         self.ax = fig.add_subplot(outer[0, 0])
         hspace = 0.6 if self.decision is None else 0.8
         if self.curvature:  # room for the "step" label between it and the panel below
-            hspace += 0.25 if self.decision is None else 0.45
+            hspace += 0.3
         side = outer[0, 1].subgridspec(len(rows), 1, height_ratios=ratios, hspace=hspace)
         self.side = {name: fig.add_subplot(side[k, 0]) for k, name in enumerate(rows)}
         self.side["info"].set_axis_off()
