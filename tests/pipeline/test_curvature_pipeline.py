@@ -103,7 +103,9 @@ def test_compare_with_curvature(tmp_path):
         output_filename=out,
         progress=False,
         curvature=True,
+        reduction_method="hessian",
     )
+    assert result.plane.method == "hessian"
     assert result.curvature is not None and set(result.curvature) == {"adam", "sgd"}
     assert result.curvature["sgd"].stability_threshold == 4.0
     assert result.curvature["adam"].stability_threshold is None
