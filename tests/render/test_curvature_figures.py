@@ -58,9 +58,16 @@ def test_loss_contours_over_the_map_in_the_callers_axes(tmp_path):
     fig = Figure()
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    got_fig, got_ax = plot_curvature(curvature_grid(), loss_grid=loss_grid(), ax=ax, vmax=0.5)
+    path = np.array([[-1.0, -2.0], [0.0, 1.0], [0.5, 0.5]])
+    got_fig, got_ax = plot_curvature(
+        curvature_grid(), loss_grid=loss_grid(), ax=ax, vmax=0.5, paths=[path]
+    )
     assert got_ax is ax and got_fig is fig
     assert len(ax.collections) >= 2, "the map and the contours"
+    line, dot = ax.get_lines()[-2:]
+    np.testing.assert_array_equal(line.get_xydata(), path)
+    np.testing.assert_array_equal(dot.get_xydata(), path[-1:])
+    assert line.get_color() == Style().path_colors[0]
     assert ax.get_legend() is not None and "loss minimum 1" in ax.get_legend().texts[0].get_text()
     assert ax.collections[0].norm.vmax == 0.5
 

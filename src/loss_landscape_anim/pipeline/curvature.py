@@ -77,11 +77,11 @@ def write_curvature_map(
     output: Path,
     grid: GridOptions,
     run: RunOptions,
-    extra_paths: list[np.ndarray] | None = None,
+    paths: list[np.ndarray],
 ) -> CurvatureGrid:
     """The convexity map over the loss grid's extent (at :data:`DEFAULT_CURVATURE_RESOLUTION`
-    points per axis), drawn with the loss contours and written to
-    :func:`curvature_map_path` of ``output``."""
+    points per axis), drawn with the loss contours and the ``paths`` (T, 2) on the plane, in the
+    animation's order, and written to :func:`curvature_map_path` of ``output``."""
     from ..render.curvature import save_curvature_png
 
     with timed("curvature grid"):
@@ -91,7 +91,7 @@ def write_curvature_map(
             plane,
             resolution=min(DEFAULT_CURVATURE_RESOLUTION, grid.resolution),
             margin=grid.margin,
-            extra_paths=extra_paths,
+            extra_paths=paths,
             device=run.device,
             n_examples=grid.n_examples,
             seed=0 if run.seed is None else run.seed,
@@ -99,6 +99,10 @@ def write_curvature_map(
             progress=run.progress,
         )
     save_curvature_png(
-        curvature_map_path(output), result, loss_grid=loss_grid, axis_labels=plane.axis_labels()
+        curvature_map_path(output),
+        result,
+        loss_grid=loss_grid,
+        axis_labels=plane.axis_labels(),
+        paths=paths,
     )
     return result

@@ -195,7 +195,9 @@ def loss_landscape_anim(
         )["path"]
     animation = render(trajectory, plane, grid, render_options, run, **panels)
     if curvature and render_options.output is not None:
-        write_curvature_map(trained, data, plane, grid, render_options.output, grid_options, run)
+        write_curvature_map(
+            trained, data, plane, grid, render_options.output, grid_options, run, [plane.path_2d]
+        )
     if return_data:
         return (
             [np.array(row) for row in trajectory.params],

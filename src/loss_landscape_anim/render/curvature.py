@@ -10,6 +10,7 @@ importing the package stays light.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from .._io import atomic_path
 from ..results import CurvatureGrid, LossGrid
+from .style import Style
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -38,6 +40,7 @@ def plot_curvature(
     *,
     loss_grid: LossGrid | None = None,
     ax: Axes | None = None,
+    paths: Sequence[np.ndarray] = (),
     vmax: float | None = None,
     contour_levels: int = 15,
     text_size: float = 9.0,
@@ -50,6 +53,8 @@ def plot_curvature(
         loss_grid: a :class:`LossGrid` of the same plane: its log-loss contours are drawn over the
             map, and its minimum marked.
         ax: the axes to draw into; default a new 6 x 5 inch figure.
+        paths: optimizer paths (T, 2) in plane coordinates (``Plane.path_2d``) to draw over the
+            map, in the animation's path colours, each ending at a dot.
         vmax: the ratio drawn in full yellow (larger ratios too); 0 is dark blue. Default: the
             smallest of :data:`RATIO_SCALES` covering 99% of the points.
         contour_levels: number of loss contour levels.
@@ -94,6 +99,12 @@ def plot_curvature(
     bar.ax.tick_params(labelsize=text_size - 1)
     if loss_grid is not None:
         _draw_loss(ax, loss_grid, contour_levels, text_size)
+    colors = Style().path_colors
+    for k, path in enumerate(paths):
+        xy = np.asarray(path, dtype=float)
+        color = colors[k % len(colors)]
+        ax.plot(xy[:, 0], xy[:, 1], color=color, linewidth=1.8)
+        ax.plot(*xy[-1], marker="o", color=color, markeredgecolor="k", linestyle="none")
     ax.set_xlim(grid.xs[0], grid.xs[-1])
     ax.set_ylim(grid.ys[0], grid.ys[-1])
     ax.set_xlabel("direction 0", fontsize=text_size + 1)
