@@ -23,7 +23,8 @@ ALLOWED = {
     "losses": {"models"},  # the default loss is recognised lazily
     "models": {"record"},  # GenericModel builds its optimizer through record.optimizers
     "record": {"params", "results", "data", "losses"},
-    "directions": {"params", "results"},
+    # Hessian directions are the top eigenvectors that the curvature analysis finds
+    "directions": {"params", "results", "analysis"},
     # the ranks of a torch.distributed job own chunks of points: scheduling asks integrations
     "evaluate": {"params", "results", "data", "losses", "integrations"},
     "analysis": {"params", "results", "data", "evaluate"},

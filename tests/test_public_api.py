@@ -26,6 +26,12 @@ EXPECTED = {
     "path_losses",
     "decision_regions",
     "Style",
+    # curvature: Hessian eigenvalues and trace, the convexity map, curvature along the path
+    "hessian_eigenvalues",
+    "hessian_trace",
+    "curvature_grid",
+    "curvature_along_path",
+    "plot_curvature",
     # their results
     "Trajectory",
     "Plane",
@@ -34,6 +40,10 @@ EXPECTED = {
     "Comparison",
     "PathLosses",
     "DecisionRegions",
+    "HessianSpectrum",
+    "HessianTrace",
+    "CurvatureGrid",
+    "PathCurvature",
     # models and data
     "GenericModel",
     "MLP",
@@ -81,7 +91,7 @@ def test_import_does_not_import_matplotlib_or_optional_packages():
     code = (
         "import sys\n"
         "import loss_landscape_anim\n"
-        "heavy = ('matplotlib', 'IPython', 'lightning', 'imageio_ffmpeg')\n"
+        "heavy = ('matplotlib', 'IPython', 'lightning', 'imageio_ffmpeg', 'scipy')\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )
     result = subprocess.run(

@@ -31,7 +31,9 @@ SMALLER = {
 def examples() -> list[str]:
     """The README's Python blocks, except those marked ``<!-- fragment ... -->`` (snippets that
     need the reader's own model and data)."""
-    blocks = re.findall(r"(<!-- fragment[^>]*-->\n)?```python\n(.*?)```", README.read_text(), re.S)
+    blocks = re.findall(
+        r"(<!-- fragment[^>]*-->\n\s*)?```python\n(.*?)```", README.read_text(), re.S
+    )
     return [code for marker, code in blocks if not marker]
 
 

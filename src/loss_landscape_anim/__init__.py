@@ -21,7 +21,16 @@ The pipeline has four stages, each a function returning an immutable, saveable r
 ``loss_landscape_anim(...)`` runs all four with the seed package's arguments.
 """
 
-from .analysis import compute_loss_grid, decision_regions, fill_losses, path_losses
+from .analysis import (
+    compute_loss_grid,
+    curvature_along_path,
+    curvature_grid,
+    decision_regions,
+    fill_losses,
+    hessian_eigenvalues,
+    hessian_trace,
+    path_losses,
+)
 from .data import MNISTDataModule, SpiralsDataModule
 from .directions import project
 from .errors import DataError, DivergenceWarning, IncompatibleFileError, UnsafeFileError
@@ -29,8 +38,18 @@ from .evaluate import LossEvaluator
 from .models import MLP, GenericModel, LeNet
 from .pipeline import Comparison, compare_optimizers, loss_landscape_anim
 from .record import TrajectoryRecorder, record_training, train
-from .render import Animation, Style, animate
-from .results import DecisionRegions, LossGrid, PathLosses, Plane, Trajectory
+from .render import Animation, Style, animate, plot_curvature
+from .results import (
+    CurvatureGrid,
+    DecisionRegions,
+    HessianSpectrum,
+    HessianTrace,
+    LossGrid,
+    PathCurvature,
+    PathLosses,
+    Plane,
+    Trajectory,
+)
 
 __version__ = "0.2.0"
 
@@ -38,15 +57,19 @@ __all__ = [
     "MLP",
     "Animation",
     "Comparison",
+    "CurvatureGrid",
     "DataError",
     "DecisionRegions",
     "DivergenceWarning",
     "GenericModel",
+    "HessianSpectrum",
+    "HessianTrace",
     "IncompatibleFileError",
     "LeNet",
     "LossEvaluator",
     "LossGrid",
     "MNISTDataModule",
+    "PathCurvature",
     "PathLosses",
     "Plane",
     "SpiralsDataModule",
@@ -57,10 +80,15 @@ __all__ = [
     "animate",
     "compare_optimizers",
     "compute_loss_grid",
+    "curvature_along_path",
+    "curvature_grid",
     "decision_regions",
     "fill_losses",
+    "hessian_eigenvalues",
+    "hessian_trace",
     "loss_landscape_anim",
     "path_losses",
+    "plot_curvature",
     "project",
     "record_training",
     "train",

@@ -177,6 +177,12 @@ def _add_output_and_data_arguments(add: Callable[..., Any]) -> None:
         help="with --compare: the optimizer whose optimum centres the plane",
     )
     add(
+        "--curvature",
+        action="store_true",
+        help="add the Hessian's largest and smallest eigenvalue along the path to the animation "
+        "and write the convexity map |λmin/λmax| beside the output as <stem>.curvature.png",
+    )
+    add(
         "--checkpoints",
         default="checkpoints/",
         action=_Given,
@@ -287,6 +293,7 @@ def _run(args: argparse.Namespace) -> None:
         margin=args.margin,
         device=args.device,
         progress=not args.no_progress,
+        curvature=args.curvature,
     )
     if args.compare is not None:
         from .pipeline import compare_optimizers

@@ -180,7 +180,7 @@ def test_method_errors() -> None:
     t = trajectory_of(random_walk())
     with pytest.raises(
         ValueError,
-        match="Expected reduction_method to be one of 'pca', 'random', 'filter', 'custom' but got 'tsne'",
+        match="Expected reduction_method to be one of 'pca', 'random', 'filter', 'hessian', 'custom' but got 'tsne'",
     ):
         project(t, "tsne")
     with pytest.raises(

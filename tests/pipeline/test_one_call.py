@@ -271,7 +271,7 @@ def test_custom_directions(tmp_path, monkeypatch):
         (
             {"reduction_method": "tsne"},
             ValueError,
-            r"reduction_method to be one of 'pca', 'random', 'filter', 'custom' but got 'tsne'",
+            r"reduction_method to be one of 'pca', 'random', 'filter', 'hessian', 'custom' but got 'tsne'",
         ),
         ({"n_epochs": 0}, ValueError, "Expected n_epochs to be a positive integer but got 0"),
         ({"n_epochs": None}, ValueError, "Expected n_epochs to be a positive integer"),

@@ -1,17 +1,26 @@
 """Analyses of a trained path: the loss grid of a plane, the losses along the path, the decision
-regions of a 2-input classifier. Thin users of :mod:`loss_landscape_anim.evaluate`."""
+regions of a 2-input classifier, the curvature (Hessian eigenvalues and trace) at a point, over a
+plane and along the path. Thin users of :mod:`loss_landscape_anim.evaluate`."""
 
+from .curvature import hessian_eigenvalues, hessian_trace
+from .curvature_grid import DEFAULT_CURVATURE_RESOLUTION, curvature_grid
 from .decision_regions import decision_regions
 from .fill_losses import fill_losses
 from .loss_grid import DEFAULT_MARGIN, DEFAULT_RESOLUTION, compute_loss_grid, grid_axes
+from .path_curvature import curvature_along_path
 from .path_losses import path_losses
 
 __all__ = [
+    "DEFAULT_CURVATURE_RESOLUTION",
     "DEFAULT_MARGIN",
     "DEFAULT_RESOLUTION",
     "compute_loss_grid",
+    "curvature_along_path",
+    "curvature_grid",
     "decision_regions",
     "fill_losses",
     "grid_axes",
+    "hessian_eigenvalues",
+    "hessian_trace",
     "path_losses",
 ]

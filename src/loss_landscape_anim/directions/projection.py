@@ -12,6 +12,8 @@ The plane passes through the final weights (the *origin*): the weight vector at 
   tensor with 2 or more dimensions) of the random direction is rescaled to the norm of the same
   filter of the final weights; 1-D parameters (biases, normalisation) get zero. This removes the
   scale invariance of ReLU networks, so plots of models of different scale can be compared.
+- ``"hessian"``: the eigenvectors of the two largest eigenvalues of the Hessian of the loss at
+  the final weights (needs the model and its data).
 - ``"custom"``: two directions the caller gives.
 """
 
@@ -22,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from .._runtime import NumThreads, is_small_model, thread_scope
 from .._validate import check_choice
@@ -30,12 +33,13 @@ from ..params.layout import ParamLayout
 from ..results.plane import Plane
 from ..results.trajectory import Trajectory
 from .custom import check_directions
+from .hessian import hessian_directions
 from .pca import pca_directions
 from .random import random_directions
 
 __all__ = ["METHODS", "fit_plane", "project"]
 
-METHODS = ("pca", "random", "filter", "custom")
+METHODS = ("pca", "random", "filter", "hessian", "custom")
 
 
 def project(
@@ -45,16 +49,25 @@ def project(
     directions: Sequence[Any] | None = None,
     seed: int | None = None,
     num_threads: NumThreads = None,
+    model: nn.Module | None = None,
+    data: Any = None,
+    device: str | torch.device | None = None,
+    n_examples: int | None = None,
 ) -> Plane:
     """Project ``trajectory`` onto a plane through its final weights.
 
     Args:
         trajectory: the recorded path.
-        method: ``"pca"``, ``"random"``, ``"filter"`` or ``"custom"``.
+        method: ``"pca"``, ``"random"``, ``"filter"``, ``"hessian"`` or ``"custom"``.
         directions: ``(u, v)``, two vectors of length P (arrays or tensors), for ``"custom"``.
-        seed: seeds the random directions (``"random"``, ``"filter"``); None draws fresh ones.
+        seed: seeds the random directions (``"random"``, ``"filter"``) and the eigensolver's
+            start vector (``"hessian"``); None draws fresh ones (``"hessian"``: seed 0).
         num_threads: CPU threads for the products (restored afterwards): a count, ``"auto"``
             (one thread for models under 100,000 parameters) or None (torch's setting).
+        model, data: for ``"hessian"`` only: the architecture (the weights are the
+            trajectory's final ones) and the evaluation data of the loss.
+        device, n_examples: for ``"hessian"``: where to compute, and the first ``n_examples``
+            examples of ``data`` only.
     """
     return fit_plane(
         [trajectory.params],
@@ -64,6 +77,10 @@ def project(
         directions=directions,
         seed=seed,
         num_threads=num_threads,
+        model=model,
+        data=data,
+        device=device,
+        n_examples=n_examples,
     )
 
 
@@ -76,16 +93,39 @@ def fit_plane(
     directions: Sequence[Any] | None = None,
     seed: int | None = None,
     num_threads: NumThreads = None,
+    model: nn.Module | None = None,
+    data: Any = None,
+    device: str | torch.device | None = None,
+    n_examples: int | None = None,
 ) -> Plane:
     """A plane through ``origin`` fit to one or several paths (joint PCA over all their rows);
-    its ``path_2d`` is the projection of the first path."""
+    its ``path_2d`` is the projection of the first path. ``model``, ``data``, ``device`` and
+    ``n_examples`` are for ``method="hessian"`` (the Hessian at ``origin``)."""
     method = check_choice(method, "reduction_method", METHODS)
     if method != "custom" and directions is not None:
         raise ValueError(
             f"custom_directions were given but reduction_method is {method!r}; "
             "use reduction_method='custom' to use them"
         )
+    if method != "hessian" and (model is not None or data is not None):
+        raise ValueError(
+            f"model and data are for reduction_method='hessian' but reduction_method is "
+            f"{method!r}; leave them out"
+        )
     origin = np.asarray(origin, dtype=np.float64)
+    if method == "hessian":
+        D = hessian_directions(
+            model,
+            data,
+            origin,
+            paths[0],
+            seed=seed,
+            device=device,
+            n_examples=n_examples,
+            num_threads=num_threads,
+        )
+        coords, distance = project_rows(paths[0], origin, D)
+        return Plane(origin, D, coords, distance, None, method)
     small = is_small_model(layout.n_params, torch.device("cpu"))
     with thread_scope(num_threads, small=small):
         return _fit(paths, origin, layout, method, directions, seed)

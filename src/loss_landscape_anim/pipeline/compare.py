@@ -22,7 +22,8 @@ from ..directions import fit_plane
 from ..record import train
 from ..record.optimizers import OptimizerSpec, check_optimizer_spec
 from ..render import Animation, Style, frame_indices
-from ..results import LossGrid, PathLosses, Plane, Trajectory
+from ..results import CurvatureGrid, LossGrid, PathCurvature, PathLosses, Plane, Trajectory
+from .curvature import check_curvature, panel_curvature, write_curvature_map
 from .options import (
     DEFAULT_FPS,
     DEFAULT_FRAMES,
@@ -57,6 +58,9 @@ class Comparison:
         grid: the loss grid covering every path.
         center: the optimizer whose final weights are the plane's origin.
         animation: the rendered animation, or None when not rendered.
+        curvature: optimizer name -> the Hessian's extreme eigenvalues along its path
+            (``curvature=True``).
+        curvature_grid: the convexity map of the plane (``curvature=True`` with an output file).
     """
 
     trajectories: dict[str, Trajectory]
@@ -65,6 +69,8 @@ class Comparison:
     grid: LossGrid
     center: str
     animation: Animation | None = None
+    curvature: dict[str, PathCurvature] | None = None
+    curvature_grid: CurvatureGrid | None = None
 
 
 def compare_optimizers(
@@ -92,6 +98,7 @@ def compare_optimizers(
     style: Style | None = None,
     progress: bool = True,
     strategy: str = "auto",
+    curvature: bool = False,
 ) -> Comparison:
     """Train one copy of the model per optimizer from identical initial weights, project all
     paths onto one shared plane through ``center``'s final weights, and animate them together.
@@ -105,13 +112,17 @@ def compare_optimizers(
         center: the optimizer whose final weights centre the plane (default: the first).
             Names are matched ignoring case everywhere (``optimizers``, ``center``,
             ``learning_rates``); a name given twice is refused.
-        reduction_method: ``"pca"`` (joint PCA over all paths), ``"random"``, ``"filter"`` or
-            ``"custom"`` (with ``custom_directions``).
+        reduction_method: ``"pca"`` (joint PCA over all paths), ``"random"``, ``"filter"``,
+            ``"hessian"`` (at ``center``'s final weights) or ``"custom"`` (with
+            ``custom_directions``).
         seed: seeds the default model, data order and random directions.
         output_filename: ``.gif``, ``.mp4`` or ``.html``; None skips rendering.
         learning_rates: label -> learning rate; others use ``learning_rate`` or the model's.
         giffps, n_frames: frames per second, and at most this many frames.
         resolution, margin, device, gpus, n_examples: as for :func:`loss_landscape_anim`.
+        curvature: a side panel with the Hessian's extreme eigenvalues along each path (and
+            2/lr for SGD), and the convexity map written beside the output as
+            ``<stem>.curvature.png``.
     """
     specs = _optimizer_specs(optimizers)
     center = next(iter(specs)) if center is None else _label(center, specs, "center")
@@ -119,6 +130,7 @@ def compare_optimizers(
     n_epochs = check_positive_int(n_epochs, "n_epochs")
     method = check_method(reduction_method)
     grid_options = GridOptions(resolution, margin, n_examples, strategy)
+    curvature = check_curvature(curvature)
     check_positive_int(giffps, "giffps")
     check_optional_positive_int(n_frames, "n_frames")
     render_options = (
@@ -144,11 +156,17 @@ def compare_optimizers(
                 progress=progress,
                 num_threads=run.num_threads,
             )
-    plane, planes = _shared_plane(trajectories, center, method, custom_directions, run)
     trained = with_final_weights(model, trajectories[center])
+    hessian = (trained, data, n_examples) if method == "hessian" else None
+    plane, planes = _shared_plane(trajectories, center, method, custom_directions, run, hessian)
     extra = [p.path_2d for p in planes.values()]
     grid = evaluate_grid(trained, data, plane, grid_options, run, extra_paths=extra)
-    animation = None
+    animation = curvature_map = None
+    curves = None
+    if curvature:
+        n_rows = max(len(t) for t in trajectories.values())
+        shown = frame_indices(n_rows, render_options.n_frames if render_options else None)
+        curves = panel_curvature(trained, data, trajectories, shown, grid_options, run)
     if render_options is not None:
         losses: dict[str, PathLosses] | None = None
         if show_path_losses and len(trajectories) == 1:  # drawn for a single path only
@@ -172,8 +190,13 @@ def compare_optimizers(
             run,
             default_style=Style(title=_title(center)),
             path_losses=losses,
+            curvature=curves,
         )
-    return Comparison(trajectories, plane, planes, grid, center, animation)
+        if curvature and render_options.output is not None:
+            curvature_map = write_curvature_map(
+                trained, data, plane, grid, render_options.output, grid_options, run, extra
+            )
+    return Comparison(trajectories, plane, planes, grid, center, animation, curves, curvature_map)
 
 
 def _learning_rates(
@@ -211,9 +234,12 @@ def _shared_plane(
     method: str,
     custom_directions: Any,
     run: RunOptions,
+    hessian: tuple[nn.Module, Any, int | None] | None = None,
 ) -> tuple[Plane, dict[str, Plane]]:
     """One plane through ``center``'s final weights fit to every path (``center``'s first), and
-    that plane with each path projected onto it."""
+    that plane with each path projected onto it. ``hessian``: (trained model, data,
+    n_examples) for Hessian directions."""
+    model, data, n_examples = hessian if hessian is not None else (None, None, None)
     ordered = [trajectories[center]] + [t for n, t in trajectories.items() if n != center]
     with timed("projection"):
         plane = fit_plane(
@@ -224,6 +250,10 @@ def _shared_plane(
             directions=custom_directions,
             seed=run.seed,
             num_threads=run.num_threads,
+            model=model,
+            data=data,
+            device=run.device if hessian is not None else None,
+            n_examples=n_examples,
         )
         return plane, {name: plane.with_path(t) for name, t in trajectories.items()}
 

@@ -23,6 +23,7 @@ from ..record import train
 from ..record.optimizers import check_optimizer_spec
 from ..render import Animation, Style, frame_indices
 from ..results import Trajectory
+from .curvature import check_curvature, panel_curvature, write_curvature_map
 from .options import (
     DEFAULT_FPS,
     DEFAULT_FRAMES,
@@ -77,6 +78,7 @@ def loss_landscape_anim(
     style: Style | None = None,
     progress: bool = True,
     strategy: str = "auto",
+    curvature: bool = False,
 ) -> Animation | tuple[list[np.ndarray], list[float], list[float]] | None:
     """Train a model, project its path onto 2 directions, evaluate the loss around the final
     weights and animate the path over the loss contours.
@@ -92,7 +94,8 @@ def loss_landscape_anim(
             learning rate (``GenericModel``) are used; ``optimizer`` and ``learning_rate`` apply to
             the default model and to plain ``nn.Module``s.
         optimizer: ``"adam"``, ``"sgd"``, ``"adagrad"``, ``"rmsprop"`` or an optimizer class.
-        reduction_method: ``"pca"``, ``"random"``, ``"filter"`` or ``"custom"``.
+        reduction_method: ``"pca"``, ``"random"``, ``"filter"``, ``"hessian"`` (the top two
+            Hessian eigenvectors at the final weights) or ``"custom"``.
         custom_directions: ``(u, v)`` for ``"custom"``: two vectors of the parameter count.
         model_dirpath, model_filename: where the trained weights (a ``state_dict``) and the
             trajectory (``<stem>.trajectory.npz``) are saved, and loaded from with ``load_model``.
@@ -122,6 +125,9 @@ def loss_landscape_anim(
         style: how the animation looks.
         progress: progress bars.
         strategy: how the grid evaluates chunks of points (see :func:`compute_loss_grid`).
+        curvature: add a side panel with the Hessian's largest and smallest eigenvalue along the
+            path (and 2/lr for SGD), and write the convexity map of the plane beside the output
+            as ``<stem>.curvature.png`` (see :func:`curvature_grid`).
 
     Returns:
         ``(optim_path, loss_steps, accu_steps)`` with ``return_data``; else the
@@ -137,6 +143,7 @@ def loss_landscape_anim(
         check_positive_number(learning_rate, "learning_rate")
     check_optional_positive_int(record_every, "record_every")
     grid_options = GridOptions(resolution, margin, n_examples, strategy)
+    curvature = check_curvature(curvature)
     render_options = RenderOptions.of(
         output_filename if output_to_file else None,
         fps=giffps,
@@ -160,8 +167,18 @@ def loss_landscape_anim(
             trajectory = _train(model, data, epochs, optimizer, learning_rate, record_every, run)
             trained = with_final_weights(model, trajectory)
     with timed("projection"):
+        hessian = (
+            {"model": trained, "data": data, "device": run.device, "n_examples": n_examples}
+            if method == "hessian"
+            else {}
+        )
         plane = project(
-            trajectory, method, directions=custom_directions, seed=seed, num_threads=run.num_threads
+            trajectory,
+            method,
+            directions=custom_directions,
+            seed=seed,
+            num_threads=run.num_threads,
+            **hessian,
         )
     grid = evaluate_grid(trained, data, plane, grid_options, run)
     frames = frame_indices(len(trajectory), render_options.n_frames)
@@ -175,7 +192,15 @@ def loss_landscape_anim(
             panels["decision_regions"] = compute_regions(
                 trained, data, trajectory, frames, device=run.device, num_threads=run.num_threads
             )
+    if curvature:
+        panels["curvature"] = panel_curvature(
+            trained, data, {"path": trajectory}, frames, grid_options, run
+        )["path"]
     animation = render(trajectory, plane, grid, render_options, run, **panels)
+    if curvature and render_options.output is not None:
+        write_curvature_map(
+            trained, data, plane, grid, render_options.output, grid_options, run, [plane.path_2d]
+        )
     if not load_model:
         files.save(trained, trajectory)
     if return_data:

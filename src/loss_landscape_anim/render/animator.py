@@ -18,8 +18,9 @@ import numpy as np
 from .._io import check_output_path
 from .._runtime import progress_bar
 from .._validate import check_optional_positive_int, check_positive_int
-from ..results import DecisionRegions, LossGrid, PathLosses, Plane, Trajectory
+from ..results import DecisionRegions, LossGrid, PathCurvature, PathLosses, Plane, Trajectory
 from .animation import Animation
+from .curvature_panel import as_curvature_map
 from .style import PathView, Style
 from .writers import check_fps, encode_frames, format_for
 
@@ -54,6 +55,7 @@ def animate(
     style: Style | None = None,
     path_losses: PathLosses | Mapping[str, PathLosses] | None = None,
     decision_regions: DecisionRegions | None = None,
+    curvature: PathCurvature | Mapping[str, PathCurvature] | None = None,
     progress: bool = True,
 ) -> Animation:
     """Render the path(s) over the loss contours and write the animation.
@@ -72,6 +74,9 @@ def animate(
         path_losses: true and projected loss per row (see :class:`PathLosses`), shown per frame.
         decision_regions: a :class:`~loss_landscape_anim.decision.DecisionRegions` to draw in a
             side panel (2-input classifiers).
+        curvature: the Hessian's extreme eigenvalues along the path (a :class:`PathCurvature`
+            from :func:`curvature_along_path`, or name -> one per path), drawn in a side panel
+            growing with the frames, with ``2 / eta`` for plain SGD.
         progress: show a progress bar.
     """
     fmt = format_for(output, format)
@@ -82,6 +87,7 @@ def animate(
     paths = path_views(trajectory, plane, path_losses, style)
     n_rows = max(len(p.steps) for p in paths)
     frames = frame_indices(n_rows, n_frames)
+    curves = as_curvature_map(curvature, [p.name for p in paths])
     from .figure import LandscapeFigure
 
     figure = LandscapeFigure(
@@ -90,6 +96,7 @@ def animate(
         plane if isinstance(plane, Plane) else next(iter(plane.values())),
         style,
         decision_regions,
+        curves,
     )
     images = (figure.frame(int(t)) for t in frames)
     images = progress_bar(

@@ -5,6 +5,7 @@ Object-oriented matplotlib only (``Figure`` + Agg canvas): no pyplot state, no g
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import matplotlib
@@ -15,7 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.patheffects import Normal, Stroke
 from matplotlib.ticker import MaxNLocator
 
-from ..results import DecisionRegions, LossGrid, Plane
+from ..results import DecisionRegions, LossGrid, PathCurvature, Plane
+from .curvature_panel import draw_curvature_panel
 from .landscape import TEXT_COLOR as _TEXT_COLOR
 from .landscape import draw_landscape, keep_y_label_inside, loss_text
 from .style import PathView, Style
@@ -32,9 +34,11 @@ class LandscapeFigure:
         plane: Plane,
         style: Style,
         decision_regions: DecisionRegions | None = None,
+        curvature: Mapping[str, PathCurvature] | None = None,
     ):
         self.paths, self.grid, self.style = paths, grid, style
         self.decision = decision_regions
+        self.curvature = dict(curvature or {})
         self.fig = Figure(figsize=style.figsize, dpi=style.dpi, facecolor=style.background)
         self.canvas = FigureCanvasAgg(self.fig)
         self.moving: list[Any] = []
@@ -65,6 +69,9 @@ class LandscapeFigure:
             return
         rows = ["info", "loss", "accuracy"] + (["decision"] if self.decision is not None else [])
         ratios = [0.75, 1.0, 0.8] if self.decision is None else [1.0, 0.85, 0.7, 1.3]
+        if self.curvature:  # below the accuracy panel, as tall as the loss panel
+            rows.insert(3, "curvature")
+            ratios = [0.8, 1.0, 0.8, 1.0] if self.decision is None else [1.25, 0.8, 0.65, 0.8, 1.0]
         outer = fig.add_gridspec(
             1,
             2,
@@ -78,6 +85,8 @@ class LandscapeFigure:
         self.ax = fig.add_subplot(outer[0, 0])
         self._outer = outer
         hspace = 0.6 if self.decision is None else 0.8
+        if self.curvature:  # room for the "step" label between it and the panel below
+            hspace += 0.3
         side = outer[0, 1].subgridspec(len(rows), 1, height_ratios=ratios, hspace=hspace)
         self.side = {name: fig.add_subplot(side[k, 0]) for k, name in enumerate(rows)}
         self.side["info"].set_axis_off()
@@ -146,7 +155,11 @@ class LandscapeFigure:
                     self._add_curve(ax, p.steps, p.true_loss, "k", "-", width=1.0)
                     self._add_curve(ax, p.steps, p.projected_loss, "k", ":", width=1.2)
             self._set_curve_limits(ax, name)
-        side["accuracy"].set_xlabel("step", fontsize=style.text_size)
+        if self.curvature:
+            draw_curvature_panel(self, side["curvature"])
+        side["curvature" if self.curvature else "accuracy"].set_xlabel(
+            "step", fontsize=style.text_size
+        )
         if self.decision is not None:
             self._draw_decision_static()
 

@@ -3,10 +3,22 @@
 Computing and drawing modules both import these; these import neither.
 """
 
+from .curvature import CurvatureGrid, PathCurvature
 from .decision_regions import DecisionRegions
+from .hessian import HessianSpectrum, HessianTrace
 from .loss_grid import LossGrid
 from .path_losses import PathLosses
 from .plane import Plane
 from .trajectory import Trajectory
 
-__all__ = ["DecisionRegions", "LossGrid", "PathLosses", "Plane", "Trajectory"]
+__all__ = [
+    "CurvatureGrid",
+    "DecisionRegions",
+    "HessianSpectrum",
+    "HessianTrace",
+    "LossGrid",
+    "PathCurvature",
+    "PathLosses",
+    "Plane",
+    "Trajectory",
+]

@@ -79,17 +79,19 @@ class Plane:
         return digest.hexdigest()[:16]
 
     def axis_labels(self) -> tuple[str, str]:
-        """Axis labels: "principal component k, 61.2%" for PCA, else "direction k". A PCA
-        direction with no explained variance at all is a seeded random one that completes the
-        plane (the path has fewer than 2 directions of variance): labelled as such."""
-        if self.explained_variance is None:
-            return ("direction 0", "direction 1")
-        return tuple(  # type: ignore[return-value]
-            f"principal component {k}, {100 * v:.1f}%"
-            if v > 0
-            else f"random direction {k} (the path has no variance left)"
-            for k, v in enumerate(self.explained_variance)
-        )
+        """Axis labels: "principal component k, 61.2%" for PCA (a PCA direction with no
+        explained variance at all is a seeded random one that completes the plane: labelled as
+        such), the eigenvector's rank for Hessian directions, else "direction k"."""
+        if self.explained_variance is not None:
+            return tuple(  # type: ignore[return-value]
+                f"principal component {k}, {100 * v:.1f}%"
+                if v > 0
+                else f"random direction {k} (the path has no variance left)"
+                for k, v in enumerate(self.explained_variance)
+            )
+        if self.method == "hessian":
+            return ("Hessian eigenvector 1 (largest)", "Hessian eigenvector 2")
+        return ("direction 0", "direction 1")
 
     def with_path(self, trajectory: Trajectory) -> Plane:
         """The same plane with ``trajectory`` projected onto it instead."""

@@ -1,0 +1,321 @@
+"""Curvature benchmark: ``curvature_grid`` against a per-point SciPy ``eigsh`` loop.
+
+The reference is what a straightforward implementation does: for each grid point, a SciPy
+``LinearOperator`` whose matvec is one Hessian-vector product (``torch.func.jvp`` of
+``torch.func.grad`` of the mean loss over all the data, at that point's weights), and ``eigsh``
+twice (``which="LA"`` for the largest eigenvalue, ``"SA"`` for the smallest; k=1, tol 1e-4, a
+seeded start vector). It is timed on evenly spread points of the same 25 x 25 grid, in the same
+process and with the same thread count, and its mean time per point is multiplied by the number
+of grid points; its eigenvalues at those points check ours.
+
+Also measured: the cost of one Hessian-vector product in units of one gradient (the generic
+``torch.func`` one, and ours batched across points), dense Hessians against batched Lanczos by
+model size (the crossover behind ``DENSE_MAX_PARAMS``), and the cost of a LeNet-5 map on a small
+MNIST-shaped batch.
+
+    python benchmarks/bench_curvature.py            # 25 x 25 spirals map, 25 reference points
+    python benchmarks/bench_curvature.py --quick    # 8 x 8, 4 reference points, 1 repeat
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.sparse.linalg import LinearOperator, eigsh
+from torch import nn
+from torch.func import functional_call, grad, jvp
+
+from loss_landscape_anim import (
+    MLP,
+    LeNet,
+    SpiralsDataModule,
+    curvature_grid,
+    project,
+    train,
+)
+from loss_landscape_anim.analysis import grid_axes
+from loss_landscape_anim.evaluate.hessian import HessianEvaluator
+from loss_landscape_anim.evaluate.points import PlanePoints, WeightPoints
+from loss_landscape_anim.results import Plane
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+class Reference:
+    """The straightforward per-point computation: generic HVPs and SciPy ``eigsh``."""
+
+    def __init__(self, model: nn.Module, X: torch.Tensor, y: torch.Tensor):
+        self.model = model.eval()
+        self.names = [n for n, _ in model.named_parameters()]
+        self.shapes = [p.shape for _, p in model.named_parameters()]
+        self.X, self.y = X, y
+        self.P = sum(p.numel() for p in model.parameters())
+
+    def loss(self, w: torch.Tensor) -> torch.Tensor:
+        params, offset = {}, 0
+        for name, shape in zip(self.names, self.shapes, strict=True):
+            size = int(np.prod(shape))
+            params[name] = w[offset : offset + size].reshape(shape)
+            offset += size
+        return F.cross_entropy(functional_call(self.model, params, (self.X,)), self.y)
+
+    def hvp(self, w: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return jvp(grad(self.loss), (w,), (v,))[1]
+
+    def extremes(self, w: np.ndarray, seed: int = 0) -> tuple[float, float, int]:
+        wt = torch.as_tensor(w, dtype=torch.float32)
+        count = 0
+
+        def matvec(v: np.ndarray) -> np.ndarray:
+            nonlocal count
+            count += 1
+            vt = torch.as_tensor(np.asarray(v).ravel(), dtype=torch.float32)
+            return self.hvp(wt, vt).double().numpy()
+
+        op = LinearOperator((self.P, self.P), matvec=matvec, dtype=np.float64)
+        v0 = np.random.default_rng(seed).standard_normal(self.P)
+        top = eigsh(op, k=1, which="LA", v0=v0, tol=1e-4, return_eigenvectors=False)
+        bottom = eigsh(op, k=1, which="SA", v0=v0, tol=1e-4, return_eigenvectors=False)
+        return float(top[0]), float(bottom[0]), count
+
+
+def grid_coords(plane: Plane, resolution: int) -> np.ndarray:
+    xs, ys = grid_axes([plane.path_2d], resolution, 0.3)
+    XX, YY = np.meshgrid(xs, ys)
+    return np.stack([XX.ravel(), YY.ravel()], 1)
+
+
+def spirals_map(args: argparse.Namespace, repeats: int) -> tuple[dict, nn.Module, tuple]:
+    data = SpiralsDataModule()
+    X, y = data.dataset.tensors
+    model = MLP(2, 3)
+    trajectory = train(model, data, 300, seed=0, progress=False)
+    model.load_state_dict(trajectory.state_dict())
+    plane = project(trajectory)
+    resolution = 8 if args.quick else 25
+    ours_s, grid = median_time(
+        lambda: curvature_grid(model, data, plane, resolution=resolution, progress=False),
+        repeats,
+    )
+    coords = grid_coords(plane, resolution)
+    n_ref = 4 if args.quick else 25
+    subset = np.linspace(0, len(coords) - 1, n_ref).round().astype(int)
+    reference = Reference(model, X, y)
+    ref_times, ref_max, ref_min, ref_products = [], [], [], []
+    for k in subset:
+        start = time.perf_counter()
+        top, bottom, count = reference.extremes(plane.point(*coords[k]))
+        ref_times.append(time.perf_counter() - start)
+        ref_max.append(top)
+        ref_min.append(bottom)
+        ref_products.append(count)
+    ours_max = grid.lambda_max.ravel()[subset]
+    ours_min = grid.lambda_min.ravel()[subset]
+    ref_total = float(np.mean(ref_times)) * len(coords)
+    functional_s = time_functional_products(model, data, plane, coords[:: 5 if args.quick else 25])
+    result = {
+        "points": len(coords),
+        "params": reference.P,
+        "examples": int(X.shape[0]),
+        "method": grid.method,
+        "ours_s": ours_s,
+        "ours_ms_per_point": 1e3 * ours_s / len(coords),
+        "ours_products_per_point": grid.n_products / len(coords),
+        "ref_points_timed": n_ref,
+        "ref_ms_per_point_median": 1e3 * statistics.median(ref_times),
+        "ref_ms_per_point_mean": 1e3 * float(np.mean(ref_times)),
+        "ref_products_per_point": float(np.mean(ref_products)),
+        "ref_total_s_estimated": ref_total,
+        "speedup": ref_total / ours_s,
+        "lambda_max_max_rel_diff": float(np.max(np.abs(ours_max - ref_max) / np.abs(ref_max))),
+        "lambda_min_max_diff_over_lambda_max": float(
+            np.max(np.abs(ours_min - np.array(ref_min)) / np.abs(ref_max))
+        ),
+        "functional_products_ms_per_point": functional_s,
+        "ratio_range": [float(np.nanmin(grid.ratio)), float(np.nanmax(grid.ratio))],
+    }
+    return result, model, (X, y)
+
+
+def time_functional_products(model: nn.Module, data, plane: Plane, coords: np.ndarray) -> float:
+    """ms per point of batched Lanczos with the generic (torch.func) products."""
+    evaluator = HessianEvaluator(model, data, products="functional")
+    points = PlanePoints.of(plane.origin, plane.directions, coords, evaluator.device, torch.float32)
+    seconds, _ = median_time(lambda: evaluator.extremes(points, method="lanczos", seed=0), 1)
+    return 1e3 * seconds / len(coords)
+
+
+def product_costs(model: nn.Module, X: torch.Tensor, y: torch.Tensor, repeats: int) -> dict:
+    """One gradient, one generic HVP, and one of ours per point (batched), all over all data."""
+    reference = Reference(model, X, y)
+    w = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
+    v = torch.randn(reference.P, generator=torch.Generator().manual_seed(0))
+    gradient = grad(reference.loss)
+    gradient(w)
+    reference.hvp(w, v)
+    t_grad, _ = median_time(lambda: gradient(w), 20 * repeats)
+    t_hvp, _ = median_time(lambda: reference.hvp(w, v), 20 * repeats)
+    evaluator = HessianEvaluator(model, (X, y))
+    K = evaluator.chunk_points(10_000)
+    W = w + 0.01 * torch.randn(K, reference.P, generator=torch.Generator().manual_seed(1))
+    V = torch.randn(K, 1, reference.P, dtype=torch.float64)
+    evaluator.products.start(W)
+    evaluator.products.products(V)
+    t_ours, _ = median_time(lambda: evaluator.products.products(V), 20 * repeats)
+    return {
+        "grad_ms": 1e3 * t_grad,
+        "hvp_generic_ms": 1e3 * t_hvp,
+        "hvp_generic_in_grads": t_hvp / t_grad,
+        "hvp_ours_ms_per_point": 1e3 * t_ours / K,
+        "hvp_ours_in_grads": t_ours / K / t_grad,
+        "ours_points_per_call": K,
+        "ours_products": type(evaluator.products).__name__,
+    }
+
+
+def dense_vs_lanczos(quick: bool) -> list[dict]:
+    data = SpiralsDataModule()
+    rows = []
+    for hidden in (4, 8) if quick else (4, 8, 16, 24, 32):
+        model = MLP(2, 3, hidden_dim=hidden)
+        evaluator = HessianEvaluator(model, data)
+        w = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
+        n = 8 if quick else 32
+        W = w + 0.1 * torch.randn(n, w.numel(), generator=torch.Generator().manual_seed(0))
+        points = WeightPoints(W)
+        row = {"params": evaluator.n_params}
+        for method in ("dense", "lanczos"):
+
+            def run(
+                m: str = method, e: HessianEvaluator = evaluator, pts: WeightPoints = points
+            ) -> object:
+                return e.extremes(pts, method=m, seed=0)
+
+            seconds, _ = median_time(run, 1 if quick else 3)
+            row[f"{method}_ms_per_point"] = 1e3 * seconds / n
+        rows.append(row)
+    return rows
+
+
+def lenet_map(quick: bool) -> dict:
+    g = torch.Generator().manual_seed(0)
+    n = 64 if quick else 256
+    images = torch.randn(n, 1, 32, 32, generator=g)
+    labels = torch.randint(0, 10, (n,), generator=g)
+    torch.manual_seed(0)
+    model = LeNet()
+    trajectory = train(model, (images, labels), 2, batch_size=64, seed=0, progress=False)
+    model.load_state_dict(trajectory.state_dict())
+    plane = project(trajectory, "filter", seed=0)
+    resolution = 2 if quick else 3
+    seconds, grid = median_time(
+        lambda: curvature_grid(
+            model, (images, labels), plane, resolution=resolution, progress=False
+        ),
+        1,
+    )
+    per_point = seconds / resolution**2
+    reference = Reference(model, images, labels)
+    start = time.perf_counter()
+    reference.extremes(plane.origin)
+    ref_point = time.perf_counter() - start
+    return {
+        "params": reference.P,
+        "examples": n,
+        "points": resolution**2,
+        "method": grid.method,
+        "products_per_point": grid.n_products / resolution**2,
+        "ours_s_per_point": per_point,
+        "ours_25x25_s_estimated": per_point * 625,
+        "ref_s_per_point": ref_point,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller job, one repeat")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    repeats = 1 if args.quick else 3
+    load_start = os.getloadavg()
+    spirals, model, (X, y) = spirals_map(args, repeats)
+    results = {
+        "threads": torch.get_num_threads(),
+        "load_average_start": load_start,
+        "spirals": spirals,
+        "products": product_costs(model, X, y, repeats),
+        "dense_vs_lanczos": dense_vs_lanczos(args.quick),
+        "lenet": lenet_map(args.quick),
+        "load_average_end": os.getloadavg(),
+    }
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    report(results)
+
+
+def report(r: dict) -> None:
+    s, p, le = r["spirals"], r["products"], r["lenet"]
+    print(f"threads {r['threads']}, load average start {r['load_average_start'][0]:.2f}")
+    print(
+        f"spirals MLP ({s['params']} params, {s['examples']} examples), {s['points']} points, "
+        f"method {s['method']}"
+    )
+    print(
+        f"  ours {s['ours_s']:.2f} s ({s['ours_ms_per_point']:.1f} ms/point, "
+        f"{s['ours_products_per_point']:.1f} products/point)"
+    )
+    print(
+        f"  eigsh loop {s['ref_ms_per_point_mean']:.0f} ms/point (median "
+        f"{s['ref_ms_per_point_median']:.0f}, {s['ref_products_per_point']:.0f} products/point, "
+        f"{s['ref_points_timed']} points) -> {s['ref_total_s_estimated']:.0f} s for the map"
+    )
+    print(f"  speedup {s['speedup']:.1f}x")
+    print(
+        f"  lambda_max max rel diff {s['lambda_max_max_rel_diff']:.1e}, lambda_min max diff / "
+        f"lambda_max {s['lambda_min_max_diff_over_lambda_max']:.1e}"
+    )
+    print(
+        f"  batched Lanczos with generic torch.func products: "
+        f"{s['functional_products_ms_per_point']:.0f} ms/point"
+    )
+    print(
+        f"one gradient {p['grad_ms']:.2f} ms; one HVP: generic {p['hvp_generic_ms']:.2f} ms "
+        f"({p['hvp_generic_in_grads']:.1f} gradients), ours {p['hvp_ours_ms_per_point']:.3f} ms "
+        f"per point ({p['hvp_ours_in_grads']:.2f} gradients; {p['ours_points_per_call']} points "
+        f"per call, {p['ours_products']})"
+    )
+    print("dense vs lanczos, ms per point:")
+    for row in r["dense_vs_lanczos"]:
+        print(
+            f"  P={row['params']:>4}: dense {row['dense_ms_per_point']:.1f}, "
+            f"lanczos {row['lanczos_ms_per_point']:.1f}"
+        )
+    print(
+        f"LeNet-5 ({le['params']} params, {le['examples']} examples): {le['ours_s_per_point']:.2f}"
+        f" s/point ({le['products_per_point']:.0f} products, {le['method']}) -> "
+        f"{le['ours_25x25_s_estimated'] / 60:.1f} min for 25 x 25; eigsh loop "
+        f"{le['ref_s_per_point']:.2f} s/point"
+    )
+    print(f"load average end {r['load_average_end'][0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

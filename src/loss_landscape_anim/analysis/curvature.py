@@ -1,0 +1,192 @@
+"""The curvature of the loss at one weight vector: the extreme eigenvalues of the Hessian (the
+principal curvatures; Li et al. 2018, sec. 6) and its trace (Hutchinson's estimator).
+
+Only Hessian-vector products are computed (``torch.func`` forward-over-reverse, or the written-out
+products for chains of Linear layers, see :mod:`loss_landscape_anim.evaluate.hessian`), never a
+P x P matrix. The eigenvalues come from SciPy's ``eigsh`` (ARPACK's implicitly restarted Lanczos)
+on a ``LinearOperator``; SciPy is imported when first needed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._runtime import NumThreads
+from .._validate import check_optional_positive_int, check_positive_int, check_positive_number
+from ..evaluate.hessian import HessianEvaluator
+from ..params.layout import ParamLayout
+from ..results import HessianSpectrum, HessianTrace
+
+__all__ = ["flat_params", "hessian_eigenvalues", "hessian_trace"]
+
+
+def hessian_eigenvalues(
+    model: nn.Module,
+    data: Any,
+    *,
+    k: int = 1,
+    params: Any = None,
+    n_examples: int | None = None,
+    device: str | torch.device | None = None,
+    tol: float = 1e-4,
+    max_iter: int | None = None,
+    seed: int | None = None,
+    return_vectors: bool = False,
+    num_threads: NumThreads = None,
+) -> HessianSpectrum:
+    """The ``k`` largest and ``k`` smallest eigenvalues of the Hessian of the mean loss over
+    ``data``, at the model's weights or at ``params``.
+
+    The loss is the one :func:`compute_loss_grid` maps: the model's ``loss_fn`` (else
+    cross-entropy) in eval mode, averaged over the evaluation data. Eigenvalues are in loss units
+    per squared weight unit. The caller's model is not changed.
+
+    Args:
+        model: supplies the architecture (and buffers), and the weights unless ``params``.
+        data: the evaluation data: a data module, ``DataLoader``, ``Dataset`` or ``(X, y)``.
+        k: how many eigenvalues at each end (1 <= k < P).
+        params: flat weights (P,) in ``model.parameters()`` order (array or tensor).
+        n_examples: use the first ``n_examples`` examples only.
+        device: where to compute; default CPU.
+        tol: relative accuracy of the eigenvalues asked of ``eigsh``.
+        max_iter: at most this many restarts of ``eigsh`` (default: SciPy's, 10 P).
+        seed: seeds the start vector; the same seed gives the same result. None draws one.
+        return_vectors: also return the eigenvectors (k x P each).
+        num_threads: CPU threads (restored afterwards); None leaves torch's setting.
+
+    Raises:
+        RuntimeError: when ``eigsh`` does not converge within ``max_iter``.
+    """
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+    n_params = ParamLayout.of(_module(model)).n_params
+    k = check_positive_int(k, "k")
+    if k >= n_params:
+        raise ValueError(
+            f"Expected k to be below the number of parameters ({n_params}) but got {k}"
+        )
+    tol = check_positive_number(tol, "tol")
+    max_iter = check_optional_positive_int(max_iter, "max_iter")
+    w = flat_params(model, params)
+    evaluator = HessianEvaluator(
+        model, data, device=device, n_examples=n_examples, num_threads=num_threads
+    )
+    counter = _Counter(evaluator.operator(w))
+    operator = LinearOperator(
+        (n_params, n_params), matvec=counter, matmat=counter, dtype=np.float64
+    )
+    v0 = np.random.default_rng(seed).standard_normal(n_params)
+    ends: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    with evaluator.threads():
+        for which in ("LA", "SA"):
+            try:
+                values, vectors = eigsh(
+                    operator, k=k, which=which, v0=v0, tol=tol, maxiter=max_iter
+                )
+            except ArpackNoConvergence as exc:
+                raise RuntimeError(
+                    f"eigsh did not converge to the {k} {'largest' if which == 'LA' else 'smallest'}"
+                    f" eigenvalue(s) after {counter.count} Hessian-vector products; raise max_iter"
+                    f" (got {max_iter}) or tol (got {tol})"
+                ) from exc
+            order = np.argsort(values)[::-1] if which == "LA" else np.argsort(values)
+            ends[which] = values[order], vectors[:, order].T
+    return HessianSpectrum(
+        largest=ends["LA"][0],
+        smallest=ends["SA"][0],
+        largest_vectors=ends["LA"][1] if return_vectors else None,
+        smallest_vectors=ends["SA"][1] if return_vectors else None,
+        n_products=counter.count,
+        n_examples=evaluator.n_examples,
+        precision=evaluator.precision,
+    )
+
+
+def hessian_trace(
+    model: nn.Module,
+    data: Any,
+    *,
+    n_samples: int = 100,
+    seed: int | None = None,
+    params: Any = None,
+    n_examples: int | None = None,
+    device: str | torch.device | None = None,
+    num_threads: NumThreads = None,
+) -> HessianTrace:
+    """Hutchinson's estimate of the trace of the Hessian of the mean loss over ``data``
+    (Hutchinson 1989): the mean of ``v^T H v`` over ``n_samples`` Rademacher vectors ``v``, with
+    its standard error. The trace is the sum of all eigenvalues (the mean curvature times P).
+
+    Args:
+        model, data, params, n_examples, device, num_threads: as for
+            :func:`hessian_eigenvalues`.
+        n_samples: the number of random probes (>= 2).
+        seed: seeds the probes; None draws fresh ones.
+    """
+    n_samples = check_positive_int(n_samples, "n_samples")
+    if n_samples < 2:
+        raise ValueError(f"Expected n_samples to be at least 2 but got {n_samples}")
+    w = flat_params(model, params)
+    evaluator = HessianEvaluator(
+        model, data, device=device, n_examples=n_examples, num_threads=num_threads
+    )
+    generator = torch.Generator()
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    signs = torch.randint(0, 2, (n_samples, evaluator.n_params), generator=generator)
+    probes = signs.to(torch.float64) * 2 - 1
+    with evaluator.threads():
+        values = evaluator.quadratic_forms(w, probes).cpu().numpy()
+    return HessianTrace(
+        estimate=float(values.mean()),
+        stderr=float(values.std(ddof=1) / np.sqrt(n_samples)),
+        n_samples=n_samples,
+        n_examples=evaluator.n_examples,
+    )
+
+
+def flat_params(model: nn.Module, params: Any = None) -> torch.Tensor:
+    """``params`` (or the model's weights) as a flat (P,) tensor in the model's dtype."""
+    module = _module(model)
+    layout = ParamLayout.of(module)
+    dtype = next(module.parameters()).dtype
+    if params is None:
+        return layout.flatten(module).to(dtype)
+    try:
+        w = torch.as_tensor(np.asarray(torch.as_tensor(params).detach().cpu()), dtype=dtype)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"Expected params to be a numeric vector: {exc}") from exc
+    w = w.reshape(-1)
+    if w.shape[0] != layout.n_params:
+        raise ValueError(
+            f"Expected params to have {layout.n_params} entries (the model's parameter count) "
+            f"but got {w.shape[0]}"
+        )
+    if not torch.isfinite(w).all():
+        raise ValueError("Expected params to be finite but they hold NaN or inf")
+    return w
+
+
+def _module(model: Any) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"Expected model to be a torch.nn.Module but got {type(model).__name__}")
+    return model
+
+
+class _Counter:
+    """A matvec/matmat that counts the Hessian-vector products it computes."""
+
+    def __init__(self, apply: Any):
+        self.apply = apply
+        self.count = 0
+
+    def __call__(self, V: np.ndarray) -> np.ndarray:
+        V = np.asarray(V)
+        self.count += 1 if V.ndim == 1 else V.shape[1]
+        return self.apply(V)

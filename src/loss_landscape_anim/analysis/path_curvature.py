@@ -1,0 +1,119 @@
+"""``curvature_along_path``: the extreme Hessian eigenvalues at the recorded weights of a path.
+
+For full-batch gradient descent with step size ``eta`` the largest eigenvalue tends to climb to
+``2 / eta`` and hover there, the "edge of stability" (Cohen et al. 2021, *Gradient Descent on
+Neural Networks Typically Occurs at the Edge of Stability*): a picture of training that the loss
+curve alone does not give.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._runtime import NumThreads
+from .._validate import check_optional_positive_int, check_positive_number
+from ..evaluate.hessian import HessianEvaluator
+from ..evaluate.points import WeightPoints
+from ..results import PathCurvature, Trajectory
+from .curvature_grid import DEFAULT_CURVATURE_TOL
+
+__all__ = ["curvature_along_path", "path_rows"]
+
+
+def path_rows(n_rows: int, *, every: int | None = None, rows: Any = None) -> np.ndarray:
+    """The rows to evaluate (ascending, unique): ``rows``, or every ``every``-th row, or all;
+    the first and the last row always."""
+    every = check_optional_positive_int(every, "every")
+    if rows is not None and every is not None:
+        raise ValueError("Expected at most one of every and rows but got both")
+    if rows is not None:
+        chosen = np.asarray(rows).reshape(-1)
+        if chosen.size and (
+            not np.issubdtype(chosen.dtype, np.integer)
+            or chosen.min() < 0
+            or chosen.max() >= n_rows
+        ):
+            raise ValueError(
+                f"Expected rows to be integers in [0, {n_rows - 1}] (the trajectory's rows) "
+                f"but got {rows!r}"
+            )
+    elif every is not None:
+        chosen = np.arange(0, n_rows, every)
+    else:
+        chosen = np.arange(n_rows)
+    return np.unique(np.concatenate([chosen.astype(np.int64), [0, n_rows - 1]]))
+
+
+def curvature_along_path(
+    model: nn.Module,
+    data: Any,
+    trajectory: Trajectory,
+    *,
+    every: int | None = None,
+    rows: Any = None,
+    device: str | torch.device | None = None,
+    n_examples: int | None = None,
+    method: str = "auto",
+    tol: float = DEFAULT_CURVATURE_TOL,
+    max_iter: int | None = None,
+    seed: int | None = 0,
+    chunk_size: int | None = None,
+    memory_budget: int | None = None,
+    num_threads: NumThreads = None,
+    progress: bool = True,
+) -> PathCurvature:
+    """The largest and smallest eigenvalue of the Hessian of the mean loss over ``data`` at the
+    recorded weights of ``trajectory``.
+
+    Args:
+        model: supplies the architecture (and buffers); the weights are the trajectory's rows.
+        data: the evaluation data, as for :func:`curvature_grid`.
+        trajectory: the recorded path.
+        every: evaluate every ``every``-th row (default: every row).
+        rows: or evaluate these rows (indices into the trajectory).
+        device, n_examples, method, tol, max_iter, seed, chunk_size, memory_budget,
+        num_threads, progress: as for :func:`curvature_grid`.
+
+    The first and the last recorded rows are always included.
+    """
+    if not isinstance(trajectory, Trajectory):
+        raise TypeError(
+            f"Expected trajectory to be a Trajectory but got {type(trajectory).__name__}"
+        )
+    chosen = path_rows(len(trajectory), every=every, rows=rows)
+    tol = check_positive_number(tol, "tol")
+    evaluator = HessianEvaluator(
+        model,
+        data,
+        device=device,
+        n_examples=n_examples,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        num_threads=num_threads,
+    )
+    trajectory.layout.check_model(evaluator.model.module)
+    weights = np.asarray(trajectory.params[chosen])
+    points = WeightPoints.of(weights, evaluator.device, evaluator.model.dtype)
+    found = evaluator.extremes(
+        points,
+        method=method,
+        tol=tol,
+        max_steps=max_iter,
+        seed=seed,
+        progress=progress,
+        desc="path curvature",
+    )
+    return PathCurvature(
+        rows=chosen,
+        steps=np.asarray(trajectory.steps)[chosen],
+        lambda_max=found.largest,
+        lambda_min=found.smallest,
+        optimizer=trajectory.optimizer,
+        learning_rate=float(trajectory.learning_rate),
+        n_examples=evaluator.n_examples,
+        precision=evaluator.precision,
+    )

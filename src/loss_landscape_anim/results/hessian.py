@@ -1,0 +1,107 @@
+"""``HessianSpectrum`` and ``HessianTrace``: the curvature of the loss at one weight vector."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._io import load_npz, save_npz
+
+__all__ = ["HessianSpectrum", "HessianTrace"]
+
+
+@dataclass(frozen=True, eq=False)
+class HessianSpectrum:
+    """Extreme eigenvalues of the Hessian of the mean loss at one weight vector.
+
+    Attributes:
+        largest: (k,) the k largest eigenvalues, descending.
+        smallest: (k,) the k smallest eigenvalues, ascending (the most negative first).
+        largest_vectors: (k, P) their unit eigenvectors, flat in ``model.parameters()`` order
+            (None unless asked for); row i belongs to ``largest[i]``.
+        smallest_vectors: (k, P) likewise for ``smallest``.
+        n_products: Hessian-vector products the solver used.
+        n_examples: how many examples the loss is the mean over (None: unknown).
+        precision: the dtype the products were computed in (None: unknown).
+    """
+
+    largest: np.ndarray
+    smallest: np.ndarray
+    largest_vectors: np.ndarray | None = None
+    smallest_vectors: np.ndarray | None = None
+    n_products: int = 0
+    n_examples: int | None = None
+    precision: str | None = None
+
+    @property
+    def k(self) -> int:
+        return int(self.largest.shape[0])
+
+    def save(self, path: str | os.PathLike) -> Path:
+        arrays = {
+            "largest": self.largest,
+            "smallest": self.smallest,
+            "largest_vectors": self.largest_vectors,
+            "smallest_vectors": self.smallest_vectors,
+        }
+        meta = {
+            "n_products": self.n_products,
+            "n_examples": self.n_examples,
+            "precision": self.precision,
+        }
+        return save_npz(path, "HessianSpectrum", arrays, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> HessianSpectrum:
+        arrays, meta = load_npz(path, "HessianSpectrum")
+        return cls(
+            arrays["largest"],
+            arrays["smallest"],
+            arrays.get("largest_vectors"),
+            arrays.get("smallest_vectors"),
+            int(meta.get("n_products", 0)),
+            meta.get("n_examples"),
+            meta.get("precision"),
+        )
+
+
+@dataclass(frozen=True)
+class HessianTrace:
+    """Hutchinson's estimate of the trace of the Hessian (Hutchinson 1989): the mean of
+    ``v^T H v`` over random Rademacher vectors ``v`` (entries +1 or -1), whose expectation is the
+    trace.
+
+    Attributes:
+        estimate: the mean over the probes.
+        stderr: its standard error (sample standard deviation over sqrt(n_samples)).
+        n_samples: the number of probes.
+        n_examples: how many examples the loss is the mean over (None: unknown).
+    """
+
+    estimate: float
+    stderr: float
+    n_samples: int
+    n_examples: int | None = None
+
+    def save(self, path: str | os.PathLike) -> Path:
+        meta = {
+            "estimate": self.estimate,
+            "stderr": self.stderr,
+            "n_samples": self.n_samples,
+            "n_examples": self.n_examples,
+        }
+        return save_npz(path, "HessianTrace", {}, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> HessianTrace:
+        _, meta = load_npz(path, "HessianTrace")
+        return cls(
+            float(meta.get("estimate", math.nan)),
+            float(meta.get("stderr", math.nan)),
+            int(meta.get("n_samples", 0)),
+            meta.get("n_examples"),
+        )
