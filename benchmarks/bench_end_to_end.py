@@ -7,7 +7,7 @@ times and the files the job writes go nowhere.
 
 Ours: each repeat times ``import loss_landscape_anim``, then the call with ``seed=0,
 progress=False``; the phases are read from the lines the package logs at INFO on
-``loss_landscape_anim.api`` ("training took 0.24 s", ...). A second fresh process per repeat
+``loss_landscape_anim.pipeline.stages`` ("training took 0.24 s", ...). A second fresh process per repeat
 times ``import torch`` alone: the import-overhead target is that ``import loss_landscape_anim``
 adds less than 0.3 s to it. The original: ``benchmarks/original_runner.py`` run with the
 original's venv ``.orig-venv`` (see ``benchmarks/setup_original_venv.sh``), whose JSON gives its
@@ -35,7 +35,7 @@ ORIG_PYTHON = ROOT / ".orig-venv" / "bin" / "python"
 ORIG_RUNNER = ROOT / "benchmarks" / "original_runner.py"
 IMPORT_OVERHEAD_TARGET_S = 0.3
 
-# One repeat of ours, in a fresh process. Phases are logged by loss_landscape_anim.api to stderr;
+# One repeat of ours, in a fresh process. Phases are logged by loss_landscape_anim.pipeline.stages to stderr;
 # the import time, call time and facts about the result go to stdout as JSON.
 OURS_CHILD = """
 import json, logging, sys, time
@@ -43,7 +43,7 @@ t0 = time.perf_counter()
 import loss_landscape_anim
 import_s = time.perf_counter() - t0
 logging.basicConfig(stream=sys.stderr, format="%(name)s: %(message)s")
-logging.getLogger("loss_landscape_anim.api").setLevel(logging.INFO)
+logging.getLogger("loss_landscape_anim.pipeline.stages").setLevel(logging.INFO)
 t0 = time.perf_counter()
 animation = loss_landscape_anim.loss_landscape_anim(n_epochs={epochs}, seed=0, progress=False)
 call_s = time.perf_counter() - t0
