@@ -401,6 +401,37 @@ def test_trajectory_of_the_wrong_type(pipeline, trajectory):
         animate(trajectory, pipeline.plane, pipeline.grid, None)
 
 
+def mp4_facts(path: Path) -> tuple[int, str]:
+    """(frame count, codec) of an MP4, read by the ffmpeg that ``[video]`` installs."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    n_frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+    probe = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return n_frames, probe.stderr
+
+
+def test_animate_writes_an_h264_mp4_with_the_ffmpeg_of_the_video_extra(pipeline, tmp_path):
+    out = tmp_path / "anim.mp4"
+    animation = animate(
+        pipeline.trajectory, pipeline.plane, pipeline.grid, out, n_frames=8, progress=False
+    )
+    assert animation.format == "mp4" and animation.n_frames == 8
+    head = out.read_bytes()[:64]
+    assert head[4:8] == b"ftyp"
+    assert b"avc1" in out.read_bytes()
+    n_frames, probe = mp4_facts(out)
+    assert n_frames == 8
+    assert "Video: h264" in probe and "900x600" in probe
+    assert [p.name for p in tmp_path.iterdir()] == ["anim.mp4"]
+
+
 def test_mp4_without_ffmpeg_fails_before_rendering(pipeline, tmp_path, monkeypatch):
     import shutil
     import sys
