@@ -24,6 +24,7 @@ EXPECTED = {
     "path_losses",
     "decision_regions",
     "Style",
+    "plot_landscape",
     # their results
     "Trajectory",
     "Plane",

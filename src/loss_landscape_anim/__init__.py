@@ -18,7 +18,7 @@ from .evaluate import LossEvaluator
 from .models import MLP, GenericModel, LeNet
 from .pipeline import Comparison, compare_optimizers, loss_landscape_anim
 from .record import TrajectoryRecorder, train
-from .render import Animation, Style, animate
+from .render import Animation, Style, animate, plot_landscape
 from .results import DecisionRegions, LossGrid, PathLosses, Plane, Trajectory
 
 __version__ = "0.2.0"
@@ -49,6 +49,7 @@ __all__ = [
     "decision_regions",
     "loss_landscape_anim",
     "path_losses",
+    "plot_landscape",
     "project",
     "train",
 ]

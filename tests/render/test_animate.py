@@ -468,3 +468,17 @@ def test_failed_rendering_keeps_the_previous_file(pipeline, tmp_path, monkeypatc
         animate(pipeline.trajectory, pipeline.plane, pipeline.grid, out, progress=False)
     assert out.read_bytes() == b"previous animation"
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["anim.gif"]
+
+
+def test_the_animation_colour_bar_reads_in_loss_values_on_a_log_scale(pipeline):
+    from loss_landscape_anim.render.figure import LandscapeFigure
+
+    style = Style()
+    paths = path_views(pipeline.trajectory, pipeline.plane, None, style)
+    figure = LandscapeFigure(paths, pipeline.grid, pipeline.plane, style)
+    bars = [a for a in figure.fig.axes if a.get_ylabel() == "loss (log scale)"]
+    assert len(bars) == 1 and bars[0].get_yscale() == "log"
+    ticks = [float(t.get_text()) for t in bars[0].get_yticklabels()]
+    loss = pipeline.grid.loss
+    assert len(ticks) >= 2
+    assert loss.min() * (1 - 1e-9) <= min(ticks) and max(ticks) <= loss.max() * (1 + 1e-9)

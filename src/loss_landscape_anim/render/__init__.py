@@ -3,6 +3,7 @@
 
 from .animation import Animation
 from .animator import animate, frame_indices
+from .landscape_plot import plot_landscape
 from .style import Style
 
-__all__ = ["Animation", "Style", "animate", "frame_indices"]
+__all__ = ["Animation", "Style", "animate", "frame_indices", "plot_landscape"]

@@ -16,6 +16,7 @@ from matplotlib.patheffects import Normal, Stroke
 from matplotlib.ticker import MaxNLocator
 
 from ..results import DecisionRegions, LossGrid, Plane
+from .loss_scale import LossScale
 from .style import PathView, Style
 from .text_rows import TextRows
 
@@ -81,24 +82,17 @@ class LandscapeFigure:
 
     def _draw_landscape(self, plane: Plane) -> None:
         ax, grid, style = self.ax, self.grid, self.style
-        log_loss = np.ma.masked_invalid(np.log(np.where(grid.loss > 0, grid.loss, np.nan)))
-        if log_loss.count() >= 2 and np.ptp(log_loss.compressed()) > 0:
-            filled = ax.contourf(
-                grid.xs, grid.ys, log_loss, levels=style.contour_levels, cmap=style.cmap
-            )
+        # Colours on a log scale (linear if a loss is not positive); the bar reads in losses.
+        scale = LossScale.of(grid.loss, style.contour_levels)
+        loss = np.ma.masked_invalid(grid.loss)
+        if scale is not None:
+            contour: dict[str, Any] = {"levels": scale.levels, "norm": scale.norm}
+            filled = ax.contourf(grid.xs, grid.ys, loss, cmap=style.cmap, **contour)
             if style.contour_lines:
                 ax.contour(
-                    grid.xs,
-                    grid.ys,
-                    log_loss,
-                    levels=style.contour_levels,
-                    colors="k",
-                    linewidths=0.4,
-                    alpha=0.35,
+                    grid.xs, grid.ys, loss, colors="k", linewidths=0.4, alpha=0.35, **contour
                 )
-            bar = self.fig.colorbar(filled, ax=ax, fraction=0.05, pad=0.02)
-            bar.set_label("log loss", fontsize=style.text_size)
-            bar.ax.tick_params(labelsize=style.text_size - 1)
+            scale.colorbar(self.fig, filled, ax, style.text_size, fraction=0.05, pad=0.02)
         else:
             ax.text(
                 0.5,
