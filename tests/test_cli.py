@@ -73,6 +73,14 @@ def test_main_tiny_run(tmp_path, capsys):
     assert captured.out == ""
 
 
+def test_main_line_writes_the_1d_figure_beside_the_animation(tmp_path):
+    assert main([*TINY, "--output", "runs/x.gif", "--line"]) == 0
+    with Image.open(tmp_path / "runs" / "x.line.png") as im:
+        assert im.format == "PNG"
+        assert im.size[0] >= 600 and im.size[1] >= 400
+    assert "runs/x.line.png" in files_under(tmp_path)
+
+
 def test_main_load_rerenders_the_same_gif(tmp_path):
     assert main([*TINY, "--output", "a.gif", "--checkpoints", "ck"]) == 0
     assert main([*TINY, "--output", "b.gif", "--checkpoints", "ck", "--load"]) == 0
@@ -125,6 +133,7 @@ def test_console_script_help(tmp_path):
         (["--margin", "inf"], ["argument --margin", "'inf'"]),
         (["--margin", "x"], ["argument --margin", "expected a finite number >= 0 but got 'x'"]),
         (["--center", "adam"], ["--center needs --compare"]),
+        (["--line", "--compare", "adam,sgd"], ["--line draws a single run"]),
         (["--lr", "0"], ["argument --lr", "expected a positive finite number but got '0'"]),
         (["--lr", "inf"], ["argument --lr", "'inf'"]),
         (["--resolution", "-3"], ["argument --resolution", "'-3'"]),

@@ -25,10 +25,13 @@ EXPECTED = {
     "decision_regions",
     "Style",
     "plot_landscape",
+    "plot_loss_line",
+    "loss_along_line",
     # their results
     "Trajectory",
     "Plane",
     "LossGrid",
+    "LossLine",
     "Animation",
     "Comparison",
     "PathLosses",

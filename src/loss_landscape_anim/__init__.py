@@ -10,7 +10,7 @@ The pipeline has four stages, each a function returning an immutable, saveable r
 ``loss_landscape_anim(...)`` runs all four with the seed package's arguments.
 """
 
-from .analysis import compute_loss_grid, decision_regions, path_losses
+from .analysis import compute_loss_grid, decision_regions, loss_along_line, path_losses
 from .data import MNISTDataModule, SpiralsDataModule
 from .directions import project
 from .errors import DataError, DivergenceWarning, IncompatibleFileError, UnsafeFileError
@@ -18,8 +18,8 @@ from .evaluate import LossEvaluator
 from .models import MLP, GenericModel, LeNet
 from .pipeline import Comparison, compare_optimizers, loss_landscape_anim
 from .record import TrajectoryRecorder, train
-from .render import Animation, Style, animate, plot_landscape
-from .results import DecisionRegions, LossGrid, PathLosses, Plane, Trajectory
+from .render import Animation, Style, animate, plot_landscape, plot_loss_line
+from .results import DecisionRegions, LossGrid, LossLine, PathLosses, Plane, Trajectory
 
 __version__ = "0.2.0"
 
@@ -35,6 +35,7 @@ __all__ = [
     "LeNet",
     "LossEvaluator",
     "LossGrid",
+    "LossLine",
     "MNISTDataModule",
     "PathLosses",
     "Plane",
@@ -47,9 +48,11 @@ __all__ = [
     "compare_optimizers",
     "compute_loss_grid",
     "decision_regions",
+    "loss_along_line",
     "loss_landscape_anim",
     "path_losses",
     "plot_landscape",
+    "plot_loss_line",
     "project",
     "train",
 ]

@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="with --compare: the optimizer whose optimum centres the plane",
     )
+    add(
+        "--line",
+        action="store_true",
+        help="also write <output stem>.line.png: the loss on the straight line from the initial "
+        "to the final weights",
+    )
     add("--checkpoints", default="checkpoints/", help="folder for weights and trajectory")
     add("--load", action="store_true", help="re-render from saved weights, without training")
     add("--no-progress", action="store_true", help="hide progress bars")
@@ -144,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.center is not None and args.compare is None:
         parser.error("--center needs --compare")
+    if args.line and args.compare is not None:
+        parser.error("--line draws a single run: leave out --compare")
     try:
         _run(args)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
@@ -162,6 +170,7 @@ def _fail(exc: BaseException) -> NoReturn:
 
 def _run(args: argparse.Namespace) -> None:
     from .pipeline import loss_landscape_anim
+    from .pipeline.line_figure import line_path
     from .render.writers import format_for
 
     format_for(args.output)  # before any data are downloaded or files written
@@ -204,6 +213,7 @@ def _run(args: argparse.Namespace) -> None:
         n_frames=args.frames or 300,
         seed=args.seed,
         batch_size=args.batch_size,
+        line_output=line_path(args.output) if args.line else None,
         **common,
     )
 

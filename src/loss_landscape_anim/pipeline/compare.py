@@ -7,17 +7,18 @@ tell when a path leaves the slice the contours describe.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from .._validate import check_optional_positive_int, check_positive_int, check_positive_number
-from ..analysis import DEFAULT_MARGIN, DEFAULT_RESOLUTION
+from ..analysis import DEFAULT_MARGIN, DEFAULT_RESOLUTION, loss_along_line
 from ..directions import check_directions, fit_plane
 from ..params.layout import ParamLayout
 from ..record import train
@@ -57,6 +58,9 @@ class Comparison:
         grid: the loss grid covering every path.
         center: the optimizer whose final weights are the plane's origin.
         animation: the rendered animation, or None when not rendered.
+        barriers: ``(a, b)`` -> the loss barrier on the straight line between the final weights
+            of optimizers ``a`` and ``b`` (:attr:`LossLine.barrier`): about 0 or below when they
+            found the same basin, clearly positive when a ridge separates them.
     """
 
     trajectories: dict[str, Trajectory]
@@ -65,6 +69,7 @@ class Comparison:
     grid: LossGrid
     center: str
     animation: Animation | None = None
+    barriers: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 def compare_optimizers(
@@ -151,6 +156,7 @@ def compare_optimizers(
     trained = with_final_weights(model, trajectories[center])
     extra = [p.path_2d for p in planes.values()]
     grid = evaluate_grid(trained, data, plane, grid_options, run, extra_paths=extra)
+    barriers = _barriers(trained, data, trajectories, grid_options, run)
     animation = None
     if render_options is not None:
         losses: dict[str, PathLosses] | None = None
@@ -176,7 +182,38 @@ def compare_optimizers(
             default_style=Style(title=_title(center)),
             path_losses=losses,
         )
-    return Comparison(trajectories, plane, planes, grid, center, animation)
+    return Comparison(trajectories, plane, planes, grid, center, animation, barriers)
+
+
+#: Points on the line between two optimizers' final weights for their barrier.
+BARRIER_POINTS = 21
+
+
+def _barriers(
+    trained: nn.Module,
+    data: Any,
+    trajectories: dict[str, Trajectory],
+    grid: GridOptions,
+    run: RunOptions,
+) -> dict[tuple[str, str], float]:
+    """The loss barrier between the final weights of each pair of optimizers."""
+    barriers = {}
+    with timed("barriers"):
+        for a, b in itertools.combinations(trajectories, 2):
+            line = loss_along_line(
+                trained,
+                data,
+                trajectories[a].final_params,
+                trajectories[b].final_params,
+                n_points=BARRIER_POINTS,
+                labels=(a, b),
+                device=run.device,
+                n_examples=grid.n_examples,
+                num_threads=run.num_threads,
+            )
+            barriers[(a, b)] = line.barrier
+            logger.info("loss barrier between %s and %s: %.4g", a, b, line.barrier)
+    return barriers
 
 
 def _learning_rates(

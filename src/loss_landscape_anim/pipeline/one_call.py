@@ -19,6 +19,7 @@ from ..record import train
 from ..record.optimizers import check_optimizer_spec
 from ..render import Animation, Style, frame_indices
 from ..results import Trajectory
+from .line_figure import write_loss_line
 from .options import (
     DEFAULT_FPS,
     DEFAULT_FRAMES,
@@ -72,6 +73,7 @@ def loss_landscape_anim(
     style: Style | None = None,
     progress: bool = True,
     strategy: str = "auto",
+    line_output: str | os.PathLike | None = None,
 ) -> Animation | tuple[list[np.ndarray], list[float], list[float]] | None:
     """Train a model, project its path onto 2 directions, evaluate the loss around the final
     weights and animate the path over the loss contours.
@@ -114,6 +116,8 @@ def loss_landscape_anim(
         style: how the animation looks.
         progress: progress bars.
         strategy: how the grid evaluates chunks of points (see :func:`compute_loss_grid`).
+        line_output: also write the loss on the straight line from the initial to the final
+            weights (Goodfellow et al. 2015) as a PNG figure here.
 
     Returns:
         ``(optim_path, loss_steps, accu_steps)`` with ``return_data``; else the
@@ -173,6 +177,8 @@ def loss_landscape_anim(
                 trained, data, trajectory, frames, device=run.device, num_threads=run.num_threads
             )
     animation = render(trajectory, plane, grid, render_options, run, **panels)
+    if line_output is not None:
+        write_loss_line(trained, data, trajectory, line_output, grid_options, run)
     if return_data:
         return (
             [np.array(row) for row in trajectory.params],

@@ -4,6 +4,7 @@
 from .animation import Animation
 from .animator import animate, frame_indices
 from .landscape_plot import plot_landscape
+from .loss_line_plot import plot_loss_line
 from .style import Style
 
-__all__ = ["Animation", "Style", "animate", "frame_indices", "plot_landscape"]
+__all__ = ["Animation", "Style", "animate", "frame_indices", "plot_landscape", "plot_loss_line"]
