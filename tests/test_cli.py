@@ -134,6 +134,7 @@ def test_console_script_help(tmp_path):
         (["--margin", "x"], ["argument --margin", "expected a finite number >= 0 but got 'x'"]),
         (["--center", "adam"], ["--center needs --compare"]),
         (["--line", "--compare", "adam,sgd"], ["--line draws a single run"]),
+        (["--view", "flat"], ["argument --view", "invalid choice: 'flat'", "'surface'"]),
         (["--lr", "0"], ["argument --lr", "expected a positive finite number but got '0'"]),
         (["--lr", "inf"], ["argument --lr", "'inf'"]),
         (["--resolution", "-3"], ["argument --resolution", "'-3'"]),

@@ -25,6 +25,7 @@ EXPECTED = {
     "decision_regions",
     "Style",
     "plot_landscape",
+    "interactive_surface",
     "plot_loss_line",
     "loss_along_line",
     # their results
@@ -83,7 +84,7 @@ def test_import_does_not_import_matplotlib_or_optional_packages():
     code = (
         "import sys\n"
         "import loss_landscape_anim\n"
-        "heavy = ('matplotlib', 'IPython', 'lightning', 'imageio_ffmpeg')\n"
+        "heavy = ('matplotlib', 'IPython', 'lightning', 'imageio_ffmpeg', 'plotly')\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )
     result = subprocess.run(

@@ -18,7 +18,14 @@ from .evaluate import LossEvaluator
 from .models import MLP, GenericModel, LeNet
 from .pipeline import Comparison, compare_optimizers, loss_landscape_anim
 from .record import TrajectoryRecorder, train
-from .render import Animation, Style, animate, plot_landscape, plot_loss_line
+from .render import (
+    Animation,
+    Style,
+    animate,
+    interactive_surface,
+    plot_landscape,
+    plot_loss_line,
+)
 from .results import DecisionRegions, LossGrid, LossLine, PathLosses, Plane, Trajectory
 
 __version__ = "0.2.0"
@@ -48,6 +55,7 @@ __all__ = [
     "compare_optimizers",
     "compute_loss_grid",
     "decision_regions",
+    "interactive_surface",
     "loss_along_line",
     "loss_landscape_anim",
     "path_losses",

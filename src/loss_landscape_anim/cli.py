@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--seed", type=_int, default=0, help="random seed (default 0)")
     add("--output", default="sample.gif", help="output file: .gif, .mp4 or .html")
+    add(
+        "--view",
+        choices=["contour", "surface"],
+        default="contour",
+        type=str.lower,
+        help="contours from above, or the loss surface in 3D (default contour)",
+    )
     add("--fps", type=_positive_int, default=15, help="frames per second (default 15)")
     add(
         "--frames",
@@ -134,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write <output stem>.line.png: the loss on the straight line from the initial "
         "to the final weights",
     )
+    add(
+        "--interactive",
+        action="store_true",
+        help="also write <output stem>.interactive.html: the 3D surface to rotate, with the path "
+        "and a step slider (needs plotly)",
+    )
     add("--checkpoints", default="checkpoints/", help="folder for weights and trajectory")
     add("--load", action="store_true", help="re-render from saved weights, without training")
     add("--no-progress", action="store_true", help="hide progress bars")
@@ -152,9 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--center needs --compare")
     if args.line and args.compare is not None:
         parser.error("--line draws a single run: leave out --compare")
+    if args.interactive and args.compare is not None:
+        parser.error("--interactive draws a single run: leave out --compare")
     try:
         _run(args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError, ImportError) as exc:
         _fail(exc)
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
@@ -170,7 +185,7 @@ def _fail(exc: BaseException) -> NoReturn:
 
 def _run(args: argparse.Namespace) -> None:
     from .pipeline import loss_landscape_anim
-    from .pipeline.line_figure import line_path
+    from .pipeline.line_figure import interactive_path, line_path
     from .render.writers import format_for
 
     format_for(args.output)  # before any data are downloaded or files written
@@ -179,6 +194,7 @@ def _run(args: argparse.Namespace) -> None:
         learning_rate=args.lr,
         resolution=args.resolution,
         margin=args.margin,
+        view=args.view,
         device=args.device,
         progress=not args.no_progress,
     )
@@ -214,6 +230,7 @@ def _run(args: argparse.Namespace) -> None:
         seed=args.seed,
         batch_size=args.batch_size,
         line_output=line_path(args.output) if args.line else None,
+        interactive_output=interactive_path(args.output) if args.interactive else None,
         **common,
     )
 

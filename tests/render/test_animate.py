@@ -482,3 +482,61 @@ def test_the_animation_colour_bar_reads_in_loss_values_on_a_log_scale(pipeline):
     loss = pipeline.grid.loss
     assert len(ticks) >= 2
     assert loss.min() * (1 - 1e-9) <= min(ticks) and max(ticks) <= loss.max() * (1 + 1e-9)
+
+
+# -- the 3D view ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", ["gif", "mp4", "html"])
+def test_surface_view_writes_every_format(pipeline, tmp_path, suffix):
+    out = tmp_path / f"surface.{suffix}"
+    animation = animate(
+        pipeline.trajectory,
+        pipeline.plane,
+        pipeline.grid,
+        out,
+        n_frames=3,
+        progress=False,
+        view="surface",
+    )
+    assert animation.n_frames == 3 and animation.size == (900, 600)
+    data = out.read_bytes()
+    if suffix == "gif":
+        frames = gif_frames(data)
+        assert len(frames) == 3
+        # the camera turns: the surface moves between the first and the last frame
+        left = (slice(60, 540), slice(0, 500))
+        assert (
+            np.abs(frames[0][left].astype(int) - frames[-1][left]).sum(axis=2).astype(bool).mean()
+            > 0.05
+        )
+    elif suffix == "mp4":
+        assert data[4:8] == b"ftyp" and b"avc1" in data
+        assert mp4_facts(out)[0] == 3
+    else:
+        assert data.count(b"data:image/png;base64,") == 3
+        assert b"http://" not in data and b"https://" not in data
+
+
+def test_surface_view_draws_the_path_at_the_planes_loss(pipeline):
+    from loss_landscape_anim.render.surface import grid_loss_at
+    from loss_landscape_anim.render.surface_figure import SurfaceFigure
+
+    style = Style()
+    paths = path_views(pipeline.trajectory, pipeline.plane, None, style)
+    figure = SurfaceFigure(paths, pipeline.grid, pipeline.plane, style, turn=0.0)
+    expected = np.log10(grid_loss_at(pipeline.grid, pipeline.plane.path_2d))
+    np.testing.assert_allclose(figure.heights[0], expected, rtol=1e-12)
+    figure.frame(5)
+    x, y, z = figure.lines[0].get_data_3d()
+    np.testing.assert_array_equal(np.stack([x, y], axis=1), pipeline.plane.path_2d[:6])
+    np.testing.assert_array_equal(z, expected[:6])
+    assert figure.ax.get_zlabel() == "loss (log scale)"
+
+
+def test_bad_view(pipeline, tmp_path):
+    with pytest.raises(
+        ValueError, match="Expected view to be one of 'contour', 'surface' but got 'flat'"
+    ):
+        animate(pipeline.trajectory, pipeline.plane, pipeline.grid, tmp_path / "a.gif", view="flat")
+    assert list(tmp_path.iterdir()) == []

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from loss_landscape_anim import LossGrid, Plane, Trajectory, plot_landscape
 from loss_landscape_anim.params.layout import ParamLayout
 from loss_landscape_anim.render.loss_scale import LossScale, nice_ticks
-from loss_landscape_anim.render.surface_heights import grid_loss_at
+from loss_landscape_anim.render.surface import grid_loss_at
 from tolerance import sum_tolerance
 
 LAYOUT = ParamLayout(("w",), ((3,),))

@@ -97,6 +97,7 @@ def compare_optimizers(
     style: Style | None = None,
     progress: bool = True,
     strategy: str = "auto",
+    view: str = "contour",
 ) -> Comparison:
     """Train one copy of the model per optimizer from identical initial weights, project all
     paths onto one shared plane through ``center``'s final weights, and animate them together.
@@ -114,7 +115,7 @@ def compare_optimizers(
         output_filename: ``.gif``, ``.mp4`` or ``.html``; None skips rendering.
         learning_rates: label -> learning rate; others use ``learning_rate`` or the model's.
         giffps, n_frames: frames per second, and at most this many frames.
-        resolution, margin, device, gpus, n_examples: as for :func:`loss_landscape_anim`.
+        resolution, margin, device, gpus, n_examples, view: as for :func:`loss_landscape_anim`.
     """
     specs = _optimizer_specs(optimizers)
     center = next(iter(specs)) if center is None else center
@@ -129,7 +130,7 @@ def compare_optimizers(
     check_positive_int(giffps, "giffps")
     check_optional_positive_int(n_frames, "n_frames")
     render_options = (
-        RenderOptions.of(output_filename, fps=giffps, n_frames=n_frames, style=style)
+        RenderOptions.of(output_filename, fps=giffps, n_frames=n_frames, style=style, view=view)
         if output_filename is not None
         else None
     )

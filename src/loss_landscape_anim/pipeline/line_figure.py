@@ -16,7 +16,7 @@ from ..results import LossLine, Trajectory
 from .options import GridOptions, RunOptions
 from .stages import timed
 
-__all__ = ["LINE_MARGIN", "line_path", "write_loss_line"]
+__all__ = ["LINE_MARGIN", "interactive_path", "line_path", "write_loss_line"]
 
 #: How far the run's line extends beyond the initial and final weights (share of its length).
 LINE_MARGIN = 0.25
@@ -26,6 +26,12 @@ def line_path(output: str | os.PathLike) -> Path:
     """``<stem>.line.png`` beside ``output`` (``sample.gif`` -> ``sample.line.png``)."""
     output = Path(output)
     return output.with_name(output.stem + ".line.png")
+
+
+def interactive_path(output: str | os.PathLike) -> Path:
+    """``<stem>.interactive.html`` beside ``output``."""
+    output = Path(output)
+    return output.with_name(output.stem + ".interactive.html")
 
 
 def write_loss_line(

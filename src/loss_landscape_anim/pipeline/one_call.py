@@ -17,7 +17,8 @@ from ..directions import check_directions, project
 from ..params.layout import ParamLayout
 from ..record import train
 from ..record.optimizers import check_optimizer_spec
-from ..render import Animation, Style, frame_indices
+from ..render import Animation, Style, frame_indices, interactive_surface
+from ..render.interactive import check_plotly, write_interactive_html
 from ..results import Trajectory
 from .line_figure import write_loss_line
 from .options import (
@@ -74,6 +75,8 @@ def loss_landscape_anim(
     progress: bool = True,
     strategy: str = "auto",
     line_output: str | os.PathLike | None = None,
+    view: str = "contour",
+    interactive_output: str | os.PathLike | None = None,
 ) -> Animation | tuple[list[np.ndarray], list[float], list[float]] | None:
     """Train a model, project its path onto 2 directions, evaluate the loss around the final
     weights and animate the path over the loss contours.
@@ -116,6 +119,10 @@ def loss_landscape_anim(
         style: how the animation looks.
         progress: progress bars.
         strategy: how the grid evaluates chunks of points (see :func:`compute_loss_grid`).
+        view: ``"contour"`` or ``"surface"`` (the loss surface in 3D, with a slow camera turn).
+        interactive_output: also write the rotatable 3D surface with the path and a step
+            slider (:func:`interactive_surface`) here, as one self-contained HTML file (needs
+            ``plotly``: the ``[interactive]`` extra).
         line_output: also write the loss on the straight line from the initial to the final
             weights (Goodfellow et al. 2015) as a PNG figure here.
 
@@ -136,6 +143,8 @@ def loss_landscape_anim(
             "decision_regions=True needs 2-D inputs (a 2-input classifier) but the data have "
             f"input_dim {datamodule.input_dim!r}"
         )
+    if interactive_output is not None:
+        check_plotly()  # before any training
     grid_options = GridOptions(resolution, margin, n_examples, strategy)
     render_options = RenderOptions.of(
         output_filename if output_to_file else None,
@@ -143,6 +152,7 @@ def loss_landscape_anim(
         n_frames=n_frames if sampling else None,
         style=style,
         format=None if output_to_file else "gif",
+        view=view,
     )
     model_gpus = getattr(model, "gpus", 0) if isinstance(getattr(model, "gpus", 0), int) else 0
     run = RunOptions.of(device=device, gpus=gpus or model_gpus, seed=seed, progress=progress)
@@ -165,6 +175,10 @@ def loss_landscape_anim(
             trajectory, method, directions=custom_directions, seed=seed, num_threads=run.num_threads
         )
     grid = evaluate_grid(trained, data, plane, grid_options, run)
+    if interactive_output is not None:
+        with timed("interactive surface"):
+            figure = interactive_surface(grid, plane=plane, trajectory=trajectory)
+            write_interactive_html(figure, interactive_output)
     frames = frame_indices(len(trajectory), render_options.n_frames)
     panels: dict[str, Any] = {}
     if show_path_losses:

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from .._runtime import progress_bar
-from .._validate import check_optional_positive_int, check_positive_int
+from .._validate import check_choice, check_optional_positive_int, check_positive_int
 from ..results import DecisionRegions, LossGrid, PathLosses, Plane, Trajectory
 from .animation import Animation
+from .landscape_plot import VIEWS
 from .style import PathView, Style
 from .writers import encode_frames, format_for
 
@@ -48,8 +49,10 @@ def animate(
     path_losses: PathLosses | Mapping[str, PathLosses] | None = None,
     decision_regions: DecisionRegions | None = None,
     progress: bool = True,
+    view: str = "contour",
 ) -> Animation:
-    """Render the path(s) over the loss contours and write the animation.
+    """Render the path(s) over the loss contours (or on the 3D loss surface) and write the
+    animation.
 
     Args:
         trajectory: the recorded path, or a mapping name -> path to animate several in sync.
@@ -65,16 +68,22 @@ def animate(
         decision_regions: a :class:`~loss_landscape_anim.decision.DecisionRegions` to draw in a
             side panel (2-input classifiers).
         progress: show a progress bar.
+        view: ``"contour"`` (filled contours from above) or ``"surface"`` (the loss surface in
+            3D, each path drawn on it at the loss of the plane under it, with a slow camera turn;
+            slower to render: the surface is redrawn every frame).
     """
     fps = check_positive_int(fps, "fps")
+    view = check_choice(view, "view", VIEWS)
     fmt = format_for(output, format)
     style = style or Style()
     paths = path_views(trajectory, plane, path_losses, style)
     n_rows = max(len(p.steps) for p in paths)
     frames = frame_indices(n_rows, n_frames)
     from .figure import LandscapeFigure
+    from .surface_figure import SurfaceFigure
 
-    figure = LandscapeFigure(
+    figure_class = SurfaceFigure if view == "surface" else LandscapeFigure
+    figure = figure_class(
         paths,
         grid,
         plane if isinstance(plane, Plane) else next(iter(plane.values())),
@@ -86,7 +95,12 @@ def animate(
         images, enabled=progress, total=len(frames), desc="rendering", unit="frame"
     )
     data = encode_frames(
-        images, fmt, fps=fps, output=output, palette_source=figure.palette_source()
+        images,
+        fmt,
+        fps=fps,
+        output=output,
+        palette_source=figure.palette_source(),
+        n_frames=len(frames),
     )
     size = figure.size
     path = Path(output) if output is not None else None

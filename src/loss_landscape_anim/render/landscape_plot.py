@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # matplotlib is imported when drawing, not with the package
 
     from .loss_scale import LossScale
 
-__all__ = ["VIEWS", "plot_landscape"]
+__all__ = ["VIEWS", "path_coordinates", "plot_landscape"]
 
 #: The views of a landscape: filled contours seen from above, or a 3D surface.
 VIEWS = ("contour", "surface")
@@ -68,12 +68,12 @@ def plot_landscape(
     import matplotlib
 
     from .loss_scale import LossScale
-    from .surface_heights import path_heights
+    from .surface import path_heights
 
     view = check_choice(view, "view", VIEWS)
     if not isinstance(grid, LossGrid):
         raise TypeError(f"Expected grid to be a LossGrid but got {type(grid).__name__}")
-    xy = _path_xy(plane, trajectory)
+    xy = path_coordinates(plane, trajectory)
     scale = LossScale.of(grid.loss, levels, log)
     with matplotlib.rc_context({"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9}):
         fig, ax = _axes(ax, view)
@@ -91,7 +91,8 @@ def plot_landscape(
     return fig, ax
 
 
-def _path_xy(plane: Plane | None, trajectory: Trajectory | None) -> np.ndarray | None:
+def path_coordinates(plane: Plane | None, trajectory: Trajectory | None) -> np.ndarray | None:
+    """The path to draw: ``plane.path_2d``, or ``trajectory`` projected onto ``plane``."""
     if plane is not None and not isinstance(plane, Plane):
         raise TypeError(f"Expected plane to be a Plane or None but got {type(plane).__name__}")
     if trajectory is None:
@@ -186,36 +187,14 @@ def _draw_surface(
 ) -> None:
     import matplotlib
 
+    from .surface import draw_surface
+
     ax.view_init(elev=elevation, azim=azimuth)
     if scale is None:
         _no_values(ax)
         return
-    X, Y = np.meshgrid(grid.xs, grid.ys)
-    Z = np.ma.masked_invalid(scale.height(grid.loss))
-    colors = matplotlib.colormaps[cmap](scale.norm(np.ma.masked_invalid(grid.loss)))
-    ax.plot_surface(
-        X,
-        Y,
-        Z,
-        facecolors=colors,
-        rstride=1,
-        cstride=1,
-        linewidth=0,
-        antialiased=False,
-        shade=False,
-    )
-    ax.computed_zorder = False
-    ticks = scale.ticks()
-    ax.set_zticks(scale.height(ticks), labels=scale.tick_labels())
-    ax.set_zlim(scale.height(scale.low), scale.height(scale.high))
-    ax.set_zlabel("loss (log scale)" if scale.log else "loss")
-    ax.set_xlim(grid.xs[0], grid.xs[-1])
-    ax.set_ylim(grid.ys[0], grid.ys[-1])
-    if colorbar:
-        from matplotlib.cm import ScalarMappable
-
-        mappable = ScalarMappable(norm=scale.norm, cmap=cmap)
-        scale.colorbar(fig, mappable, ax, matplotlib.rcParams["font.size"], shrink=0.6, pad=0.12)
+    size = matplotlib.rcParams["font.size"]
+    draw_surface(fig, ax, grid, scale, cmap, text_size=size, colorbar=colorbar)
 
 
 def _draw_path_3d(ax: Any, xy: np.ndarray, z: np.ndarray, color: str) -> None:
