@@ -96,6 +96,8 @@ def interactive_surface(
     fig.update_layout(
         title=title,
         scene={
+            # seen from a little farther than Plotly's default, so no axis title is cut off
+            "camera": {"eye": {"x": 1.45, "y": -1.45, "z": 0.95}},
             "xaxis_title": labels[0],
             "yaxis_title": labels[1],
             "zaxis": {

@@ -83,16 +83,18 @@ def _draw_loss(ax: Any, line: LossLine, color: str, log: bool) -> None:
             linewidth=1.5,
             label=f"barrier {barrier:.3g}",
         )
-    for a, name in ((0.0, line.labels[0]), (1.0, line.labels[1])):
+    # Each end named inside the axes, beside its dotted line: room above stays for a title.
+    for a, name, side in ((0.0, line.labels[0], 1), (1.0, line.labels[1], -1)):
         ax.axvline(a, color="0.6", linestyle=":", linewidth=1.0)
         ax.annotate(
             name,
             (a, 1.0),
             xycoords=("data", "axes fraction"),
-            xytext=(0, 3),
+            xytext=(3 * side, -4),
             textcoords="offset points",
-            ha="center",
-            va="bottom",
+            ha="left" if side > 0 else "right",
+            va="top",
+            color="0.3",
         )
     finite = loss[np.isfinite(loss)]
     if log and finite.size and finite.min() > 0 and finite.max() > 3 * finite.min():
