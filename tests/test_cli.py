@@ -74,6 +74,28 @@ def test_main_tiny_run(tmp_path, capsys):
     assert captured.out == ""
 
 
+def test_main_line_and_interactive_write_beside_the_animation(tmp_path):
+    assert main([*TINY, "--output", "runs/x.gif", "--line", "--interactive"]) == 0
+    with Image.open(tmp_path / "runs" / "x.line.png") as im:
+        assert im.format == "PNG"
+        assert im.size[0] >= 600 and im.size[1] >= 400
+    page = (tmp_path / "runs" / "x.interactive.html").read_text()
+    assert "Plotly.newPlot" in page and '"type":"surface"' in page.replace(" ", "")
+    assert {"runs/x.gif", "runs/x.line.png", "runs/x.interactive.html"} <= set(
+        files_under(tmp_path)
+    )
+
+
+def test_interactive_without_plotly_fails_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "plotly", None)
+    monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
+    with pytest.raises(SystemExit) as info:
+        main([*TINY, "--interactive"])
+    assert info.value.code == 2
+    assert_one_line_error(capsys.readouterr().err, "pip install 'loss-landscape-anim[interactive]'")
+    assert files_under(tmp_path) == []
+
+
 def test_main_load_rerenders_the_same_gif(tmp_path):
     assert main([*TINY, "--output", "a.gif", "--checkpoints", "ck"]) == 0
     assert main([*TINY, "--output", "b.gif", "--checkpoints", "ck", "--load"]) == 0
@@ -126,6 +148,8 @@ def test_console_script_help(tmp_path):
         (["--margin", "inf"], ["argument --margin", "'inf'"]),
         (["--margin", "x"], ["argument --margin", "expected a finite number >= 0 but got 'x'"]),
         (["--center", "adam"], ["--center needs --compare"]),
+        (["--line", "--compare", "adam,sgd"], ["--line draws a single run"]),
+        (["--view", "flat"], ["argument --view", "invalid choice: 'flat'", "'surface'"]),
         (["--lr", "0"], ["argument --lr", "expected a positive finite number but got '0'"]),
         (["--lr", "inf"], ["argument --lr", "'inf'"]),
         (["--resolution", "-3"], ["argument --resolution", "'-3'"]),

@@ -32,10 +32,16 @@ EXPECTED = {
     "curvature_grid",
     "curvature_along_path",
     "plot_curvature",
+    # figures and the 1D line
+    "plot_landscape",
+    "interactive_surface",
+    "plot_loss_line",
+    "loss_along_line",
     # their results
     "Trajectory",
     "Plane",
     "LossGrid",
+    "LossLine",
     "Animation",
     "Comparison",
     "PathLosses",
@@ -91,7 +97,7 @@ def test_import_does_not_import_matplotlib_or_optional_packages():
     code = (
         "import sys\n"
         "import loss_landscape_anim\n"
-        "heavy = ('matplotlib', 'IPython', 'lightning', 'imageio_ffmpeg', 'scipy')\n"
+        "heavy = ('matplotlib', 'IPython', 'lightning', 'imageio_ffmpeg', 'scipy', 'plotly')\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )
     result = subprocess.run(

@@ -29,6 +29,7 @@ from .analysis import (
     fill_losses,
     hessian_eigenvalues,
     hessian_trace,
+    loss_along_line,
     path_losses,
 )
 from .data import MNISTDataModule, SpiralsDataModule
@@ -38,13 +39,22 @@ from .evaluate import LossEvaluator
 from .models import MLP, GenericModel, LeNet
 from .pipeline import Comparison, compare_optimizers, loss_landscape_anim
 from .record import TrajectoryRecorder, record_training, train
-from .render import Animation, Style, animate, plot_curvature
+from .render import (
+    Animation,
+    Style,
+    animate,
+    interactive_surface,
+    plot_curvature,
+    plot_landscape,
+    plot_loss_line,
+)
 from .results import (
     CurvatureGrid,
     DecisionRegions,
     HessianSpectrum,
     HessianTrace,
     LossGrid,
+    LossLine,
     PathCurvature,
     PathLosses,
     Plane,
@@ -68,6 +78,7 @@ __all__ = [
     "LeNet",
     "LossEvaluator",
     "LossGrid",
+    "LossLine",
     "MNISTDataModule",
     "PathCurvature",
     "PathLosses",
@@ -86,9 +97,13 @@ __all__ = [
     "fill_losses",
     "hessian_eigenvalues",
     "hessian_trace",
+    "interactive_surface",
+    "loss_along_line",
     "loss_landscape_anim",
     "path_losses",
     "plot_curvature",
+    "plot_landscape",
+    "plot_loss_line",
     "project",
     "record_training",
     "train",

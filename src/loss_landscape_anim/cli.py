@@ -117,13 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="directions of the plane (default pca)",
     )
     add("--seed", type=_seed, default=0, help="random seed (default 0)")
-    _add_output_and_data_arguments(add)
+    _add_output_and_grid_arguments(add)
     return parser
 
 
-def _add_output_and_data_arguments(add: Callable[..., Any]) -> None:
-    """The animation, grid, data, comparison and run options of :func:`build_parser`."""
+def _add_output_and_grid_arguments(add: Callable[..., Any]) -> None:
+    """The animation and grid options of :func:`build_parser`."""
     add("--output", default="sample.gif", help="output file: .gif, .mp4 or .html")
+    add(
+        "--view",
+        choices=["contour", "surface"],
+        default="contour",
+        type=str.lower,
+        help="contours from above, or the loss surface in 3D (default contour)",
+    )
     add(
         "--fps",
         type=_positive_int,
@@ -149,6 +156,11 @@ def _add_output_and_data_arguments(add: Callable[..., Any]) -> None:
         help=f"room around the path, share of its extent (default {DEFAULT_MARGIN})",
     )
     add("--device", default=None, help="cpu, cuda, cuda:N (default cpu)")
+    _add_data_and_run_arguments(add)
+
+
+def _add_data_and_run_arguments(add: Callable[..., Any]) -> None:
+    """The data, comparison, extra outputs and run options of :func:`build_parser`."""
     add(
         "--data",
         choices=["spirals", "mnist"],
@@ -183,6 +195,18 @@ def _add_output_and_data_arguments(add: Callable[..., Any]) -> None:
         "and write the convexity map |λmin/λmax| beside the output as <stem>.curvature.png",
     )
     add(
+        "--line",
+        action="store_true",
+        help="also write <output stem>.line.png: the loss on the straight line from the initial "
+        "to the final weights",
+    )
+    add(
+        "--interactive",
+        action="store_true",
+        help="also write <output stem>.interactive.html: the 3D surface to rotate, with the path "
+        "and a step slider (needs plotly)",
+    )
+    add(
         "--checkpoints",
         default="checkpoints/",
         action=_Given,
@@ -209,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _warn_in_one_line
             _run_on_ranks(args)
-    except (ValueError, TypeError, OSError, RuntimeError) as exc:
+    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as exc:
         _fail(exc)
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
@@ -232,6 +256,9 @@ def _check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespac
                 parser.error(f"{option} does not apply with --compare: {_COMPARE_REFUSES[option]}")
         if args.load:
             parser.error("--load does not apply with --compare: " + _COMPARE_REFUSES["--load"])
+        for flag, given_flag in (("--line", args.line), ("--interactive", args.interactive)):
+            if given_flag:
+                parser.error(f"{flag} draws a single run: leave out --compare")
         if args.center is not None and args.center.strip().lower() not in args.compare:
             parser.error(
                 f"argument --center: expected one of the compared optimizers "
@@ -284,6 +311,7 @@ def _run_on_ranks(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> None:
     from .pipeline import loss_landscape_anim
+    from .pipeline.line_figure import interactive_path, line_path
 
     data, model = _data_and_model(args)
     batch_size = args.batch_size if data is None else None  # MNIST's is set on its data module
@@ -291,6 +319,7 @@ def _run(args: argparse.Namespace) -> None:
         learning_rate=args.lr,
         resolution=args.resolution,
         margin=args.margin,
+        view=args.view,
         device=args.device,
         progress=not args.no_progress,
         curvature=args.curvature,
@@ -327,6 +356,8 @@ def _run(args: argparse.Namespace) -> None:
         n_frames=args.frames or DEFAULT_FRAMES,
         seed=args.seed,
         batch_size=batch_size,
+        line_output=line_path(args.output) if args.line else None,
+        interactive_output=interactive_path(args.output) if args.interactive else None,
         **common,
     )
 

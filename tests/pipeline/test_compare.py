@@ -49,8 +49,9 @@ def test_the_plane_passes_through_the_centres_final_weights(comparison) -> None:
     result, _ = comparison
     centre = result.trajectories["rmsprop"]
     assert result.center == "rmsprop"
-    np.testing.assert_allclose(result.plane.origin, centre.params[-1], rtol=0, atol=1e-6)
-    np.testing.assert_allclose(result.planes["rmsprop"].path_2d[-1], 0.0, atol=1e-6)
+    np.testing.assert_array_equal(result.plane.origin, centre.params[-1].astype(np.float64))
+    # The centre's final row is the origin: its offset, and every sum over it, is exactly 0.
+    np.testing.assert_array_equal(result.planes["rmsprop"].path_2d[-1], 0.0)
     for name, plane in result.planes.items():
         np.testing.assert_array_equal(plane.directions, result.plane.directions)
         assert plane.path_2d.shape == (len(result.trajectories[name]), 2)
@@ -197,3 +198,22 @@ def test_a_diverging_run_still_animates_and_warns(tmp_path) -> None:
         )
     with Image.open(out) as gif:
         assert 1 <= gif.n_frames < 31  # the path stops where values stopped being finite
+
+
+def test_barriers_between_each_pair_of_final_weights(comparison) -> None:
+    from loss_landscape_anim import MLP, loss_along_line
+    from loss_landscape_anim.pipeline.compare import BARRIER_POINTS
+
+    result, _ = comparison
+    assert set(result.barriers) == {("adam", "sgd"), ("adam", "rmsprop"), ("sgd", "rmsprop")}
+    architecture = MLP(2, 3)  # the default model's; the line ignores its own weights
+    for (a, b), barrier in result.barriers.items():
+        line = loss_along_line(
+            architecture,
+            SpiralsDataModule(n_per_class=40),
+            result.trajectories[a].final_params,
+            result.trajectories[b].final_params,
+            n_points=BARRIER_POINTS,
+        )
+        assert np.isfinite(barrier)
+        assert barrier == line.barrier

@@ -401,6 +401,37 @@ def test_trajectory_of_the_wrong_type(pipeline, trajectory):
         animate(trajectory, pipeline.plane, pipeline.grid, None)
 
 
+def mp4_facts(path: Path) -> tuple[int, str]:
+    """(frame count, codec) of an MP4, read by the ffmpeg that ``[video]`` installs."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    n_frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+    probe = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return n_frames, probe.stderr
+
+
+def test_animate_writes_an_h264_mp4_with_the_ffmpeg_of_the_video_extra(pipeline, tmp_path):
+    out = tmp_path / "anim.mp4"
+    animation = animate(
+        pipeline.trajectory, pipeline.plane, pipeline.grid, out, n_frames=8, progress=False
+    )
+    assert animation.format == "mp4" and animation.n_frames == 8
+    head = out.read_bytes()[:64]
+    assert head[4:8] == b"ftyp"
+    assert b"avc1" in out.read_bytes()
+    n_frames, probe = mp4_facts(out)
+    assert n_frames == 8
+    assert "Video: h264" in probe and "900x600" in probe
+    assert [p.name for p in tmp_path.iterdir()] == ["anim.mp4"]
+
+
 def test_mp4_without_ffmpeg_fails_before_rendering(pipeline, tmp_path, monkeypatch):
     import shutil
     import sys
@@ -437,3 +468,75 @@ def test_failed_rendering_keeps_the_previous_file(pipeline, tmp_path, monkeypatc
         animate(pipeline.trajectory, pipeline.plane, pipeline.grid, out, progress=False)
     assert out.read_bytes() == b"previous animation"
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["anim.gif"]
+
+
+def test_the_animation_colour_bar_reads_in_loss_values_on_a_log_scale(pipeline):
+    from loss_landscape_anim.render.figure import LandscapeFigure
+
+    style = Style()
+    paths = path_views(pipeline.trajectory, pipeline.plane, None, style)
+    figure = LandscapeFigure(paths, pipeline.grid, pipeline.plane, style)
+    bars = [a for a in figure.fig.axes if a.get_ylabel() == "loss (log scale)"]
+    assert len(bars) == 1 and bars[0].get_yscale() == "log"
+    ticks = [float(t.get_text()) for t in bars[0].get_yticklabels()]
+    loss = pipeline.grid.loss
+    assert len(ticks) >= 2
+    assert loss.min() * (1 - 1e-9) <= min(ticks) and max(ticks) <= loss.max() * (1 + 1e-9)
+
+
+# -- the 3D view ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", ["gif", "mp4", "html"])
+def test_surface_view_writes_every_format(pipeline, tmp_path, suffix):
+    out = tmp_path / f"surface.{suffix}"
+    animation = animate(
+        pipeline.trajectory,
+        pipeline.plane,
+        pipeline.grid,
+        out,
+        n_frames=3,
+        progress=False,
+        view="surface",
+    )
+    assert animation.n_frames == 3 and animation.size == (900, 600)
+    data = out.read_bytes()
+    if suffix == "gif":
+        frames = gif_frames(data)
+        assert len(frames) == 3
+        # the camera turns: the surface moves between the first and the last frame
+        left = (slice(60, 540), slice(0, 500))
+        assert (
+            np.abs(frames[0][left].astype(int) - frames[-1][left]).sum(axis=2).astype(bool).mean()
+            > 0.05
+        )
+    elif suffix == "mp4":
+        assert data[4:8] == b"ftyp" and b"avc1" in data
+        assert mp4_facts(out)[0] == 3
+    else:
+        assert data.count(b"data:image/png;base64,") == 3
+        assert b"http://" not in data and b"https://" not in data
+
+
+def test_surface_view_draws_the_path_at_the_planes_loss(pipeline):
+    from loss_landscape_anim.render.surface import grid_loss_at
+    from loss_landscape_anim.render.surface_figure import SurfaceFigure
+
+    style = Style()
+    paths = path_views(pipeline.trajectory, pipeline.plane, None, style)
+    figure = SurfaceFigure(paths, pipeline.grid, pipeline.plane, style, turn=0.0)
+    expected = np.log10(grid_loss_at(pipeline.grid, pipeline.plane.path_2d))
+    np.testing.assert_allclose(figure.heights[0], expected, rtol=1e-12)
+    figure.frame(5)
+    x, y, z = figure.lines[0].get_data_3d()
+    np.testing.assert_array_equal(np.stack([x, y], axis=1), pipeline.plane.path_2d[:6])
+    np.testing.assert_array_equal(z, expected[:6])
+    assert figure.ax.get_zlabel() == "loss (log scale)"
+
+
+def test_bad_view(pipeline, tmp_path):
+    with pytest.raises(
+        ValueError, match="Expected view to be one of 'contour', 'surface' but got 'flat'"
+    ):
+        animate(pipeline.trajectory, pipeline.plane, pipeline.grid, tmp_path / "a.gif", view="flat")
+    assert list(tmp_path.iterdir()) == []

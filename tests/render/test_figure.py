@@ -74,7 +74,7 @@ def test_losses_below_zero_are_drawn_on_a_linear_scale() -> None:
 
 def test_positive_losses_keep_the_log_scale() -> None:
     fig, _ = figure(trajectory(PATH), lambda X, Y: 1 + X**2 + Y**2)
-    assert colorbar_label(fig) == "log loss"
+    assert colorbar_label(fig) == "loss (log scale)"
 
 
 def test_a_constant_loss_is_said_so_without_a_minimum() -> None:

@@ -459,23 +459,41 @@ def test_failed_mp4_encoding_midway_keeps_the_existing_file(tmp_path, monkeypatc
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
 
 
-def test_failed_write_keeps_the_existing_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("suffix", ["gif", "html"])
+def test_failed_write_keeps_the_existing_file(tmp_path, monkeypatch, suffix):
     """A failure while the bytes are being written (disk full) leaves no partial file."""
-    out = tmp_path / "anim.gif"
+    out = tmp_path / f"anim.{suffix}"
     out.write_bytes(b"old")
-    real_write_bytes = Path.write_bytes
+    real_open = open
 
-    def disk_full(self, data):
-        real_write_bytes(self, data[: len(data) // 2])
-        raise OSError(28, "No space left on device")
+    class DiskFull:
+        """A file that takes 200 bytes, then fails as a full disk does."""
 
-    monkeypatch.setattr(Path, "write_bytes", disk_full)
+        def __init__(self, handle):
+            self.handle, self.written = handle, 0
+
+        def write(self, data):
+            if self.written + len(data) > 200:
+                raise OSError(28, "No space left on device")
+            self.written += len(data)
+            return self.handle.write(data)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    def full_disk_open(path, mode="r", *args, **kwargs):
+        return DiskFull(real_open(path, mode, *args, **kwargs))
+
+    monkeypatch.setattr(writers, "open", full_disk_open, raising=False)
     frames = moving_square(3)
     with pytest.raises(OSError, match="No space left"):
-        encode_frames(frames, "gif", fps=10, output=out, palette_source=palette_source(frames))
+        encode_frames(frames, suffix, fps=10, output=out, palette_source=palette_source(frames))
     monkeypatch.undo()
     assert out.read_bytes() == b"old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["anim.gif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"anim.{suffix}"]
 
 
 def test_write_creates_missing_folders(tmp_path):

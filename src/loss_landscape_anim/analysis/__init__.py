@@ -1,12 +1,14 @@
-"""Analyses of a trained path: the loss grid of a plane, the losses along the path, the decision
-regions of a 2-input classifier, the curvature (Hessian eigenvalues and trace) at a point, over a
-plane and along the path. Thin users of :mod:`loss_landscape_anim.evaluate`."""
+"""Analyses of a trained path: the loss grid of a plane, the losses along the path, the loss along
+a straight line between two weight vectors, the decision regions of a 2-input classifier, the
+curvature (Hessian eigenvalues and trace) at a point, over a plane and along the path. Thin users
+of :mod:`loss_landscape_anim.evaluate`."""
 
 from .curvature import hessian_eigenvalues, hessian_trace
 from .curvature_grid import DEFAULT_CURVATURE_RESOLUTION, curvature_grid
 from .decision_regions import decision_regions
 from .fill_losses import fill_losses
 from .loss_grid import DEFAULT_MARGIN, DEFAULT_RESOLUTION, compute_loss_grid, grid_axes
+from .loss_line import loss_along_line
 from .path_curvature import curvature_along_path
 from .path_losses import path_losses
 
@@ -22,5 +24,6 @@ __all__ = [
     "grid_axes",
     "hessian_eigenvalues",
     "hessian_trace",
+    "loss_along_line",
     "path_losses",
 ]

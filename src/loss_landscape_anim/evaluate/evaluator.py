@@ -23,10 +23,10 @@ from .checkpoint import GridCheckpoint, array_fingerprint
 from .data import EvalData
 from .functional import FunctionalModel, compute_dtype
 from .points import PlanePoints, Points, WeightPoints
-from .schedule import collect
+from .schedule import chunk_slices, collect
 from .sizing import activation_bytes
 from .strategies import STRATEGIES, make_strategy, vmap_works
-from .strategies.base import Strategy
+from .strategies.base import Strategy, map_points
 from .strategies.bn_recompute import DEFAULT_BN_EXAMPLES, BNRecompute, has_batch_norm
 from .strategies.split import split_first_linear
 from .streamed import StreamedData, streamed_source
@@ -205,6 +205,29 @@ class LossEvaluator:
         on every rank of a distributed job)."""
         points = WeightPoints.of(weights, self.device, self.model.dtype)
         return self._run(self.weight_strategy, points, progress, desc)
+
+    def weight_accuracies(self, weights: np.ndarray) -> np.ndarray:
+        """Accuracy (K,) float64 at flat weight vectors ``weights`` (K, P): the share of examples
+        whose argmax prediction is the label, in chunks of points like the loss. NaN for a model
+        that does not output class logits for integer labels."""
+        points = WeightPoints.of(weights, self.device, self.model.dtype)
+        n = len(points)
+        if not self.model.is_classifier(self.data.X, self.data.y):
+            return np.full(n, np.nan)
+        correct = np.zeros(n, dtype=np.int64)
+        model = self.model
+        with torch.no_grad(), thread_scope(self.num_threads, small=self.small):
+            for sl in chunk_slices(n, self.chunk_points(n)) if n else []:
+                params = model.params(points.weights(sl))
+                for b in range(self.data.n_batches):
+                    xb, yb = self.data.batch(b)
+
+                    def point_correct(p: dict[str, torch.Tensor]) -> torch.Tensor:
+                        return model.correct(p, xb, yb)  # noqa: B023 (used at once)
+
+                    counts = map_points(point_correct, (params,), self.vectorized)
+                    correct[sl] += counts.cpu().numpy().astype(np.int64)
+        return correct / self.n_examples
 
     def chunk_points(self, n_points: int) -> int:
         """Points per chunk for a job of ``n_points`` points."""

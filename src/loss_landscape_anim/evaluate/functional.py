@@ -55,6 +55,21 @@ class FunctionalModel:
         """Mean loss on ``(x, y)`` with weights ``params``: a scalar, differentiable in them."""
         return self.loss_fn(self.outputs(params, x), y)
 
+    def correct(
+        self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
+        """Number of examples of ``(x, y)`` whose argmax prediction is the label (a scalar
+        tensor), with weights ``params``; for class logits (N, C) and integer labels (N,)."""
+        return (self.outputs(params, x).argmax(dim=1) == y).sum()
+
+    def is_classifier(self, x: torch.Tensor, y: torch.Tensor) -> bool:
+        """Whether the model gives class logits (N, C) for integer labels (N,): accuracy
+        applies."""
+        if y.ndim != 1 or y.is_floating_point():
+            return False
+        with torch.no_grad():
+            return self.module(x[:2]).ndim == 2
+
     def check(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Run the model and its loss on a few examples, with a clear error when they do not fit."""
         with torch.no_grad():

@@ -7,17 +7,18 @@ tell when a path leaves the slice the contours describe.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from .._validate import check_optional_positive_int, check_positive_int, check_positive_number
-from ..analysis import DEFAULT_MARGIN, DEFAULT_RESOLUTION
+from ..analysis import DEFAULT_MARGIN, DEFAULT_RESOLUTION, loss_along_line
 from ..directions import fit_plane
 from ..record import train
 from ..record.optimizers import OptimizerSpec, check_optimizer_spec
@@ -61,6 +62,9 @@ class Comparison:
         curvature: optimizer name -> the Hessian's extreme eigenvalues along its path
             (``curvature=True``).
         curvature_grid: the convexity map of the plane (``curvature=True`` with an output file).
+        barriers: ``(a, b)`` -> the loss barrier on the straight line between the final weights
+            of optimizers ``a`` and ``b`` (:attr:`LossLine.barrier`): about 0 or below when they
+            found the same basin, clearly positive when a ridge separates them.
     """
 
     trajectories: dict[str, Trajectory]
@@ -71,6 +75,7 @@ class Comparison:
     animation: Animation | None = None
     curvature: dict[str, PathCurvature] | None = None
     curvature_grid: CurvatureGrid | None = None
+    barriers: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 def compare_optimizers(
@@ -99,6 +104,7 @@ def compare_optimizers(
     progress: bool = True,
     strategy: str = "auto",
     curvature: bool = False,
+    view: str = "contour",
 ) -> Comparison:
     """Train one copy of the model per optimizer from identical initial weights, project all
     paths onto one shared plane through ``center``'s final weights, and animate them together.
@@ -119,7 +125,7 @@ def compare_optimizers(
         output_filename: ``.gif``, ``.mp4`` or ``.html``; None skips rendering.
         learning_rates: label -> learning rate; others use ``learning_rate`` or the model's.
         giffps, n_frames: frames per second, and at most this many frames.
-        resolution, margin, device, gpus, n_examples: as for :func:`loss_landscape_anim`.
+        resolution, margin, device, gpus, n_examples, view: as for :func:`loss_landscape_anim`.
         curvature: a side panel with the Hessian's extreme eigenvalues along each path (and
             2/lr for SGD), and the convexity map written beside the output as
             ``<stem>.curvature.png``.
@@ -134,7 +140,7 @@ def compare_optimizers(
     check_positive_int(giffps, "giffps")
     check_optional_positive_int(n_frames, "n_frames")
     render_options = (
-        RenderOptions.of(output_filename, fps=giffps, n_frames=n_frames, style=style)
+        RenderOptions.of(output_filename, fps=giffps, n_frames=n_frames, style=style, view=view)
         if output_filename is not None
         else None
     )
@@ -161,6 +167,7 @@ def compare_optimizers(
     plane, planes = _shared_plane(trajectories, center, method, custom_directions, run, hessian)
     extra = [p.path_2d for p in planes.values()]
     grid = evaluate_grid(trained, data, plane, grid_options, run, extra_paths=extra)
+    barriers = _barriers(trained, data, trajectories, grid_options, run)
     animation = curvature_map = None
     curves = None
     if curvature:
@@ -196,7 +203,40 @@ def compare_optimizers(
             curvature_map = write_curvature_map(
                 trained, data, plane, grid, render_options.output, grid_options, run, extra
             )
-    return Comparison(trajectories, plane, planes, grid, center, animation, curves, curvature_map)
+    return Comparison(
+        trajectories, plane, planes, grid, center, animation, curves, curvature_map, barriers
+    )
+
+
+#: Points on the line between two optimizers' final weights for their barrier.
+BARRIER_POINTS = 21
+
+
+def _barriers(
+    trained: nn.Module,
+    data: Any,
+    trajectories: dict[str, Trajectory],
+    grid: GridOptions,
+    run: RunOptions,
+) -> dict[tuple[str, str], float]:
+    """The loss barrier between the final weights of each pair of optimizers."""
+    barriers = {}
+    with timed("barriers"):
+        for a, b in itertools.combinations(trajectories, 2):
+            line = loss_along_line(
+                trained,
+                data,
+                trajectories[a].final_params,
+                trajectories[b].final_params,
+                n_points=BARRIER_POINTS,
+                labels=(a, b),
+                device=run.device,
+                n_examples=grid.n_examples,
+                num_threads=run.num_threads,
+            )
+            barriers[(a, b)] = line.barrier
+            logger.info("loss barrier between %s and %s: %.4g", a, b, line.barrier)
+    return barriers
 
 
 def _learning_rates(

@@ -11,6 +11,7 @@ import numpy as np
 from torch import nn
 
 from ..analysis import DEFAULT_CURVATURE_RESOLUTION, curvature_along_path, curvature_grid
+from ..integrations.distributed import is_writer
 from ..results import CurvatureGrid, LossGrid, PathCurvature, Plane, Trajectory
 from .options import GridOptions, RunOptions
 from .stages import timed
@@ -98,11 +99,12 @@ def write_curvature_map(
             num_threads=run.num_threads,
             progress=run.progress,
         )
-    save_curvature_png(
-        curvature_map_path(output),
-        result,
-        loss_grid=loss_grid,
-        axis_labels=plane.axis_labels(),
-        paths=paths,
-    )
+    if is_writer():  # rank 0 of a distributed job
+        save_curvature_png(
+            curvature_map_path(output),
+            result,
+            loss_grid=loss_grid,
+            axis_labels=plane.axis_labels(),
+            paths=paths,
+        )
     return result

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._io import check_output_path
 from .._validate import (
     check_optional_positive_int,
     check_positive_int,
@@ -19,11 +20,14 @@ from .._validate import (
 from ..analysis import DEFAULT_MARGIN, DEFAULT_RESOLUTION
 from ..analysis import decision_regions as compute_regions
 from ..directions import project
+from ..integrations.distributed import is_writer
 from ..record import train
 from ..record.optimizers import check_optimizer_spec
-from ..render import Animation, Style, frame_indices
+from ..render import Animation, Style, frame_indices, interactive_surface
+from ..render.interactive import check_plotly, write_interactive_html
 from ..results import Trajectory
 from .curvature import check_curvature, panel_curvature, write_curvature_map
+from .line_figure import write_loss_line
 from .options import (
     DEFAULT_FPS,
     DEFAULT_FRAMES,
@@ -79,6 +83,9 @@ def loss_landscape_anim(
     progress: bool = True,
     strategy: str = "auto",
     curvature: bool = False,
+    line_output: str | os.PathLike | None = None,
+    view: str = "contour",
+    interactive_output: str | os.PathLike | None = None,
 ) -> Animation | tuple[list[np.ndarray], list[float], list[float]] | None:
     """Train a model, project its path onto 2 directions, evaluate the loss around the final
     weights and animate the path over the loss contours.
@@ -128,6 +135,12 @@ def loss_landscape_anim(
         curvature: add a side panel with the Hessian's largest and smallest eigenvalue along the
             path (and 2/lr for SGD), and write the convexity map of the plane beside the output
             as ``<stem>.curvature.png`` (see :func:`curvature_grid`).
+        view: ``"contour"`` or ``"surface"`` (the loss surface in 3D, with a slow camera turn).
+        interactive_output: also write the rotatable 3D surface with the path and a step
+            slider (:func:`interactive_surface`) here, as one self-contained HTML file (needs
+            ``plotly``: the ``[interactive]`` extra).
+        line_output: also write the loss on the straight line from the initial to the final
+            weights (Goodfellow et al. 2015) as a PNG figure here.
 
     Returns:
         ``(optim_path, loss_steps, accu_steps)`` with ``return_data``; else the
@@ -142,6 +155,11 @@ def loss_landscape_anim(
     if learning_rate is not None:
         check_positive_number(learning_rate, "learning_rate")
     check_optional_positive_int(record_every, "record_every")
+    if interactive_output is not None:
+        check_plotly()  # before any training
+        check_output_path(interactive_output, "interactive_output")
+    if line_output is not None:
+        check_output_path(line_output, "line_output")
     grid_options = GridOptions(resolution, margin, n_examples, strategy)
     curvature = check_curvature(curvature)
     render_options = RenderOptions.of(
@@ -150,6 +168,7 @@ def loss_landscape_anim(
         n_frames=n_frames if sampling else None,
         style=style,
         format=None if output_to_file else "gif",
+        view=view,
     )
     model_gpus = getattr(model, "gpus", 0) if is_integer(getattr(model, "gpus", 0)) else 0
     run = RunOptions.of(device=device, gpus=gpus or model_gpus, seed=seed, progress=progress)
@@ -201,6 +220,12 @@ def loss_landscape_anim(
         write_curvature_map(
             trained, data, plane, grid, render_options.output, grid_options, run, [plane.path_2d]
         )
+    if line_output is not None:
+        write_loss_line(trained, data, trajectory, line_output, grid_options, run)
+    if interactive_output is not None and is_writer():
+        with timed("interactive surface"):
+            figure = interactive_surface(grid, plane=plane, trajectory=trajectory)
+            write_interactive_html(figure, interactive_output)
     if not load_model:
         files.save(trained, trajectory)
     if return_data:

@@ -17,7 +17,7 @@ from .._validate import check_choice, check_optional_positive_int
 from ..analysis.loss_grid import DEFAULT_MARGIN, DEFAULT_RESOLUTION, check_grid_arguments
 from ..directions import METHODS
 from ..evaluate import STRATEGIES
-from ..render import Style
+from ..render import VIEWS, Style
 from ..render.writers import check_fps, format_for
 
 __all__ = [
@@ -69,6 +69,7 @@ class RenderOptions:
     fps: int = DEFAULT_FPS
     n_frames: int | None = DEFAULT_FRAMES
     style: Style | None = None
+    view: str = "contour"
 
     @classmethod
     def of(
@@ -79,6 +80,7 @@ class RenderOptions:
         n_frames: Any = DEFAULT_FRAMES,
         style: Any = None,
         format: str | None = None,
+        view: Any = "contour",
     ) -> RenderOptions:
         if style is not None and not isinstance(style, Style):
             raise TypeError(f"Expected style to be a Style or None but got {type(style).__name__}")
@@ -89,6 +91,7 @@ class RenderOptions:
             fps=check_fps(fps, fmt, "giffps"),
             n_frames=check_optional_positive_int(n_frames, "n_frames"),
             style=style,
+            view=check_choice(view, "view", VIEWS),
         )
 
 

@@ -225,5 +225,6 @@ def render(
             format=options.format,
             style=options.style or default_style or Style(),
             progress=run.progress,
+            view=options.view,
             **panels,
         )

@@ -4,6 +4,19 @@
 from .animation import Animation
 from .animator import animate, frame_indices
 from .curvature import plot_curvature
+from .interactive import interactive_surface
+from .landscape_plot import VIEWS, plot_landscape
+from .loss_line_plot import plot_loss_line
 from .style import Style
 
-__all__ = ["Animation", "Style", "animate", "frame_indices", "plot_curvature"]
+__all__ = [
+    "VIEWS",
+    "Animation",
+    "Style",
+    "animate",
+    "frame_indices",
+    "interactive_surface",
+    "plot_curvature",
+    "plot_landscape",
+    "plot_loss_line",
+]

@@ -17,10 +17,11 @@ import numpy as np
 
 from .._io import check_output_path
 from .._runtime import progress_bar
-from .._validate import check_optional_positive_int, check_positive_int
+from .._validate import check_choice, check_optional_positive_int, check_positive_int
 from ..results import DecisionRegions, LossGrid, PathCurvature, PathLosses, Plane, Trajectory
 from .animation import Animation
 from .curvature_panel import as_curvature_map
+from .landscape_plot import VIEWS
 from .style import PathView, Style
 from .writers import check_fps, encode_frames, format_for
 
@@ -57,8 +58,10 @@ def animate(
     decision_regions: DecisionRegions | None = None,
     curvature: PathCurvature | Mapping[str, PathCurvature] | None = None,
     progress: bool = True,
+    view: str = "contour",
 ) -> Animation:
-    """Render the path(s) over the loss contours and write the animation.
+    """Render the path(s) over the loss contours (or on the 3D loss surface) and write the
+    animation.
 
     Args:
         trajectory: the recorded path, or a mapping name -> path to animate several in sync.
@@ -78,7 +81,11 @@ def animate(
             from :func:`curvature_along_path`, or name -> one per path), drawn in a side panel
             growing with the frames, with ``2 / eta`` for plain SGD.
         progress: show a progress bar.
+        view: ``"contour"`` (filled contours from above) or ``"surface"`` (the loss surface in
+            3D, each path drawn on it at the loss of the plane under it, with a slow camera turn;
+            slower to render: the surface is redrawn every frame).
     """
+    view = check_choice(view, "view", VIEWS)
     fmt = format_for(output, format)
     fps = check_fps(fps, fmt)
     if output is not None:
@@ -89,8 +96,10 @@ def animate(
     frames = frame_indices(n_rows, n_frames)
     curves = as_curvature_map(curvature, [p.name for p in paths])
     from .figure import LandscapeFigure
+    from .surface_figure import SurfaceFigure
 
-    figure = LandscapeFigure(
+    figure_class = SurfaceFigure if view == "surface" else LandscapeFigure
+    figure = figure_class(
         paths,
         grid,
         plane if isinstance(plane, Plane) else next(iter(plane.values())),
@@ -103,7 +112,12 @@ def animate(
         images, enabled=progress, total=len(frames), desc="rendering", unit="frame"
     )
     data = encode_frames(
-        images, fmt, fps=fps, output=output, palette_source=figure.palette_source()
+        images,
+        fmt,
+        fps=fps,
+        output=output,
+        palette_source=figure.palette_source(),
+        n_frames=len(frames),
     )
     size = figure.size
     path = Path(output) if output is not None else None

@@ -43,7 +43,7 @@ class LandscapeFigure:
         self.canvas = FigureCanvasAgg(self.fig)
         self.moving: list[Any] = []
         self._layout()
-        draw_landscape(self.ax, grid, plane, style)
+        self._draw_landscape(plane)
         self._make_path_artists()
         keep_y_label_inside(self.ax, self._outer)
         if style.panels:
@@ -51,6 +51,10 @@ class LandscapeFigure:
         self.canvas.draw()
         self.background = self.canvas.copy_from_bbox(self.fig.bbox)
         self._background_rgb = self._rgb()
+
+    def _draw_landscape(self, plane: Plane) -> None:
+        """The loss grid in the main axes (filled contours here; a 3D surface in a subclass)."""
+        draw_landscape(self.ax, self.grid, plane, self.style)
 
     @property
     def size(self) -> tuple[int, int]:

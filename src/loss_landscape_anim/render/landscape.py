@@ -1,5 +1,5 @@
-"""The landscape panel of a frame: the loss grid as filled contours (a log colour scale when every
-loss is positive, linear otherwise), hatched regions where the loss is not finite, the grid's
+"""The landscape panel of a frame: the loss grid as filled contours (a log colour scale read in loss
+values when every loss is positive, linear otherwise), hatched regions where the loss is not finite, the grid's
 minimum and the axis labels. Drawn once per animation, into a caller's axes."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from matplotlib.patches import Patch
 from matplotlib.transforms import offset_copy
 
 from ..results import LossGrid, Plane
+from .loss_scale import LossScale
 from .style import Style
 
 __all__ = ["TEXT_COLOR", "draw_landscape", "keep_y_label_inside", "loss_text"]
@@ -31,22 +32,17 @@ def loss_text(value: float) -> str:
 
 
 def draw_landscape(ax: Any, grid: LossGrid, plane: Plane, style: Style) -> None:
-    """Draw ``grid`` on ``plane`` into ``ax`` (with a colour bar beside it)."""
+    """Draw ``grid`` on ``plane`` into ``ax`` (with a colour bar beside it, in loss values)."""
     finite = np.isfinite(grid.loss)
     # A log colour scale shows the orders of magnitude a loss spans, but only for positive
     # losses: any other finite grid (a shifted regression loss, zero loss) is drawn linearly.
-    positive = bool(finite.any()) and bool(grid.loss[finite].min() > 0)
-    if positive:
-        shown = np.ma.masked_invalid(np.log(np.where(grid.loss > 0, grid.loss, np.nan)))
-    else:
-        shown = np.ma.masked_invalid(grid.loss)
-    varies = shown.count() >= 2 and np.ptp(shown.compressed()) > 0
-    if varies:
-        _draw_contours(ax, grid, shown, "log loss" if positive else "loss", style)
+    scale = LossScale.of(grid.loss, style.contour_levels)
+    if scale is not None:
+        _draw_contours(ax, grid, scale, style)
     else:
         _say_why_flat(ax, grid, style)
     handles = [] if finite.all() else _draw_not_finite(ax)
-    if varies:  # else every point is the minimum
+    if scale is not None:  # else every point is the minimum
         handles.insert(0, _draw_minimum(ax, grid, style))
     if handles:
         ax.legend(handles=handles, loc="best", fontsize=style.text_size - 1, framealpha=0.8)
@@ -58,23 +54,13 @@ def draw_landscape(ax: Any, grid: LossGrid, plane: Plane, style: Style) -> None:
     ax.tick_params(labelsize=style.text_size - 1)
 
 
-def _draw_contours(
-    ax: Any, grid: LossGrid, values: np.ma.MaskedArray, label: str, style: Style
-) -> None:
-    filled = ax.contourf(grid.xs, grid.ys, values, levels=style.contour_levels, cmap=style.cmap)
+def _draw_contours(ax: Any, grid: LossGrid, scale: LossScale, style: Style) -> None:
+    loss = np.ma.masked_invalid(grid.loss)
+    contour: dict[str, Any] = {"levels": scale.levels, "norm": scale.norm}
+    filled = ax.contourf(grid.xs, grid.ys, loss, cmap=style.cmap, **contour)
     if style.contour_lines:
-        ax.contour(
-            grid.xs,
-            grid.ys,
-            values,
-            levels=style.contour_levels,
-            colors="k",
-            linewidths=0.4,
-            alpha=0.35,
-        )
-    bar = ax.figure.colorbar(filled, ax=ax, fraction=0.05, pad=0.02)
-    bar.set_label(label, fontsize=style.text_size)
-    bar.ax.tick_params(labelsize=style.text_size - 1)
+        ax.contour(grid.xs, grid.ys, loss, colors="k", linewidths=0.4, alpha=0.35, **contour)
+    scale.colorbar(ax.figure, filled, ax, style.text_size, fraction=0.05, pad=0.02)
 
 
 def _say_why_flat(ax: Any, grid: LossGrid, style: Style) -> None:

@@ -6,20 +6,21 @@ end, so a failure never leaves a truncated file and keeps any earlier one.
 
 from __future__ import annotations
 
-import base64
 import io
 import itertools
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-from .._io import atomic_path, write_bytes_atomic
+from .._io import atomic_path
 from .._validate import check_choice, check_positive_int
+from .frame_streams import TRANSPARENT as _TRANSPARENT
+from .frame_streams import GifStream, HtmlStream, gif_delay
 
 __all__ = [
     "FORMATS",
@@ -56,8 +57,7 @@ def gif_durations(n_frames: int, fps: int) -> list[int]:
     """Per-frame GIF delays in milliseconds, each a multiple of the format's 10 ms unit, whose
     running total stays within 5 ms of ``k * 1000 / fps``: their mean is 1/``fps`` (15 fps gives
     70, 60, 70, 70, 60, 70, ... ms)."""
-    ends = np.round(np.arange(1, n_frames + 1) * (100 / fps))
-    return [int(10 * d) for d in np.diff(ends, prepend=0.0)]
+    return [gif_delay(k, fps) for k in range(n_frames)]
 
 
 def format_for(
@@ -113,21 +113,35 @@ def encode_frames(
     fps: int,
     output: str | os.PathLike | None,
     palette_source: tuple[np.ndarray, np.ndarray, list[tuple[int, int, int]]],
+    n_frames: int | None = None,
 ) -> bytes | None:
     """Encode frames (H, W, 4) RGBA or (H, W, 3) RGB as ``fmt``; write ``output`` atomically, or
-    return the bytes."""
+    return the bytes. Frames are encoded and written one at a time as they come (memory does not
+    grow with their number); HTML needs their number up front: ``n_frames``, else ``len(frames)``.
+    """
     if fmt == "mp4":
         return _write_mp4(frames, fps, output)
+    if fmt == "html" and n_frames is None:
+        frames = frames if isinstance(frames, Sized) else list(frames)
+        n_frames = len(frames)  # type: ignore[arg-type]
     mapper = PaletteMapper(*palette_source, n_colors=_TRANSPARENT)
-    indexed = [mapper.map(f) for f in frames]
-    data = (
-        _gif_bytes(indexed, mapper.palette, fps)
-        if fmt == "gif"
-        else _html_bytes(indexed, mapper.palette, fps)
-    )
+
+    def write(fh: IO[bytes]) -> None:
+        stream: GifStream | HtmlStream = (
+            GifStream(fh, mapper.palette, fps)
+            if fmt == "gif"
+            else HtmlStream(fh, mapper.palette, fps, n_frames or 0)
+        )
+        for frame in frames:
+            stream.add(mapper.map(frame))
+        stream.close()
+
     if output is None:
-        return data
-    write_bytes_atomic(output, data)
+        buffer = io.BytesIO()
+        write(buffer)
+        return buffer.getvalue()
+    with atomic_path(output) as tmp, open(tmp, "wb") as fh:
+        write(fh)
     return None
 
 
@@ -192,86 +206,6 @@ def _pack(image: np.ndarray) -> np.ndarray:
         return image.view("<u4")[..., 0] & np.uint32(0xFFFFFF)
     rgb = image[..., :3].astype(np.uint32)
     return rgb[..., 0] | (rgb[..., 1] << 8) | (rgb[..., 2] << 16)
-
-
-def _palette_images(indexed: list[np.ndarray], palette: np.ndarray) -> list:
-    from PIL import Image
-
-    padded = np.zeros((256, 3), dtype=np.uint8)
-    padded[: len(palette)] = palette
-    flat = padded.ravel().tolist()
-    images = []
-    for frame in indexed:
-        image = Image.fromarray(frame, mode="P")
-        image.putpalette(flat)
-        images.append(image)
-    return images
-
-
-#: Palette index reserved for "unchanged since the previous frame" in GIF delta frames.
-_TRANSPARENT = 255
-
-
-def _gif_bytes(indexed: list[np.ndarray], palette: np.ndarray, fps: int) -> bytes:
-    """GIF whose frames after the first hold only the pixels that changed; the others are
-    transparent over the previous frame (disposal 1), which compresses far better."""
-    deltas = [indexed[0]] + [
-        np.where(cur != prev, cur, np.uint8(_TRANSPARENT))
-        for prev, cur in itertools.pairwise(indexed)
-    ]
-    images = _palette_images(deltas, palette)
-    buffer = io.BytesIO()
-    images[0].save(
-        buffer,
-        format="GIF",
-        save_all=True,
-        append_images=images[1:],
-        duration=gif_durations(len(images), fps),
-        loop=0,
-        optimize=False,
-        disposal=1,
-        transparency=_TRANSPARENT,
-    )
-    return buffer.getvalue()
-
-
-def _html_bytes(indexed: list[np.ndarray], palette: np.ndarray, fps: int) -> bytes:
-    """A self-contained page: the frames as PNG, a play/pause button and a step slider."""
-    encoded = []
-    for image in _palette_images(indexed, palette):
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", optimize=False)
-        encoded.append(
-            '"data:image/png;base64,' + base64.b64encode(buffer.getvalue()).decode() + '"'
-        )
-    frames = ",\n".join(encoded)
-    page = _HTML_TEMPLATE.replace("%FRAMES%", frames).replace("%DELAY%", str(round(1000 / fps)))
-    return page.replace("%LAST%", str(len(indexed) - 1)).encode()
-
-
-_HTML_TEMPLATE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Loss landscape animation</title>
-<style>body{font-family:sans-serif;margin:1em}#controls{margin-top:.5em}
-#slider{width:60%;vertical-align:middle}</style></head>
-<body><img id="frame" alt="loss landscape animation frame">
-<div id="controls"><button id="play">pause</button>
-<input id="slider" type="range" min="0" max="%LAST%" value="0">
-<span id="label"></span></div>
-<script>
-const frames = [%FRAMES%];
-const img = document.getElementById("frame"), slider = document.getElementById("slider");
-const label = document.getElementById("label"), button = document.getElementById("play");
-let k = 0, timer = null;
-function show(i) { k = i; img.src = frames[i]; slider.value = i;
-  label.textContent = "frame " + (i + 1) + " / " + frames.length; }
-function play() { timer = setInterval(() => show((k + 1) % frames.length), %DELAY%);
-  button.textContent = "pause"; }
-function pause() { clearInterval(timer); timer = null; button.textContent = "play"; }
-button.onclick = () => (timer ? pause() : play());
-slider.oninput = () => { pause(); show(Number(slider.value)); };
-show(0); play();
-</script></body></html>
-"""
 
 
 def _write_mp4(

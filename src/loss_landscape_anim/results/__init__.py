@@ -7,6 +7,7 @@ from .curvature import CurvatureGrid, PathCurvature
 from .decision_regions import DecisionRegions
 from .hessian import HessianSpectrum, HessianTrace
 from .loss_grid import LossGrid
+from .loss_line import LossLine
 from .path_losses import PathLosses
 from .plane import Plane
 from .trajectory import Trajectory
@@ -17,6 +18,7 @@ __all__ = [
     "HessianSpectrum",
     "HessianTrace",
     "LossGrid",
+    "LossLine",
     "PathCurvature",
     "PathLosses",
     "Plane",
