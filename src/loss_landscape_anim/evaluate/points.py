@@ -40,6 +40,9 @@ class PlanePoints:
     directions64: torch.Tensor
     coords64: torch.Tensor
     dtype: torch.dtype
+    origin: torch.Tensor
+    directions: torch.Tensor
+    coords: torch.Tensor
 
     def __len__(self) -> int:
         return int(self.coords64.shape[0])
@@ -56,22 +59,11 @@ class PlanePoints:
         def as64(a: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(np.asarray(a), dtype=torch.float64, device=device)
 
-        return cls(as64(origin), as64(directions), as64(coords).reshape(-1, 2), dtype)
+        o, d, c = as64(origin), as64(directions), as64(coords).reshape(-1, 2)
+        return cls(o, d, c, dtype, o.to(dtype), d.to(dtype), c.to(dtype))
 
     def weights(self, sl: slice) -> torch.Tensor:
         return (self.origin64 + self.coords64[sl] @ self.directions64).to(self.dtype)
-
-    @property
-    def origin(self) -> torch.Tensor:
-        return self.origin64.to(self.dtype)
-
-    @property
-    def directions(self) -> torch.Tensor:
-        return self.directions64.to(self.dtype)
-
-    @property
-    def coords(self) -> torch.Tensor:
-        return self.coords64.to(self.dtype)
 
 
 Points = WeightPoints | PlanePoints

@@ -12,8 +12,6 @@ it runs in the autocast dtype (the products in reduced precision, as autocast wo
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from torch import nn
 
@@ -50,23 +48,27 @@ class LinearChain(HoistedFirstLayer):
         super().__init__(model, data, split, vectorized=vectorized, cache_bytes=cache_bytes)
         self.steps: list[ChainStep] = []
         self.dtype = model.dtype
+        self.manual_precision = False
         self._buffers: dict[str, torch.Tensor] = {}
 
     def start(self, points: Points) -> None:
         self.dtype = compute_dtype(self.model.device, self.model.dtype)
+        # Under autocast the products run by hand in the autocast dtype (out= buffers are not
+        # autocast): autocast is switched off around them.
+        self.manual_precision = autocast_on(self.model.device.type)
         super().start(points)
         assert isinstance(points, PlanePoints)
         self.steps = self._chain_steps(points)
 
     def batch_losses(self, sl: slice, b: int) -> torch.Tensor:
         assert isinstance(self.points, PlanePoints) and self.first_maps is not None
-        maps = self.first_maps.maps(b).to(self.dtype)
-        coords = self.points.coords[sl].to(self.dtype)
+        maps = self.first_maps.maps(b)
+        coords = self.points.coords[sl]
         _, yb = self.data.batch(b)
-        device_type = self.model.device.type
-        manual = autocast_on(device_type)
-        with torch.autocast(device_type, enabled=False) if manual else contextlib.nullcontext():
+        if not self.manual_precision:
             return self._losses(maps, coords, yb)
+        with torch.autocast(self.model.device.type, enabled=False):
+            return self._losses(maps.to(self.dtype), coords.to(self.dtype), yb)
 
     def _losses(self, maps: torch.Tensor, coords: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         assert self.split.chain is not None
