@@ -58,6 +58,9 @@ _ACTIVATION_OVERHEAD = 2
 #: gain from a thread team, which stalls for a whole scheduler time slice whenever another process
 #: holds a core.
 SMALL_WORK_BYTES = 8 * 2**20
+#: Points per chunk, at least, when points are evaluated one at a time: a data batch's cached
+#: first-layer maps are then read by this many points while they are in cache.
+SERIAL_CHUNK_POINTS = 8
 
 
 class LossEvaluator:
@@ -234,6 +237,9 @@ class LossEvaluator:
         if self.chunk_size is not None:
             return min(self.chunk_size, n_points)
         chunk = self.memory_budget // max(self.per_example * self.data.batch_size, 1)
+        one_at_a_time = not self.vectorized and self.plane_strategy.name != "linear_chain"
+        if one_at_a_time:  # a chunk then holds one point's activations at a time
+            chunk = max(chunk, SERIAL_CHUNK_POINTS)
         return max(1, min(chunk, n_points))
 
     def identity(self) -> dict[str, Any]:

@@ -23,15 +23,26 @@ class FirstLayer(HoistedFirstLayer):
         assert isinstance(self.points, PlanePoints) and self.first_maps is not None
         maps = self.first_maps.maps(b)
         coords = self.points.coords[sl]
-        z0, zd = maps[0], maps[1:]
-        z = torch.addmm(z0.reshape(1, -1), coords, zd.reshape(2, -1))
-        z = z.view(coords.shape[0], *z0.shape)
+        z0, zd = maps[0].reshape(1, -1), maps[1:].reshape(2, -1)
         views = self.model.params(self.points.weights(sl))
         rest = {local: views[full] for local, full in self.split.rest_names.items()}
         _, yb = self.data.batch(b)
-        loss_fn, module = self.model.loss_fn, self.split.rest
+        loss_fn, module, shape = self.model.loss_fn, self.split.rest, maps.shape[1:]
 
         def point_loss(params: dict[str, torch.Tensor], zp: torch.Tensor) -> torch.Tensor:
             return loss_fn(functional_call(module, params, (zp,)), yb)
 
-        return map_points(point_loss, (rest, z), self.vectorized)
+        if self.vectorized:  # every point's first-layer output at once
+            z = torch.addmm(z0, coords, zd).view(coords.shape[0], *shape)
+            return map_points(point_loss, (rest, z), vectorized=True)
+        # One point at a time, each first-layer output built just before it is used: a chunk of
+        # points then reads this batch's maps while they are still in cache.
+        return torch.stack(
+            [
+                point_loss(
+                    {name: v[k] for name, v in rest.items()},
+                    torch.addmm(z0, coords[k : k + 1], zd).view(shape),
+                )
+                for k in range(coords.shape[0])
+            ]
+        )
