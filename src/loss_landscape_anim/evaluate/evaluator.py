@@ -28,6 +28,7 @@ from .sizing import activation_bytes
 from .strategies import STRATEGIES, make_strategy, vmap_works
 from .strategies.base import Strategy, map_points
 from .strategies.bn_recompute import DEFAULT_BN_EXAMPLES, BNRecompute, has_batch_norm
+from .strategies.linear_chain import LinearChain
 from .strategies.split import split_first_linear
 from .streamed import StreamedData, streamed_source
 
@@ -237,9 +238,12 @@ class LossEvaluator:
         if self.chunk_size is not None:
             return min(self.chunk_size, n_points)
         chunk = self.memory_budget // max(self.per_example * self.data.batch_size, 1)
-        one_at_a_time = not self.vectorized and self.plane_strategy.name != "linear_chain"
+        strategy = self.plane_strategy
+        one_at_a_time = not self.vectorized and not isinstance(strategy, LinearChain)
         if one_at_a_time:  # a chunk then holds one point's activations at a time
             chunk = max(chunk, SERIAL_CHUNK_POINTS)
+        if strategy.chunk_points is not None:  # the strategy sizes its own chunks
+            chunk = strategy.chunk_points
         return max(1, min(chunk, n_points))
 
     def identity(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from .base import Strategy
 from .first_layer import FirstLayer
 from .linear_chain import LinearChain
 from .per_point import PerPoint
+from .relu_regions import ReluRegions, is_one_hidden_relu
 from .split import SequentialSplit
 from .vmapped import Vmapped
 
@@ -21,7 +22,7 @@ __all__ = ["STRATEGIES", "Strategy", "make_strategy", "vmap_works"]
 logger = logging.getLogger(__name__)
 
 #: The strategies, fastest first where several apply.
-STRATEGIES = ("linear_chain", "first_layer", "vmap", "per_point")
+STRATEGIES = ("relu_regions", "linear_chain", "first_layer", "vmap", "per_point")
 
 
 def make_strategy(
@@ -48,6 +49,8 @@ def make_strategy(
     if not plane:
         return general(model, data)
     if name == "auto":
+        if split is not None and is_one_hidden_relu(split):
+            return ReluRegions(model, data, split, vectorized=vectorized, cache_bytes=cache_bytes)
         if split is not None and split.chain is not None:
             return LinearChain(model, data, split, vectorized=vectorized, cache_bytes=cache_bytes)
         if split is not None:
@@ -61,6 +64,13 @@ def make_strategy(
         )
     if name == "first_layer":
         return FirstLayer(model, data, split, vectorized=vectorized, cache_bytes=cache_bytes)
+    if name == "relu_regions":
+        if not is_one_hidden_relu(split):
+            raise ValueError(
+                "strategy='relu_regions' needs a Linear -> ReLU -> Linear model; use "
+                "'linear_chain', 'first_layer' or 'auto'"
+            )
+        return ReluRegions(model, data, split, vectorized=vectorized, cache_bytes=cache_bytes)
     if split.chain is None:
         raise ValueError(
             "strategy='linear_chain' needs a model made of Linear layers and elementwise "

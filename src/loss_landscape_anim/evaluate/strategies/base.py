@@ -27,6 +27,9 @@ class Strategy(ABC):
     name: ClassVar[str]
     #: True when the strategy needs points of a plane (it exploits their structure).
     needs_plane: ClassVar[bool] = False
+    #: Points per chunk this strategy works best with, at most (None: as many as the memory
+    #: budget allows).
+    chunk_points: ClassVar[int | None] = None
 
     def __init__(self, model: FunctionalModel, data: EvalData):
         self.model = model
