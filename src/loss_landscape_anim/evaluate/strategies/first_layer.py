@@ -1,15 +1,20 @@
 """Hoisted first layer: the first layer (linear in its weights) is evaluated 3 times per data batch
 for a whole job; each point's first-layer output is combined from those, and only the rest of the
-network runs per point (vectorised, or one point at a time for convolutions on the CPU)."""
+network runs per point (vectorised, or one point at a time for convolutions on the CPU), in the
+faster equivalent form of :mod:`.faster_layers`."""
 
 from __future__ import annotations
 
 import torch
 from torch.func import functional_call
 
+from ..data import EvalData
+from ..functional import FunctionalModel
 from ..points import PlanePoints
 from .base import map_points
+from .faster_layers import WindowMax2d, faster_sequential
 from .first_maps import HoistedFirstLayer
+from .split import SequentialSplit
 
 __all__ = ["FirstLayer"]
 
@@ -19,6 +24,25 @@ class FirstLayer(HoistedFirstLayer):
 
     name = "first_layer"
 
+    def __init__(
+        self,
+        model: FunctionalModel,
+        data: EvalData,
+        split: SequentialSplit,
+        *,
+        vectorized: bool,
+        cache_bytes: int,
+    ):
+        super().__init__(model, data, split, vectorized=vectorized, cache_bytes=cache_bytes)
+        self.rest = faster_sequential(split.rest)  # run once per point: its faster form
+        self._z: torch.Tensor | None = None
+        pool = self.rest[0] if len(self.rest) else None
+        if not vectorized and isinstance(pool, WindowMax2d):
+            # A max pooling first: the maps are cut into its window positions, and each point's
+            # pooled output is a maximum over contiguous planes (see FirstLayerMaps).
+            self.window = pool.kernel
+            self.rest = self.rest[1:]  # slicing keeps the layers' names
+
     def batch_losses(self, sl: slice, b: int) -> torch.Tensor:
         assert isinstance(self.points, PlanePoints) and self.first_maps is not None
         maps = self.first_maps.maps(b)
@@ -27,7 +51,7 @@ class FirstLayer(HoistedFirstLayer):
         views = self.model.params(self.points.weights(sl))
         rest = {local: views[full] for local, full in self.split.rest_names.items()}
         _, yb = self.data.batch(b)
-        loss_fn, module, shape = self.model.loss_fn, self.split.rest, maps.shape[1:]
+        loss_fn, module, shape = self.model.loss_fn, self.rest, maps.shape[1:]
 
         def point_loss(params: dict[str, torch.Tensor], zp: torch.Tensor) -> torch.Tensor:
             return loss_fn(functional_call(module, params, (zp,)), yb)
@@ -35,14 +59,18 @@ class FirstLayer(HoistedFirstLayer):
         if self.vectorized:  # every point's first-layer output at once
             z = torch.addmm(z0, coords, zd).view(coords.shape[0], *shape)
             return map_points(point_loss, (rest, z), vectorized=True)
-        # One point at a time, each first-layer output built just before it is used: a chunk of
-        # points then reads this batch's maps while they are still in cache.
-        return torch.stack(
-            [
-                point_loss(
-                    {name: v[k] for name, v in rest.items()},
-                    torch.addmm(z0, coords[k : k + 1], zd).view(shape),
-                )
-                for k in range(coords.shape[0])
-            ]
-        )
+        # One point at a time, each first-layer output built just before it is used (a chunk of
+        # points then reads this batch's maps while they are still in cache), into one buffer.
+        z = self._buffer(maps[0])
+        losses = []
+        for k, (a, b_) in enumerate(coords.tolist()):
+            torch.add(maps[0], maps[1], alpha=a, out=z).add_(maps[2], alpha=b_)
+            zp = z if self.window is None else z.amax(dim=0)  # the first max pooling
+            losses.append(point_loss({name: v[k] for name, v in rest.items()}, zp))
+        return torch.stack(losses)
+
+    def _buffer(self, like: torch.Tensor) -> torch.Tensor:
+        """A first-layer output buffer shaped like ``like``, reused from point to point."""
+        if self._z is None or self._z.shape != like.shape or self._z.dtype != like.dtype:
+            self._z = torch.empty_like(like)
+        return self._z

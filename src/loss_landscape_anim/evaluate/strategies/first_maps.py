@@ -17,8 +17,10 @@ __all__ = ["FirstLayerMaps", "HoistedFirstLayer"]
 
 class FirstLayerMaps:
     """``maps(b)`` -> (3, N_b, ...) first-layer outputs of batch ``b`` at the origin and along
-    each direction; with ``feature_major``, (features, 3, N_b) for a ``Linear`` first layer.
-    All batches are kept when they fit in ``cache_bytes``; otherwise only the last batch asked
+    each direction; with ``feature_major``, (features, 3, N_b) for a ``Linear`` first layer; with
+    a pooling ``window`` (rows, columns), (3, rows * columns, N_b, C, H', W'): the outputs cut
+    into the window's positions, so that a max pooling is a maximum over the second dimension of
+    contiguous planes (the rows and columns that fill no window are dropped). All batches are kept when they fit in ``cache_bytes``; otherwise only the last batch asked
     for is kept."""
 
     def __init__(
@@ -30,9 +32,10 @@ class FirstLayerMaps:
         cache_bytes: int,
         *,
         feature_major: bool = False,
+        window: tuple[int, int] | None = None,
     ):
         self.model, self.split, self.data = model, split, data
-        self.feature_major = feature_major
+        self.feature_major, self.window = feature_major, window
         views = model.layout.unflatten(torch.stack([points.origin, *points.directions]))
         self.basis = {local: views[full] for local, full in split.first_names.items()}
         xb, _ = data.batch(0)
@@ -57,7 +60,20 @@ class FirstLayerMaps:
             return functional_call(self.split.first, p, (z,))
 
         maps = torch.stack([first({k: v[i] for k, v in params.items()}) for i in range(3)])
-        return maps.permute(2, 0, 1).contiguous() if self.feature_major else maps
+        if self.feature_major:
+            return maps.permute(2, 0, 1).contiguous()
+        if self.window is not None:
+            return _window_major(maps, self.window)
+        return maps
+
+
+def _window_major(maps: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
+    """(3, N, C, H, W) -> (3, kh * kw, N, C, H // kh, W // kw) for a ``window`` (kh, kw)."""
+    kh, kw = window
+    t, n, c, h, w = maps.shape
+    rows, cols = h // kh, w // kw
+    cut = maps[..., : rows * kh, : cols * kw].reshape(t, n, c, rows, kh, cols, kw)
+    return cut.permute(0, 4, 6, 1, 2, 3, 5).reshape(t, kh * kw, n, c, rows, cols)
 
 
 class HoistedFirstLayer(Strategy):
@@ -67,6 +83,8 @@ class HoistedFirstLayer(Strategy):
     needs_plane = True
     #: Whether the maps are kept feature-major (see :class:`FirstLayerMaps`).
     feature_major: bool = False
+    #: The max-pooling window the maps are cut for, if any (see :class:`FirstLayerMaps`).
+    window: tuple[int, int] | None = None
 
     def __init__(
         self,
@@ -92,4 +110,5 @@ class HoistedFirstLayer(Strategy):
             points,
             self.cache_bytes,
             feature_major=self.feature_major,
+            window=self.window,
         )

@@ -180,7 +180,12 @@ class ReluRegions(LinearChain):
         """Mean loss per point of the outputs ``out`` (n, classes, K)."""
         if not (self.model.default_cross_entropy and yb.ndim == 1 and not yb.is_floating_point()):
             return self._head_loss(out.permute(1, 2, 0), yb)
-        top = out.amax(dim=1, keepdim=True)
-        lse = (out - top).exp_().sum(dim=1).log_() + top.squeeze(1)
-        picked = out.gather(1, yb[:, None, None].expand(-1, 1, out.shape[2])).squeeze(1)
-        return (lse - picked).mean(dim=0)
+        n, classes, k = out.shape
+        top = out.amax(dim=1)
+        lse = (out - top[:, None]).exp_().sum(dim=1).log_().add_(top)
+        picked = out.view(n * classes, k).index_select(0, self._label_rows(yb, classes))
+        return lse.sub_(picked).mean(dim=0)
+
+    def _label_rows(self, yb: torch.Tensor, classes: int) -> torch.Tensor:
+        """Rows of ``out.view(n * classes, K)`` holding each example's label logit."""
+        return torch.arange(yb.shape[0], device=yb.device) * classes + yb
