@@ -5,7 +5,10 @@ faster equivalent form of :mod:`.faster_layers`."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
+from torch import nn
 from torch.func import functional_call
 
 from ..data import EvalData
@@ -41,7 +44,7 @@ class FirstLayer(HoistedFirstLayer):
             # A max pooling first: the maps are cut into its window positions, and each point's
             # pooled output is a maximum over contiguous planes (see FirstLayerMaps).
             self.window = pool.kernel
-            self.rest = self.rest[1:]  # slicing keeps the layers' names
+            self.rest = nn.Sequential(OrderedDict(list(self.rest.named_children())[1:]))
 
     def batch_losses(self, sl: slice, b: int) -> torch.Tensor:
         assert isinstance(self.points, PlanePoints) and self.first_maps is not None

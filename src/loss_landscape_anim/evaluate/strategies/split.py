@@ -31,7 +31,7 @@ class SequentialSplit:
     prefix: nn.Module  # parameter-free leading modules (Flatten, ...)
     first: nn.Module  # the layer linear in its weights
     first_names: dict[str, str]  # local parameter name -> model parameter name
-    rest: nn.Module
+    rest: nn.Sequential
     rest_names: dict[str, str]
     # The rest as a chain of Linear layers (their model parameter names) and elementwise
     # activations (None), when it is only made of those; else None.
