@@ -156,6 +156,13 @@ def _add_output_and_grid_arguments(add: Callable[..., Any]) -> None:
         help=f"room around the path, share of its extent (default {DEFAULT_MARGIN})",
     )
     add("--device", default=None, help="cpu, cuda, cuda:N (default cpu)")
+    add(
+        "--precision",
+        choices=["bf16", "fp16"],
+        default=None,
+        type=str.lower,
+        help="compute the loss grid in reduced precision (bf16; fp16 on GPUs); default: float32",
+    )
     _add_data_and_run_arguments(add)
 
 
@@ -323,6 +330,7 @@ def _run(args: argparse.Namespace) -> None:
         device=args.device,
         progress=not args.no_progress,
         curvature=args.curvature,
+        precision=args.precision,
     )
     if args.compare is not None:
         from .pipeline import compare_optimizers

@@ -76,6 +76,7 @@ def compute_loss_grid(
     stream: bool | None = None,
     subset_seed: int = 0,
     bn: str = "eval",
+    precision: str | None = None,
 ) -> LossGrid:
     """Evaluate the mean loss over ``data`` on an R x R grid of ``plane``.
 
@@ -120,6 +121,10 @@ def compute_loss_grid(
             statistics, those training accumulated near the trained weights) or ``"recompute"``
             (re-estimated at each point from the first 1,024 examples of ``data``, so each point
             is normalised by statistics of its own weights; one point at a time).
+        precision: None (default: the model's dtype), ``"bf16"`` or ``"fp16"`` (GPUs): the
+            products of a float32 model run under autocast in that dtype, recorded as
+            ``LossGrid.precision``. Faster where the hardware has the dtype (GPUs, CPUs with
+            AVX-512 BF16 or AMX); the README gives the largest error against float32 measured.
     """
     resolution, margin = check_grid_arguments(resolution, margin)
     evaluator = LossEvaluator(
@@ -135,6 +140,7 @@ def compute_loss_grid(
         stream=stream,
         subset_seed=subset_seed,
         bn=bn,
+        precision=precision,
     )
     xs, ys = grid_axes([plane.path_2d, *(extra_paths or [])], resolution, margin)
     XX, YY = np.meshgrid(xs, ys)

@@ -8,6 +8,7 @@ users of it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from .checkpoint import GridCheckpoint, array_fingerprint
 from .data import EvalData
 from .functional import FunctionalModel, compute_dtype
 from .points import PlanePoints, Points, WeightPoints
+from .precision import check_precision, precision_scope, warn_if_emulated
 from .schedule import chunk_slices, collect
 from .sizing import activation_bytes
 from .strategies import STRATEGIES, make_strategy, vmap_works
@@ -95,6 +97,9 @@ class LossEvaluator:
             ``"recompute"`` (re-estimated at each point from the first
             :data:`~.strategies.bn_recompute.DEFAULT_BN_EXAMPLES` examples, one point at a time;
             see :mod:`.strategies.bn_recompute`).
+        precision: None (the model's dtype), or ``"bf16"`` / ``"fp16"`` (GPUs only) to run the
+            products of a float32 model under autocast in that dtype (see :mod:`.precision`);
+            recorded as :attr:`precision`.
         stream: read the data from their dataset for every chunk of points instead of holding
             them in memory (None: for a dataset that is not a ``TensorDataset`` and is larger
             than :data:`~.streamed.DEFAULT_STREAM_BYTES`). Streamed, ``n_examples`` takes a subset
@@ -116,6 +121,7 @@ class LossEvaluator:
         stream: bool | None = None,
         subset_seed: int = 0,
         bn: str = "eval",
+        precision: str | None = None,
     ):
         self.ranks = _ranks(distributed)
         if device is None and self.ranks is not None:
@@ -135,6 +141,8 @@ class LossEvaluator:
                 f"'per_point', not {strategy!r}"
             )
         self.model = FunctionalModel(model, self.device)
+        self.autocast_dtype = check_precision(precision, self.device, self.model.dtype)
+        warn_if_emulated(self.device, self.autocast_dtype)
         data = _prepare(data, self.device, self.model.dtype, n_examples, stream, subset_seed)
         self.model.check(*data.head(2))
         self._data_fingerprint: str | None = None
@@ -174,8 +182,10 @@ class LossEvaluator:
 
     @property
     def precision(self) -> str:
-        """The dtype products run in here and now (the autocast dtype under autocast)."""
-        return str(compute_dtype(self.device, self.model.dtype)).removeprefix("torch.")
+        """The dtype products run in: the ``precision`` asked for, else here and now (the
+        autocast dtype under the caller's autocast)."""
+        dtype = self.autocast_dtype or compute_dtype(self.device, self.model.dtype)
+        return str(dtype).removeprefix("torch.")
 
     def plane_losses(
         self,
@@ -229,7 +239,7 @@ class LossEvaluator:
             return np.full(n, np.nan)
         correct = np.zeros(n, dtype=np.int64)
         model = self.model
-        with torch.no_grad(), thread_scope(self.num_threads, small=self.small):
+        with torch.no_grad(), thread_scope(self.num_threads, small=self.small), self._precision():
             for sl in chunk_slices(n, self.chunk_points(n)) if n else []:
                 params = model.params(points.weights(sl))
                 for b in range(self.data.n_batches):
@@ -283,7 +293,7 @@ class LossEvaluator:
         n = len(points)
         if n == 0:
             return np.empty(0, dtype=np.float64)
-        with torch.no_grad(), thread_scope(self.num_threads, small=self.small):
+        with torch.no_grad(), thread_scope(self.num_threads, small=self.small), self._precision():
             return collect(
                 strategy,
                 self.data,
@@ -294,6 +304,9 @@ class LossEvaluator:
                 checkpoint=checkpoint,
                 ranks=self.ranks,
             )
+
+    def _precision(self) -> contextlib.AbstractContextManager[None]:
+        return precision_scope(self.device, self.autocast_dtype)
 
     def _vectorized(self, data: EvalData) -> bool:
         """Whether points are mapped with ``torch.vmap``: not for convolutions on the CPU (vmap

@@ -103,6 +103,7 @@ def compare_optimizers(
     style: Style | None = None,
     progress: bool = True,
     strategy: str = "auto",
+    precision: str | None = None,
     curvature: bool = False,
     view: str = "contour",
 ) -> Comparison:
@@ -125,7 +126,8 @@ def compare_optimizers(
         output_filename: ``.gif``, ``.mp4`` or ``.html``; None skips rendering.
         learning_rates: label -> learning rate; others use ``learning_rate`` or the model's.
         giffps, n_frames: frames per second, and at most this many frames.
-        resolution, margin, device, gpus, n_examples, view: as for :func:`loss_landscape_anim`.
+        resolution, margin, device, gpus, n_examples, view, strategy, precision: as for
+            :func:`loss_landscape_anim`.
         curvature: a side panel with the Hessian's extreme eigenvalues along each path (and
             2/lr for SGD), and the convexity map written beside the output as
             ``<stem>.curvature.png``.
@@ -135,7 +137,7 @@ def compare_optimizers(
     rates = _learning_rates(learning_rates, specs)
     n_epochs = check_positive_int(n_epochs, "n_epochs")
     method = check_method(reduction_method)
-    grid_options = GridOptions(resolution, margin, n_examples, strategy)
+    grid_options = GridOptions(resolution, margin, n_examples, strategy, precision)
     curvature = check_curvature(curvature)
     check_positive_int(giffps, "giffps")
     check_optional_positive_int(n_frames, "n_frames")
@@ -147,6 +149,7 @@ def compare_optimizers(
     run = RunOptions.of(device=device, gpus=gpus, seed=seed, progress=progress)
     model, data = build_default_model(model, datamodule, seed, learning_rate, batch_size)
     check_plane_arguments(method, custom_directions, model)
+    grid_options.check_model(model, run.device)
 
     trajectories: dict[str, Trajectory] = {}
     for name, spec in specs.items():

@@ -82,6 +82,7 @@ def loss_landscape_anim(
     style: Style | None = None,
     progress: bool = True,
     strategy: str = "auto",
+    precision: str | None = None,
     curvature: bool = False,
     line_output: str | os.PathLike | None = None,
     view: str = "contour",
@@ -132,6 +133,8 @@ def loss_landscape_anim(
         style: how the animation looks.
         progress: progress bars.
         strategy: how the grid evaluates chunks of points (see :func:`compute_loss_grid`).
+        precision: None, ``"bf16"`` or ``"fp16"`` (GPUs): the loss grid's products in reduced
+            precision (see :func:`compute_loss_grid`); path losses stay in the model's dtype.
         curvature: add a side panel with the Hessian's largest and smallest eigenvalue along the
             path (and 2/lr for SGD), and write the convexity map of the plane beside the output
             as ``<stem>.curvature.png`` (see :func:`curvature_grid`).
@@ -160,7 +163,7 @@ def loss_landscape_anim(
         check_output_path(interactive_output, "interactive_output")
     if line_output is not None:
         check_output_path(line_output, "line_output")
-    grid_options = GridOptions(resolution, margin, n_examples, strategy)
+    grid_options = GridOptions(resolution, margin, n_examples, strategy, precision)
     curvature = check_curvature(curvature)
     render_options = RenderOptions.of(
         output_filename if output_to_file else None,
@@ -175,6 +178,7 @@ def loss_landscape_anim(
     files = RunFiles.at(model_dirpath, model_filename)
     model, data = build_default_model(model, datamodule, seed, learning_rate, batch_size, optimizer)
     check_plane_arguments(method, custom_directions, model)
+    grid_options.check_model(model, run.device)
     regions = wants_decision_regions(decision_regions, data)
 
     # -- the stages: files are written only once every stage has succeeded ------------------

@@ -17,6 +17,7 @@ from .._validate import check_choice, check_optional_positive_int
 from ..analysis.loss_grid import DEFAULT_MARGIN, DEFAULT_RESOLUTION, check_grid_arguments
 from ..directions import METHODS
 from ..evaluate import STRATEGIES
+from ..evaluate.precision import PRECISIONS, check_precision
 from ..render import VIEWS, Style
 from ..render.writers import check_fps, format_for
 
@@ -40,12 +41,13 @@ DEFAULT_FRAMES = 300
 class GridOptions:
     """How the loss grid is computed: ``resolution`` points per axis (>= 2), ``margin`` room
     around the path(s) as a share of their extent, the first ``n_examples`` examples (None: all),
-    and the evaluation ``strategy``."""
+    the evaluation ``strategy`` and ``precision`` (None, ``"bf16"`` or ``"fp16"``)."""
 
     resolution: int = DEFAULT_RESOLUTION
     margin: float = DEFAULT_MARGIN
     n_examples: int | None = None
     strategy: str = "auto"
+    precision: str | None = None
 
     def __post_init__(self) -> None:
         resolution, margin = check_grid_arguments(self.resolution, self.margin)
@@ -57,6 +59,14 @@ class GridOptions:
         object.__setattr__(
             self, "strategy", check_choice(self.strategy, "strategy", ("auto", *STRATEGIES))
         )
+        if self.precision is not None:
+            precision = check_choice(self.precision, "precision", tuple(PRECISIONS))
+            object.__setattr__(self, "precision", precision)
+
+    def check_model(self, model: torch.nn.Module, device: torch.device) -> None:
+        """Refuse, before any work, a ``precision`` the device or the model's dtype cannot take."""
+        dtype = next(model.parameters()).dtype
+        check_precision(self.precision, device, dtype)
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,7 @@ def evaluate_grid(
             extra_paths=extra_paths,
             strategy=grid.strategy,
             progress=run.progress,
+            precision=grid.precision,
         )
 
 
