@@ -26,37 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
+
+from resnets import resnet
 
 RTOL = 1e-5
-
-
-class Block(nn.Module):
-    """A basic residual block (two 3 x 3 convolutions with BatchNorm), as in ResNet-18."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(x + self.bn2(self.conv2(out)))
-
-
-def resnet(channels: int = 16, blocks: int = 2, classes: int = 10) -> nn.Module:
-    """A small ResNet for 3 x 32 x 32 inputs: a stem, ``blocks`` residual blocks, a pooled head."""
-    return nn.Sequential(
-        nn.Conv2d(3, channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(channels),
-        nn.ReLU(),
-        *(Block(channels) for _ in range(blocks)),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(channels, classes),
-    )
 
 
 def job(n_examples: int):

@@ -57,6 +57,10 @@ DEFAULT_MEMORY_BUDGET = {"cpu": 16 * 2**20, "cuda": 2**30, "mps": 2**30}
 #: strategies' cut the operations per point (LeNet-5 on 3,000 inputs: 12.1 points/s with 16 MiB,
 #: 15.3 with 64 MiB, the best of 4-128 MiB).
 SERIAL_CPU_MEMORY_BUDGET = 64 * 2**20
+#: Examples per data batch, at least, for points evaluated one at a time on the CPU: a large
+#: model's convolutions are inefficient on a few examples (ResNet-18 on 64 CIFAR-shaped inputs:
+#: 0.63 points/s in batches of 21, 0.82 in one batch of 64), whatever the memory budget says.
+MIN_SERIAL_BATCH = 64
 #: Default bytes of first-layer outputs kept for a whole job (all data batches), by device type.
 DEFAULT_CACHE_BUDGET = {"cpu": 512 * 2**20, "cuda": 4 * 2**30, "mps": 2**30}
 #: Activations are counted this many times over, for temporaries of the backward-free forward.
@@ -155,12 +159,15 @@ class LossEvaluator:
             activation_bytes(self.model.module, data.head(1)[0]) * _ACTIVATION_OVERHEAD
         )
         self.split = split_first_linear(self.model.module, data.head(2)[0])
-        self.vectorized = self._vectorized(data)
+        self.vectorized = self._vectorized(data, memory_budget)
         if memory_budget is None:
             serial = self.device.type == "cpu" and not self.vectorized
             memory_budget = SERIAL_CPU_MEMORY_BUDGET if serial else _default_budget(self.device)
         self.memory_budget = int(memory_budget)
-        self.data = data.with_batch_size(self.memory_budget // max(self.per_example, 1))
+        batch = self.memory_budget // max(self.per_example, 1)
+        if self.device.type == "cpu" and not self.vectorized:
+            batch = max(batch, MIN_SERIAL_BATCH)
+        self.data = data.with_batch_size(batch)
         self.small = self.device.type == "cpu" and (
             self.per_example * self.data.batch_size < SMALL_WORK_BYTES
         )
@@ -308,13 +315,18 @@ class LossEvaluator:
     def _precision(self) -> contextlib.AbstractContextManager[None]:
         return precision_scope(self.device, self.autocast_dtype)
 
-    def _vectorized(self, data: EvalData) -> bool:
-        """Whether points are mapped with ``torch.vmap``: not for convolutions on the CPU (vmap
-        makes them grouped convolutions, slower there than one per point), nor for a model or
-        loss that vmap cannot run."""
+    def _vectorized(self, data: EvalData, memory_budget: int | None) -> bool:
+        """Whether points are mapped with ``torch.vmap``: not for a model or loss that vmap
+        cannot run, nor for convolutions (vmap makes them grouped convolutions) on the CPU, where
+        they are slower than one per point, or on other devices when one point's activations
+        over all the data fill a chunk's memory budget (vmap would then batch no points, and on
+        an H200 it ran ResNet-18 no faster than a per-point loop)."""
         mapped = self.split.rest if self.split is not None else self.model.module
         has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in mapped.modules())
         if has_conv and self.device.type == "cpu":
+            return False
+        budget = memory_budget or _default_budget(self.device)
+        if has_conv and self.per_example * data.n_examples >= budget:
             return False
         if not vmap_works(self.model, data):
             logger.info("torch.vmap cannot run this model or loss; evaluating one point at a time")

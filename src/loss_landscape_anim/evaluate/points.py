@@ -63,7 +63,20 @@ class PlanePoints:
         return cls(o, d, c, dtype, o.to(dtype), d.to(dtype), c.to(dtype))
 
     def weights(self, sl: slice) -> torch.Tensor:
-        return (self.origin64 + self.coords64[sl] @ self.directions64).to(self.dtype)
+        """The points ``sl`` as flat weights (k, P) in the model's dtype, built in float64 a
+        block of rows at a time (a large model's float64 rows would double the memory)."""
+        coords = self.coords64[sl]
+        size = self.origin64.shape[0]
+        out = torch.empty((coords.shape[0], size), dtype=self.dtype, device=self.origin64.device)
+        rows = max(1, _FLOAT64_BLOCK // max(size, 1))
+        for lo in range(0, coords.shape[0], rows):
+            block = torch.addmm(self.origin64, coords[lo : lo + rows], self.directions64)
+            out[lo : lo + rows] = block
+        return out
+
+
+#: Elements of a float64 block of weight rows built at once (32 MiB).
+_FLOAT64_BLOCK = 2**22
 
 
 Points = WeightPoints | PlanePoints

@@ -35,10 +35,22 @@ class Strategy(ABC):
         self.model = model
         self.data = data
         self.points: Points | None = None
+        self._chunk: tuple[slice, dict[str, torch.Tensor]] | None = None
 
     def start(self, points: Points) -> None:
         """Prepare for a job over ``points`` (precompute what all chunks share)."""
         self.points = points
+        self._chunk = None
+
+    def chunk_params(self, sl: slice) -> dict[str, torch.Tensor]:
+        """Named weights (k, ...) of the points ``sl``: built once per chunk and kept for its
+        other data batches (for a large model, building them costs as much as a forward pass
+        over a small batch)."""
+        assert self.points is not None
+        if self._chunk is None or self._chunk[0] != sl:
+            self._chunk = None  # free the last chunk's weights first
+            self._chunk = (sl, self.model.params(self.points.weights(sl)))
+        return self._chunk[1]
 
     @abstractmethod
     def batch_losses(self, sl: slice, b: int) -> torch.Tensor:

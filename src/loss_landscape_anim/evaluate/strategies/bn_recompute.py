@@ -20,6 +20,7 @@ from torch.func import functional_call
 
 from ..data import EvalData
 from ..functional import FunctionalModel
+from ..points import Points
 from .base import Strategy
 
 __all__ = ["DEFAULT_BN_EXAMPLES", "BNRecompute", "has_batch_norm"]
@@ -46,15 +47,19 @@ class BNRecompute(Strategy):
                 m.momentum = None  # a cumulative average over the batches
         self.n_batches = max(1, -(-min(n_examples, data.n_examples) // data.batch_size))
         self.n_batches = min(self.n_batches, data.n_batches)
-        self._chunk: slice | None = None
+        self._stats_chunk: slice | None = None
         self._buffers: list[dict[str, torch.Tensor]] = []
+
+    def start(self, points: Points) -> None:
+        super().start(points)
+        self._stats_chunk = None  # the last job's statistics are not this job's
 
     def batch_losses(self, sl: slice, b: int) -> torch.Tensor:
         assert self.points is not None
-        params = self.model.params(self.points.weights(sl))
-        if sl != self._chunk:
+        params = self.chunk_params(sl)
+        if sl != self._stats_chunk:
             self._buffers = [self._statistics(_point(params, k)) for k in range(sl.stop - sl.start)]
-            self._chunk = sl
+            self._stats_chunk = sl
         xb, yb = self.data.batch(b)
         losses = [
             self.model.loss_fn(

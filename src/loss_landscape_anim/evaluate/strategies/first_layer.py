@@ -51,7 +51,7 @@ class FirstLayer(HoistedFirstLayer):
         maps = self.first_maps.maps(b)
         coords = self.points.coords[sl]
         z0, zd = maps[0].reshape(1, -1), maps[1:].reshape(2, -1)
-        views = self.model.params(self.points.weights(sl))
+        views = self.chunk_params(sl)
         rest = {local: views[full] for local, full in self.split.rest_names.items()}
         _, yb = self.data.batch(b)
         loss_fn, module, shape = self.model.loss_fn, self.rest, maps.shape[1:]

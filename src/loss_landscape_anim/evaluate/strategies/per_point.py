@@ -23,4 +23,4 @@ class PerPoint(Strategy):
         def point_loss(params: dict[str, torch.Tensor]) -> torch.Tensor:
             return model.loss(params, xb, yb)
 
-        return map_points(point_loss, (model.params(self.points.weights(sl)),), self.vectorized)
+        return map_points(point_loss, (self.chunk_params(sl),), self.vectorized)
