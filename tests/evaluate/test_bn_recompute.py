@@ -105,3 +105,17 @@ def test_a_checkpoint_records_how_statistics_were_taken(tmp_path) -> None:
         compute_loss_grid(
             model, (X, y), plane, resolution=3, checkpoint=path, bn="recompute", progress=False
         )
+
+
+def test_a_second_job_gets_statistics_of_its_own_points() -> None:
+    """The statistics of a chunk are kept for its data batches, never for another job's chunk
+    with the same indices."""
+    X, y = spirals(300)
+    model = calibrated(bn_model(), X)
+    plane = random_plane(model, scale=2.0)
+    first, second = np.array([[0.5, -0.5], [1.0, 0.0]]), np.array([[-1.0, 1.0], [0.0, 2.0]])
+    evaluator = LossEvaluator(model, (X, y), bn="recompute")
+    evaluator.plane_losses(plane.origin, plane.directions, first)
+    got = evaluator.plane_losses(plane.origin, plane.directions, second)
+    expected = [oracle_loss(model, plane.origin + c @ plane.directions, X, y) for c in second]
+    np.testing.assert_allclose(got, expected, rtol=RTOL)
