@@ -64,7 +64,9 @@ t1 = time.perf_counter()
 import loss_landscape_anim
 print(t1 - t0, time.perf_counter() - t1)
 """
-PHASE_LINE = re.compile(r"^loss_landscape_anim\.api: (?P<phase>.+) took (?P<s>[0-9.]+) s$")
+PHASE_LINE = re.compile(
+    r"^loss_landscape_anim\.pipeline\.stages: (?P<phase>.+) took (?P<s>[0-9.]+) s$"
+)
 OUR_PHASES = ("training", "projection", "loss grid", "path losses", "decision regions", "rendering")
 
 # (row label, our phase or key, the original's median_s keys summed; None: no counterpart)

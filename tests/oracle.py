@@ -48,6 +48,12 @@ def random_plane(model: nn.Module, seed: int = 0, scale: float = 1.0) -> Plane:
     return Plane(origin, D, path, np.zeros(3), None, "random")
 
 
+def one_hidden_relu(hidden: int = 9) -> nn.Module:
+    """``Linear -> ReLU -> Linear`` on 2-D inputs (every plane strategy applies)."""
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, 3))
+
+
 class Residual(nn.Module):
     """A custom module with no ``as_sequential``: evaluated by the general vmap path."""
 

@@ -10,16 +10,11 @@ from torch import nn
 
 from loss_landscape_anim import LeNet, LossEvaluator, compute_loss_grid, loss_landscape_anim
 from loss_landscape_anim.cli import main
-from oracle import random_plane, spirals
+from oracle import one_hidden_relu, random_plane, spirals
 
 #: bfloat16 keeps 8 bits of mantissa (eps 2^-8); a loss through a few products and a log-sum-exp
 #: accumulates a few of those roundings relative to the logits' scale.
 BF16_RTOL = 8 * 2.0**-8
-
-
-def one_hidden_relu() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 3))
 
 
 def small_lenet() -> tuple[nn.Module, tuple[torch.Tensor, torch.Tensor]]:

@@ -16,6 +16,7 @@ from oracle import (
     ItemLossMLP,
     Residual,
     check_against_oracle,
+    one_hidden_relu,
     oracle_grid,
     random_plane,
     spirals,
@@ -25,11 +26,6 @@ from oracle import (
 def mlp() -> nn.Module:
     torch.manual_seed(1)
     return nn.Sequential(nn.Linear(2, 7), nn.Tanh(), nn.Linear(7, 5), nn.ReLU(), nn.Linear(5, 3))
-
-
-def one_hidden_relu() -> nn.Module:
-    torch.manual_seed(1)
-    return nn.Sequential(nn.Linear(2, 9), nn.ReLU(), nn.Linear(9, 3))
 
 
 def lenet_and_data() -> tuple[nn.Module, tuple[torch.Tensor, torch.Tensor]]:

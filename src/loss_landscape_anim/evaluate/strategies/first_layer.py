@@ -11,13 +11,10 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from ..data import EvalData
-from ..functional import FunctionalModel
 from ..points import PlanePoints
 from .base import map_points
 from .faster_layers import WindowMax2d, faster_sequential
 from .first_maps import HoistedFirstLayer
-from .split import SequentialSplit
 
 __all__ = ["FirstLayer"]
 
@@ -27,20 +24,11 @@ class FirstLayer(HoistedFirstLayer):
 
     name = "first_layer"
 
-    def __init__(
-        self,
-        model: FunctionalModel,
-        data: EvalData,
-        split: SequentialSplit,
-        *,
-        vectorized: bool,
-        cache_bytes: int,
-    ):
-        super().__init__(model, data, split, vectorized=vectorized, cache_bytes=cache_bytes)
-        self.rest = faster_sequential(split.rest)  # run once per point: its faster form
+    def prepare(self) -> None:
+        self.rest = faster_sequential(self.split.rest)  # run once per point: its faster form
         self._z: torch.Tensor | None = None
         pool = self.rest[0] if len(self.rest) else None
-        if not vectorized and isinstance(pool, WindowMax2d):
+        if not self.vectorized and isinstance(pool, WindowMax2d):
             # A max pooling first: the maps are cut into its window positions, and each point's
             # pooled output is a maximum over contiguous planes (see FirstLayerMaps).
             self.window = pool.kernel

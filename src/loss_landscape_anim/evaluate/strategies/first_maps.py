@@ -98,6 +98,10 @@ class HoistedFirstLayer(Strategy):
         super().__init__(model, data)
         self.split, self.vectorized, self.cache_bytes = split, vectorized, cache_bytes
         self.first_maps: FirstLayerMaps | None = None
+        self.prepare()
+
+    def prepare(self) -> None:
+        """Check that the model suits the strategy and set up its state (subclasses)."""
 
     def start(self, points: Points) -> None:
         if not isinstance(points, PlanePoints):

@@ -15,12 +15,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..data import EvalData
-from ..functional import FunctionalModel, autocast_on, compute_dtype
+from ..functional import autocast_on, compute_dtype
 from ..points import PlanePoints, Points
 from .base import map_points
 from .first_maps import HoistedFirstLayer
-from .split import SequentialSplit
 
 __all__ = ["LinearChain"]
 
@@ -34,20 +32,11 @@ class LinearChain(HoistedFirstLayer):
     name = "linear_chain"
     feature_major = True
 
-    def __init__(
-        self,
-        model: FunctionalModel,
-        data: EvalData,
-        split: SequentialSplit,
-        *,
-        vectorized: bool,
-        cache_bytes: int,
-    ):
-        if split.chain is None:
+    def prepare(self) -> None:
+        if self.split.chain is None:
             raise ValueError("The 'linear_chain' strategy needs a chain of Linear layers")
-        super().__init__(model, data, split, vectorized=vectorized, cache_bytes=cache_bytes)
         self.steps: list[ChainStep] = []
-        self.dtype = model.dtype
+        self.dtype = self.model.dtype
         self.manual_precision = False
         self._buffers: dict[str, torch.Tensor] = {}
 

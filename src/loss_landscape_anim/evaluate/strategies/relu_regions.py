@@ -25,8 +25,6 @@ import math
 import torch
 from torch import nn
 
-from ..data import EvalData
-from ..functional import FunctionalModel
 from ..points import PlanePoints, Points
 from .linear_chain import LinearChain
 from .split import SequentialSplit
@@ -80,18 +78,10 @@ class ReluRegions(LinearChain):
     name = "relu_regions"
     chunk_points = BOX_POINTS * CHUNK_BOXES
 
-    def __init__(
-        self,
-        model: FunctionalModel,
-        data: EvalData,
-        split: SequentialSplit,
-        *,
-        vectorized: bool,
-        cache_bytes: int,
-    ):
-        if not is_one_hidden_relu(split):
+    def prepare(self) -> None:
+        if not is_one_hidden_relu(self.split):
             raise ValueError("The 'relu_regions' strategy needs a Linear -> ReLU -> Linear model")
-        super().__init__(model, data, split, vectorized=vectorized, cache_bytes=cache_bytes)
+        super().prepare()
         self._maps: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._scale = torch.ones(2)
 
