@@ -91,3 +91,33 @@ def test_boxes_of_a_small_or_degenerate_chunk() -> None:
     found = boxes(torch.zeros(250, 2), torch.ones(2), 100)
     assert sorted(torch.cat(found).tolist()) == list(range(250))
     assert max(len(b) for b in found) <= 100
+
+
+def test_many_classes_make_smaller_boxes_and_pieces(monkeypatch) -> None:
+    """With many classes the per-box tensors are bounded: fewer points per box, and the mixed
+    units in pieces (scattered points make large boxes, most units mixed); the values do not
+    change."""
+    from loss_landscape_anim.evaluate.strategies import relu_regions
+
+    monkeypatch.setattr(relu_regions, "BOX_BYTES", 300 * 1024)
+    pieces = []
+    split = torch.Tensor.split
+
+    def counted(self, size, *args, **kwargs):
+        found = split(self, size, *args, **kwargs)
+        pieces.append(len(found))
+        return found
+
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 40))
+    X, y = spirals(200)
+    plane = random_plane(model)
+    coords = np.random.default_rng(4).normal(size=(30, 2)) * 20
+    evaluator = LossEvaluator(model, (X, y), strategy="relu_regions")
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.Tensor, "split", counted)
+        got = evaluator.plane_losses(plane.origin, plane.directions, coords)
+    assert evaluator.plane_strategy.box_points(200) == 3  # 3 x 200 x 40 floats x 3 each
+    assert max(pieces[1:]) > 1  # the first split cut the boxes; then mixed units in pieces
+    expected = [loss_at(model, plane.origin + c @ plane.directions, X, y) for c in coords]
+    np.testing.assert_allclose(got, expected, rtol=RTOL)

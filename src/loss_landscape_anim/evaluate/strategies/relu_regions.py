@@ -36,6 +36,9 @@ __all__ = ["ReluRegions", "is_one_hidden_relu"]
 BOX_POINTS = 100
 #: Boxes per chunk of points.
 CHUNK_BOXES = 10
+#: Bytes a box's per-point tensors may take (the outputs of its points for a data batch, and the
+#: mixed units' contributions): fewer points per box for many classes or large batches.
+BOX_BYTES = 32 * 2**20
 
 
 def is_one_hidden_relu(split: SequentialSplit) -> bool:
@@ -99,9 +102,18 @@ class ReluRegions(LinearChain):
         coords = self.points.coords[sl]
         _, yb = self.data.batch(b)
         losses = torch.empty(coords.shape[0], dtype=coords.dtype, device=coords.device)
-        for box in boxes(coords, self._scale, BOX_POINTS):
+        for box in boxes(coords, self._scale, self.box_points(yb.shape[0])):
             losses[box] = self._box_loss(self._outputs(b, coords[box]), yb)
         return losses
+
+    def box_points(self, n: int) -> int:
+        """Points per box for a data batch of ``n`` examples: :data:`BOX_POINTS`, or fewer when
+        the box's outputs (n, classes, points) and their temporaries would pass
+        :data:`BOX_BYTES`."""
+        stacked = self.steps[1][0] if self.steps[1] is not None else None
+        assert stacked is not None
+        per_point = 3 * n * (stacked.shape[0] // 3) * stacked.element_size()
+        return max(1, min(BOX_POINTS, BOX_BYTES // max(per_point, 1)))
 
     def _batch_maps(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch ``b``'s hidden-unit inputs: (hidden, 3, n) as the first layer gives them, and
@@ -159,11 +171,13 @@ class ReluRegions(LinearChain):
         (pair,) = mixed.nonzero(as_tuple=True)  # unit * n + example
         if pair.numel():
             coef = torch.cat([torch.ones_like(a[None]), coords.T])  # (3, K)
-            pre = torch.mm(flat[:3].index_select(1, pair).T, coef).relu_()  # (M, K)
             per_unit = stacked.view(3, classes, hidden).permute(2, 1, 0)  # (hidden, classes, 3)
             weights = torch.matmul(per_unit, coef)  # (hidden, classes, K)
-            contrib = weights.index_select(0, pair // n).mul_(pre[:, None, :])
-            out.index_add_(0, pair % n, contrib)
+            rows = max(1, BOX_BYTES // (weights[0].numel() * weights.element_size()))
+            for part in pair.split(rows):  # in pieces of at most BOX_BYTES
+                pre = torch.mm(flat[:3].index_select(1, part).T, coef).relu_()  # (M, K)
+                contrib = weights.index_select(0, part // n).mul_(pre[:, None, :])
+                out.index_add_(0, part % n, contrib)
         return out
 
     def _box_loss(self, out: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
