@@ -26,7 +26,7 @@ class FirstLayer(HoistedFirstLayer):
 
     def prepare(self) -> None:
         self.rest = faster_sequential(self.split.rest)  # run once per point: its faster form
-        self._z: torch.Tensor | None = None
+        self._z: dict[int, torch.Tensor] = {}
         pool = self.rest[0] if len(self.rest) else None
         if not self.vectorized and isinstance(pool, WindowMax2d):
             # A max pooling first: the maps are cut into its window positions, and each point's
@@ -51,17 +51,30 @@ class FirstLayer(HoistedFirstLayer):
             z = torch.addmm(z0, coords, zd).view(coords.shape[0], *shape)
             return map_points(point_loss, (rest, z), vectorized=True)
         # One point at a time, each first-layer output built just before it is used (a chunk of
-        # points then reads this batch's maps while they are still in cache), into one buffer.
-        z = self._buffer(maps[0])
+        # points then reads this batch's maps while they are still in cache), into buffers.
         losses = []
         for k, (a, b_) in enumerate(coords.tolist()):
-            torch.add(maps[0], maps[1], alpha=a, out=z).add_(maps[2], alpha=b_)
-            zp = z if self.window is None else z.amax(dim=0)  # the first max pooling
+            zp = self._first_output(maps, a, b_)
             losses.append(point_loss({name: v[k] for name, v in rest.items()}, zp))
         return torch.stack(losses)
 
-    def _buffer(self, like: torch.Tensor) -> torch.Tensor:
-        """A first-layer output buffer shaped like ``like``, reused from point to point."""
-        if self._z is None or self._z.shape != like.shape or self._z.dtype != like.dtype:
-            self._z = torch.empty_like(like)
-        return self._z
+    def _first_output(self, maps: torch.Tensor, a: float, b: float) -> torch.Tensor:
+        """The first layer's output at the point (a, b), max-pooled when the maps are cut into
+        the pooling's windows: one window position at a time, into a running maximum."""
+        if self.window is None:
+            z = self._buffer(0, maps[0])
+            return torch.add(maps[0], maps[1], alpha=a, out=z).add_(maps[2], alpha=b)
+        pooled, part = self._buffer(0, maps[0, 0]), self._buffer(1, maps[0, 0])
+        for q in range(maps.shape[1]):
+            z = pooled if q == 0 else part
+            torch.add(maps[0, q], maps[1, q], alpha=a, out=z).add_(maps[2, q], alpha=b)
+            if q:
+                torch.maximum(pooled, part, out=pooled)
+        return pooled
+
+    def _buffer(self, i: int, like: torch.Tensor) -> torch.Tensor:
+        """Buffer ``i``, shaped like ``like``, reused from point to point."""
+        buf = self._z.get(i)
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
+            buf = self._z[i] = torch.empty_like(like)
+        return buf
