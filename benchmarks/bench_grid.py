@@ -2,18 +2,19 @@
 
 The reference loop is what a straightforward implementation does: for each grid point, write the
 flat weights into the model (``vector_to_parameters``) and run the evaluation set forward without
-gradients, in float32 (in data batches of ``--loop-batch`` examples; default all at once). Both run in the same process on
-the same device and points; the script prints medians of the repeats, points/s, TFLOP/s of the
-network's convolutions and linear layers, the share of the float32 matmul peak measured in the same
-run, the ratio, and the largest relative difference from the loop on the points the loop evaluated
-(with ``--precision``, the reduced precision's error against float32).
+gradients, in float32 (in data batches of ``--loop-batch`` examples; default all at once). Both
+run in the same process on the same device and points, interleaved repeat by repeat; the script
+prints medians of the repeats, points/s, TFLOP/s of the network's convolutions and linear layers,
+the share of the float32 matmul peak measured in the same run, the ratio, and the largest relative
+difference from the loop on the points the loop evaluated (with ``--precision``, the reduced
+precision's error against float32).
 
 Cases (``--case``, repeatable; default: the first two):
   mlp        spirals MLP (1 hidden layer of 50), 100 x 100 grid
   lenet      LeNet-5 on 3,000 MNIST-shaped inputs, 10 x 10
   lenet60k   LeNet-5 on 60,000 MNIST-shaped inputs, 30 x 30 (GPU-sized)
   resnet18   ResNet-18 (BatchNorm) on CIFAR-shaped inputs: 10,000 and 10 x 10 on a GPU, 256 and
-             3 x 3 on the CPU
+             4 x 4 on the CPU
 
     python benchmarks/bench_grid.py                       # mlp and lenet on the CPU
     python benchmarks/bench_grid.py --quick               # fewer points and repeats
@@ -138,11 +139,20 @@ def bench_job(job: Job, args: argparse.Namespace, device: torch.device, peak: fl
             precision=args.precision,
         )
 
-    ours_s, grid = median_time(ours, repeats, device)
     subset = np.linspace(0, len(coords) - 1, min(job.loop_points, len(coords))).astype(int)
-    loop_s, ref = median_time(
-        lambda: reference_loop(job, coords[subset], device, args.loop_batch), repeats, device
-    )
+
+    def loop() -> np.ndarray:
+        return reference_loop(job, coords[subset], device, args.loop_batch)
+
+    # Interleaved (ours, loop, ours, loop, ...): on a shared machine both sides then see the
+    # same spells of contention, and the ratio of the medians is steadier than either time.
+    ours_times, loop_times = [], []
+    for _ in range(repeats):
+        seconds, grid = median_time(ours, 1, device)
+        ours_times.append(seconds)
+        seconds, ref = median_time(loop, 1, device)
+        loop_times.append(seconds)
+    ours_s, loop_s = statistics.median(ours_times), statistics.median(loop_times)
     flops = forward_flops(job.model, job.X[:1]) * len(job.X)
     ours_pps, loop_pps = len(coords) / ours_s, len(subset) / loop_s
     values = grid.loss.ravel()[subset]
