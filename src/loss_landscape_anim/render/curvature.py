@@ -137,15 +137,11 @@ def _draw_loss(ax: Axes, loss_grid: LossGrid, levels: int, text_size: float) -> 
             alpha=0.85,
         )
     if np.isfinite(loss_grid.loss_min):
-        ax.plot(
-            *loss_grid.argmin,
-            marker="*",
-            markersize=13,
-            color="white",
-            markeredgecolor="k",
-            linestyle="none",
-            label=f"loss minimum {loss_grid.loss_min:.3g} (contours: log loss)",
-        )
+        from .landscape import draw_grid_minimum, loss_text
+
+        text = loss_text(loss_grid.loss_min)
+        label = f"loss minimum {text} (contours: log loss)"
+        draw_grid_minimum(ax, loss_grid, size=13, color="white", label=label)
         ax.legend(loc="upper right", fontsize=text_size - 1, framealpha=0.85)
 
 

@@ -17,7 +17,13 @@ from ..results import LossGrid, Plane
 from .loss_scale import LossScale
 from .style import Style
 
-__all__ = ["TEXT_COLOR", "draw_landscape", "keep_y_label_inside", "loss_text"]
+__all__ = [
+    "TEXT_COLOR",
+    "draw_grid_minimum",
+    "draw_landscape",
+    "keep_y_label_inside",
+    "loss_text",
+]
 
 TEXT_COLOR = "#222222"
 #: Fill of the grid's regions where the loss is not finite.
@@ -105,9 +111,20 @@ def _draw_not_finite(ax: Any) -> list[Any]:
 
 
 def _draw_minimum(ax: Any, grid: LossGrid, style: Style) -> Any:
-    """The grid's minimum as a star; on an edge of the grid it is moved inward by its radius, so
-    that it stays inside the axes instead of over the tick labels."""
-    size = style.point_size + 5
+    return draw_grid_minimum(
+        ax,
+        grid,
+        size=style.point_size + 5,
+        color=style.minimum_color,
+        label=f"grid minimum, loss {loss_text(grid.loss_min)}",
+    )
+
+
+def draw_grid_minimum(
+    ax: Any, grid: LossGrid, *, size: float, color: str, label: str, zorder: float = 5
+) -> Any:
+    """The grid's minimum as a star of ``size`` points; on an edge of the grid it is moved inward
+    by its radius, so that it stays inside the axes instead of over the tick labels."""
     x, y = grid.argmin
     shift = [
         (size / 2) * (int(v == axis[0]) - int(v == axis[-1]))
@@ -121,13 +138,13 @@ def _draw_minimum(ax: Any, grid: LossGrid, style: Style) -> Any:
         y,
         marker="*",
         markersize=size,
-        color=style.minimum_color,
+        color=color,
         markeredgecolor="k",
         linestyle="none",
-        label=f"grid minimum, loss {loss_text(grid.loss_min)}",
+        label=label,
         transform=transform,
         clip_on=False,
-        zorder=5,
+        zorder=zorder,
     )
     return star
 

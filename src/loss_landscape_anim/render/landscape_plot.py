@@ -154,16 +154,10 @@ def _draw_contours(
         if colorbar:
             scale.colorbar(fig, filled, ax, matplotlib.rcParams["font.size"])
     if np.isfinite(grid.loss_min):
-        ax.plot(
-            *grid.argmin,
-            marker="*",
-            markersize=13,
-            color="white",
-            markeredgecolor="k",
-            linestyle="none",
-            label=f"grid minimum, loss {grid.loss_min:.3g}",
-            zorder=5,
-        )
+        from .landscape import draw_grid_minimum, loss_text
+
+        label = f"grid minimum, loss {loss_text(grid.loss_min)}"
+        draw_grid_minimum(ax, grid, size=13, color="white", label=label)
         ax.legend(loc="best", framealpha=0.8)
     ax.set_xlim(grid.xs[0], grid.xs[-1])
     ax.set_ylim(grid.ys[0], grid.ys[-1])
