@@ -160,12 +160,12 @@ class LossEvaluator:
         )
         self.split = split_first_linear(self.model.module, data.head(2)[0])
         self.vectorized = self._vectorized(data, memory_budget)
+        serial_cpu = self.device.type == "cpu" and not self.vectorized
         if memory_budget is None:
-            serial = self.device.type == "cpu" and not self.vectorized
-            memory_budget = SERIAL_CPU_MEMORY_BUDGET if serial else _default_budget(self.device)
+            memory_budget = SERIAL_CPU_MEMORY_BUDGET if serial_cpu else _default_budget(self.device)
         self.memory_budget = int(memory_budget)
         batch = self.memory_budget // max(self.per_example, 1)
-        if self.device.type == "cpu" and not self.vectorized:
+        if serial_cpu:
             batch = max(batch, MIN_SERIAL_BATCH)
         self.data = data.with_batch_size(batch)
         self.small = self.device.type == "cpu" and (

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
 
 import torch
 
@@ -64,11 +63,10 @@ def native_cpu_bf16() -> bool:
     return "AVX512" in torch.backends.cpu.get_cpu_capability()
 
 
-@contextlib.contextmanager
-def precision_scope(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+def precision_scope(
+    device: torch.device, dtype: torch.dtype | None
+) -> contextlib.AbstractContextManager[None]:
     """Autocast to ``dtype`` on ``device`` inside the block (nothing when ``dtype`` is None)."""
     if dtype is None:
-        yield
-        return
-    with torch.autocast(device.type, dtype=dtype):
-        yield
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)

@@ -27,7 +27,7 @@ class Strategy(ABC):
     name: ClassVar[str]
     #: True when the strategy needs points of a plane (it exploits their structure).
     needs_plane: ClassVar[bool] = False
-    #: Points per chunk this strategy works best with, at most (None: as many as the memory
+    #: Points per chunk when the strategy sizes its own chunks (None: as many as the memory
     #: budget allows).
     chunk_points: ClassVar[int | None] = None
 

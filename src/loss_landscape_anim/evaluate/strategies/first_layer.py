@@ -1,7 +1,7 @@
 """Hoisted first layer: the first layer (linear in its weights) is evaluated 3 times per data batch
 for a whole job; each point's first-layer output is combined from those, and only the rest of the
-network runs per point (vectorised, or one point at a time for convolutions on the CPU), in the
-faster equivalent form of :mod:`.faster_layers`."""
+network runs per point (vectorised, or one point at a time for convolutions: see
+``LossEvaluator``), in the faster equivalent form of :mod:`.faster_layers`."""
 
 from __future__ import annotations
 
@@ -38,17 +38,17 @@ class FirstLayer(HoistedFirstLayer):
         assert isinstance(self.points, PlanePoints) and self.first_maps is not None
         maps = self.first_maps.maps(b)
         coords = self.points.coords[sl]
-        z0, zd = maps[0].reshape(1, -1), maps[1:].reshape(2, -1)
         views = self.chunk_params(sl)
         rest = {local: views[full] for local, full in self.split.rest_names.items()}
         _, yb = self.data.batch(b)
-        loss_fn, module, shape = self.model.loss_fn, self.rest, maps.shape[1:]
+        loss_fn, module = self.model.loss_fn, self.rest
 
         def point_loss(params: dict[str, torch.Tensor], zp: torch.Tensor) -> torch.Tensor:
             return loss_fn(functional_call(module, params, (zp,)), yb)
 
         if self.vectorized:  # every point's first-layer output at once
-            z = torch.addmm(z0, coords, zd).view(coords.shape[0], *shape)
+            z0, zd = maps[0].reshape(1, -1), maps[1:].reshape(2, -1)
+            z = torch.addmm(z0, coords, zd).view(coords.shape[0], *maps.shape[1:])
             return map_points(point_loss, (rest, z), vectorized=True)
         # One point at a time, each first-layer output built just before it is used (a chunk of
         # points then reads this batch's maps while they are still in cache), into buffers.

@@ -20,8 +20,8 @@ class FirstLayerMaps:
     each direction; with ``feature_major``, (features, 3, N_b) for a ``Linear`` first layer; with
     a pooling ``window`` (rows, columns), (3, rows * columns, N_b, C, H', W'): the outputs cut
     into the window's positions, so that a max pooling is a maximum over the second dimension of
-    contiguous planes (the rows and columns that fill no window are dropped). All batches are kept when they fit in ``cache_bytes``; otherwise only the last batch asked
-    for is kept."""
+    contiguous planes (the rows and columns that fill no window are dropped). All batches are kept
+    when they fit in ``cache_bytes``; otherwise only the last batch asked for is kept."""
 
     def __init__(
         self,

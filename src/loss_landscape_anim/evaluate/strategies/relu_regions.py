@@ -110,10 +110,15 @@ class ReluRegions(LinearChain):
         """Points per box for a data batch of ``n`` examples: :data:`BOX_POINTS`, or fewer when
         the box's outputs (n, classes, points) and their temporaries would pass
         :data:`BOX_BYTES`."""
-        stacked = self.steps[1][0] if self.steps[1] is not None else None
-        assert stacked is not None
+        stacked = self._output_layer()[0]
         per_point = 3 * n * (stacked.shape[0] // 3) * stacked.element_size()
         return max(1, min(BOX_POINTS, BOX_BYTES // max(per_point, 1)))
+
+    def _output_layer(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """The last Linear layer's ``([W0; E0; E1], b0, [e0; e1])`` (see :class:`LinearChain`)."""
+        step = self.steps[1]
+        assert step is not None
+        return step
 
     def _batch_maps(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch ``b``'s hidden-unit inputs: (hidden, 3, n) as the first layer gives them, and
@@ -130,9 +135,7 @@ class ReluRegions(LinearChain):
 
     def _outputs(self, b: int, coords: torch.Tensor) -> torch.Tensor:
         """The network's outputs (n, classes, K) at the points ``coords`` (K, 2) of one box."""
-        step = self.steps[1]
-        assert step is not None
-        stacked, bias0, bias_dirs = step
+        stacked, bias0, bias_dirs = self._output_layer()
         classes, hidden = stacked.shape[0] // 3, stacked.shape[1]
         maps, flat = self._batch_maps(b)
         n = maps.shape[2]
