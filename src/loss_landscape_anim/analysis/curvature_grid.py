@@ -9,6 +9,7 @@ iteration batched across points (see :mod:`loss_landscape_anim.evaluate.hessian`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,8 @@ from torch import nn
 
 from .._runtime import NumThreads
 from .._validate import check_positive_number
-from ..evaluate.hessian import HessianEvaluator
-from ..evaluate.points import PlanePoints
+from ..evaluate.hessian import Extremes, HessianEvaluator
+from ..evaluate.points import PlanePoints, Points
 from ..results import CurvatureGrid, LossGrid, Plane
 from .loss_grid import DEFAULT_MARGIN, check_grid_arguments, grid_axes
 
@@ -83,30 +84,28 @@ def curvature_grid(
     else:
         resolution, used_margin = check_grid_arguments(resolution, margin)
         xs, ys = grid_axes([plane.path_2d, *(extra_paths or [])], resolution, used_margin)
-    tol = check_positive_number(tol, "tol")
-    evaluator = HessianEvaluator(
+    XX, YY = np.meshgrid(xs, ys)
+    coords = np.stack([XX.ravel(), YY.ravel()], axis=1)
+
+    def points_of(evaluator: HessianEvaluator) -> PlanePoints:
+        device, dtype = evaluator.device, evaluator.model.dtype
+        return PlanePoints.of(plane.origin, plane.directions, coords, device, dtype)
+
+    evaluator, found = hessian_extremes(
         model,
         data,
+        points_of,
+        method=method,
+        tol=tol,
+        max_iter=max_iter,
+        seed=seed,
+        progress=progress,
+        desc="curvature grid",
         device=device,
         n_examples=n_examples,
         chunk_size=chunk_size,
         memory_budget=memory_budget,
         num_threads=num_threads,
-    )
-    method = evaluator.resolve_method(method)
-    XX, YY = np.meshgrid(xs, ys)
-    coords = np.stack([XX.ravel(), YY.ravel()], axis=1)
-    points = PlanePoints.of(
-        plane.origin, plane.directions, coords, evaluator.device, evaluator.model.dtype
-    )
-    found = evaluator.extremes(
-        points,
-        method=method,
-        tol=tol,
-        max_steps=max_iter,
-        seed=seed,
-        progress=progress,
-        desc="curvature grid",
     )
     shape = (ys.shape[0], xs.shape[0])
     return CurvatureGrid(
@@ -121,3 +120,34 @@ def curvature_grid(
         method=found.method,
         n_products=found.n_products,
     )
+
+
+def hessian_extremes(
+    model: nn.Module,
+    data: Any,
+    points_of: Callable[[HessianEvaluator], Points],
+    *,
+    method: str,
+    tol: float,
+    max_iter: int | None,
+    seed: int | None,
+    progress: bool,
+    desc: str,
+    **evaluator_options: Any,
+) -> tuple[HessianEvaluator, Extremes]:
+    """A :class:`HessianEvaluator` of ``model`` on ``data`` (``evaluator_options``: ``device``,
+    ``n_examples``, ``chunk_size``, ``memory_budget``, ``num_threads``) and the largest and
+    smallest Hessian eigenvalue at the points ``points_of(evaluator)``: what
+    :func:`curvature_grid` and ``curvature_along_path`` share."""
+    tol = check_positive_number(tol, "tol")
+    evaluator = HessianEvaluator(model, data, **evaluator_options)
+    found = evaluator.extremes(
+        points_of(evaluator),
+        method=method,
+        tol=tol,
+        max_steps=max_iter,
+        seed=seed,
+        progress=progress,
+        desc=desc,
+    )
+    return evaluator, found

@@ -15,11 +15,11 @@ import torch
 from torch import nn
 
 from .._runtime import NumThreads
-from .._validate import check_optional_positive_int, check_positive_number
+from .._validate import check_optional_positive_int
 from ..evaluate.hessian import HessianEvaluator
 from ..evaluate.points import WeightPoints
 from ..results import PathCurvature, Trajectory
-from .curvature_grid import DEFAULT_CURVATURE_TOL
+from .curvature_grid import DEFAULT_CURVATURE_TOL, hessian_extremes
 
 __all__ = ["curvature_along_path", "path_rows"]
 
@@ -85,27 +85,27 @@ def curvature_along_path(
             f"Expected trajectory to be a Trajectory but got {type(trajectory).__name__}"
         )
     chosen = path_rows(len(trajectory), every=every, rows=rows)
-    tol = check_positive_number(tol, "tol")
-    evaluator = HessianEvaluator(
+
+    def points_of(evaluator: HessianEvaluator) -> WeightPoints:
+        trajectory.layout.check_model(evaluator.model.module)
+        weights = np.asarray(trajectory.params[chosen])
+        return WeightPoints.of(weights, evaluator.device, evaluator.model.dtype)
+
+    evaluator, found = hessian_extremes(
         model,
         data,
+        points_of,
+        method=method,
+        tol=tol,
+        max_iter=max_iter,
+        seed=seed,
+        progress=progress,
+        desc="path curvature",
         device=device,
         n_examples=n_examples,
         chunk_size=chunk_size,
         memory_budget=memory_budget,
         num_threads=num_threads,
-    )
-    trajectory.layout.check_model(evaluator.model.module)
-    weights = np.asarray(trajectory.params[chosen])
-    points = WeightPoints.of(weights, evaluator.device, evaluator.model.dtype)
-    found = evaluator.extremes(
-        points,
-        method=method,
-        tol=tol,
-        max_steps=max_iter,
-        seed=seed,
-        progress=progress,
-        desc="path curvature",
     )
     return PathCurvature(
         rows=chosen,
