@@ -42,8 +42,7 @@ from loss_landscape_anim import (
     train,
 )
 from loss_landscape_anim.analysis import grid_axes
-from loss_landscape_anim.evaluate.hessian import HessianEvaluator
-from loss_landscape_anim.evaluate.points import PlanePoints, WeightPoints
+from loss_landscape_anim.evaluate import CurvatureEvaluator
 from loss_landscape_anim.results import Plane
 
 
@@ -154,9 +153,14 @@ def spirals_map(args: argparse.Namespace, repeats: int) -> tuple[dict, nn.Module
 
 def time_functional_products(model: nn.Module, data, plane: Plane, coords: np.ndarray) -> float:
     """ms per point of batched Lanczos with the generic (torch.func) products."""
-    evaluator = HessianEvaluator(model, data, products="functional")
-    points = PlanePoints.of(plane.origin, plane.directions, coords, evaluator.device, torch.float32)
-    seconds, _ = median_time(lambda: evaluator.extremes(points, method="lanczos", seed=0), 1)
+    evaluator = CurvatureEvaluator(model, data, products="functional")
+
+    def run() -> object:
+        return evaluator.plane_extremes(
+            plane.origin, plane.directions, coords, method="lanczos", seed=0
+        )
+
+    seconds, _ = median_time(run, 1)
     return 1e3 * seconds / len(coords)
 
 
@@ -170,7 +174,7 @@ def product_costs(model: nn.Module, X: torch.Tensor, y: torch.Tensor, repeats: i
     reference.hvp(w, v)
     t_grad, _ = median_time(lambda: gradient(w), 20 * repeats)
     t_hvp, _ = median_time(lambda: reference.hvp(w, v), 20 * repeats)
-    evaluator = HessianEvaluator(model, (X, y))
+    evaluator = CurvatureEvaluator(model, (X, y))
     K = evaluator.chunk_points(10_000)
     W = w + 0.01 * torch.randn(K, reference.P, generator=torch.Generator().manual_seed(1))
     V = torch.randn(K, 1, reference.P, dtype=torch.float64)
@@ -193,18 +197,18 @@ def dense_vs_lanczos(quick: bool) -> list[dict]:
     rows = []
     for hidden in (4, 8) if quick else (4, 8, 16, 24, 32):
         model = MLP(2, 3, hidden_dim=hidden)
-        evaluator = HessianEvaluator(model, data)
+        evaluator = CurvatureEvaluator(model, data)
         w = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
         n = 8 if quick else 32
         W = w + 0.1 * torch.randn(n, w.numel(), generator=torch.Generator().manual_seed(0))
-        points = WeightPoints(W)
+        points = W.numpy()
         row = {"params": evaluator.n_params}
         for method in ("dense", "lanczos"):
 
             def run(
-                m: str = method, e: HessianEvaluator = evaluator, pts: WeightPoints = points
+                m: str = method, e: CurvatureEvaluator = evaluator, pts: np.ndarray = points
             ) -> object:
-                return e.extremes(pts, method=m, seed=0)
+                return e.weight_extremes(pts, method=m, seed=0)
 
             seconds, _ = median_time(run, 1 if quick else 3)
             row[f"{method}_ms_per_point"] = 1e3 * seconds / n

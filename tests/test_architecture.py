@@ -20,17 +20,15 @@ ALLOWED = {
     "params": set(),
     "results": {"params"},
     "data": set(),
-    "losses": {"models"},  # the default loss is recognised lazily
-    "models": {"record"},  # GenericModel builds its optimizer through record.optimizers
-    "record": {"params", "results", "data", "losses"},
-    # Hessian directions are the top eigenvectors that the curvature analysis finds
-    "directions": {"params", "results", "analysis"},
-    # the ranks of a torch.distributed job own chunks of points: scheduling asks integrations
-    "evaluate": {"params", "results", "data", "losses", "integrations"},
+    "optimizers": set(),
+    "losses": set(),
+    "models": {"optimizers", "losses"},
+    "record": {"params", "results", "data", "losses", "optimizers"},
+    "evaluate": {"params", "results", "data", "losses"},
+    "directions": {"params", "results", "evaluate"},
     "analysis": {"params", "results", "data", "evaluate"},
     "render": {"results"},
-    # at the edge: the Lightning callback records through record/; distributed knows only torch
-    "integrations": {"params", "results", "record"},
+    "integrations": {"params", "results", "record", "optimizers"},
     "lightning": {"integrations"},
     "pipeline": {
         "params",
@@ -38,14 +36,14 @@ ALLOWED = {
         "data",
         "losses",
         "models",
+        "optimizers",
         "record",
         "directions",
         "evaluate",
         "analysis",
         "render",
-        "integrations",
     },
-    "cli": {"pipeline", "data", "models", "record", "directions", "render", "integrations"},
+    "cli": {"pipeline"},
 }
 SHARED = {"_io", "_validate", "_runtime", "errors"}
 #: Computing packages run headless (on a GPU node, under torchrun): no matplotlib, no writers.
@@ -58,6 +56,9 @@ HEADLESS = (
     "evaluate",
     "analysis",
     "integrations",
+    "optimizers",
+    "losses",
+    "models",
 )
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
@@ -134,9 +135,6 @@ def test_no_cycles_between_packages() -> None:
             visit(nxt, [*trail, node])
         seen[node] = 2
 
-    # The lazy import of models in losses (to recognise the default loss) is the one allowed
-    # back edge: models -> record -> losses -> models happens at call time, not import time.
-    graph["losses"].discard("models")
     for node in sorted(graph):
         visit(node, [])
 
@@ -156,3 +154,58 @@ def test_modules_and_functions_are_small(path: Path) -> None:
             continue
         length = (body[-1].end_lineno or 0) - body[0].lineno + 1
         assert length <= MAX_FUNCTION_LINES, f"{rel}:{node.name} is {length} lines"
+
+
+def module_imports(path: Path) -> set[Path]:
+    """The modules of this package that ``path`` imports (type-only imports included), as files:
+    a package is its ``__init__.py``; ``from package import module`` is that module."""
+    found: set[Path] = set()
+    package = path.parent
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = package
+            for _ in range(node.level - 1):
+                base = base.parent
+        elif (node.module or "").startswith("loss_landscape_anim"):
+            base = ROOT.parent
+        else:
+            continue
+        target = base.joinpath(*(node.module or "").split(".")) if node.module else base
+        for alias in node.names:
+            sub = target / alias.name
+            for candidate in (sub.with_suffix(".py"), sub / "__init__.py"):
+                if candidate.is_file():
+                    found.add(candidate)
+                    break
+            else:
+                for candidate in (target.with_suffix(".py"), target / "__init__.py"):
+                    if candidate.is_file():
+                        found.add(candidate)
+                        break
+    return found - {path}
+
+
+def test_no_cycles_between_modules() -> None:
+    """No module imports, even for type checking only, a module that imports it back through any
+    chain (a package's ``__init__`` re-exporting its modules excepted, since it imports them
+    and is imported by nothing inside the package)."""
+    graph = {path: module_imports(path) for path in modules()}
+    seen: dict[Path, int] = {}
+
+    def visit(node: Path, trail: list[Path]) -> None:
+        if seen.get(node) == 1:
+            cycle = [*trail[trail.index(node) :], node]
+            raise AssertionError(
+                "import cycle: " + " -> ".join(str(p.relative_to(ROOT)) for p in cycle)
+            )
+        if seen.get(node) == 2:
+            return
+        seen[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            visit(nxt, [*trail, node])
+        seen[node] = 2
+
+    for node in sorted(graph):
+        visit(node, [])

@@ -148,7 +148,6 @@ def test_console_script_help(tmp_path):
         (["--margin", "inf"], ["argument --margin", "'inf'"]),
         (["--margin", "x"], ["argument --margin", "expected a finite number >= 0 but got 'x'"]),
         (["--center", "adam"], ["--center needs --compare"]),
-        (["--line", "--compare", "adam,sgd"], ["--line draws a single run"]),
         (["--view", "flat"], ["argument --view", "invalid choice: 'flat'", "'surface'"]),
         (["--lr", "0"], ["argument --lr", "expected a positive finite number but got '0'"]),
         (["--lr", "inf"], ["argument --lr", "'inf'"]),

@@ -1,4 +1,5 @@
-"""Devices, seeding and progress bars: the run-time context every stage shares."""
+"""Devices, seeding, threads, progress bars and which process writes: the run-time context every
+stage shares."""
 
 from __future__ import annotations
 
@@ -126,3 +127,18 @@ def progress_bar(iterable: Any = None, *, enabled: bool, **kwargs: Any) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(iterable, disable=not enabled, leave=False, dynamic_ncols=True, **kwargs)
+
+
+def is_initialized() -> bool:
+    """Whether a ``torch.distributed`` process group is initialised in this process."""
+    import torch.distributed as dist
+
+    return bool(dist.is_available() and dist.is_initialized())
+
+
+def is_writer() -> bool:
+    """Whether this process writes files: always, except on the ranks other than 0 of a
+    ``torch.distributed`` job."""
+    import torch.distributed as dist
+
+    return not is_initialized() or dist.get_rank() == 0

@@ -3,7 +3,14 @@ catch ``ValueError`` keep working."""
 
 from __future__ import annotations
 
-__all__ = ["DataError", "DivergenceWarning", "IncompatibleFileError", "UnsafeFileError"]
+__all__ = [
+    "PACKAGE_ERRORS",
+    "ConvergenceError",
+    "DataError",
+    "DivergenceWarning",
+    "IncompatibleFileError",
+    "UnsafeFileError",
+]
 
 
 class DataError(ValueError):
@@ -20,3 +27,17 @@ class UnsafeFileError(ValueError):
 
 class DivergenceWarning(RuntimeWarning):
     """Training reached non-finite weights or losses; the animation stops where values were finite."""
+
+
+class ConvergenceError(RuntimeError):
+    """An iterative solver (an eigensolver) stopped at its iteration limit before reaching the
+    tolerance asked for; the message says which limit and tolerance to raise."""
+
+
+#: The package's own errors: what a user's input or files caused, never a bug.
+PACKAGE_ERRORS: tuple[type[Exception], ...] = (
+    DataError,
+    IncompatibleFileError,
+    UnsafeFileError,
+    ConvergenceError,
+)

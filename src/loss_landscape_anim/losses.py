@@ -16,6 +16,7 @@ __all__ = [
     "as_targets",
     "batch_accuracy",
     "checked_loss",
+    "cross_entropy_loss",
     "is_default_cross_entropy",
     "loss_function",
 ]
@@ -81,8 +82,15 @@ def checked_loss(
     return loss
 
 
-def is_default_cross_entropy(loss_fn: Callable) -> bool:
-    """True for ``F.cross_entropy`` and a ``GenericModel`` that keeps its default ``loss_fn``."""
-    from .models import GenericModel
+def cross_entropy_loss(method: Callable) -> Callable:
+    """Mark a model's ``loss_fn`` method as plain mean cross-entropy (the evaluators then use
+    their faster written-out cross-entropy); a subclass that overrides it is not marked."""
+    method.is_plain_cross_entropy = True  # type: ignore[attr-defined]
+    return method
 
-    return loss_fn is F.cross_entropy or getattr(loss_fn, "__func__", None) is GenericModel.loss_fn
+
+def is_default_cross_entropy(loss_fn: Callable) -> bool:
+    """True for ``F.cross_entropy`` and a ``loss_fn`` marked by :func:`cross_entropy_loss` (the
+    default of ``GenericModel``, unless a subclass overrides it)."""
+    function = getattr(loss_fn, "__func__", loss_fn)
+    return loss_fn is F.cross_entropy or getattr(function, "is_plain_cross_entropy", False)

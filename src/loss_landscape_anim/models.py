@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validate import check_positive_int, check_positive_number
-from .record.optimizers import (
+from .losses import cross_entropy_loss
+from .optimizers import (
     OptimizerSpec,
     check_optimizer_spec,
     make_optimizer,
@@ -57,6 +58,7 @@ class GenericModel(nn.Module):
             None if num_classes is None else check_positive_int(num_classes, "num_classes")
         )
 
+    @cross_entropy_loss
     def loss_fn(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean loss of predictions ``y_pred`` against targets ``y`` (cross-entropy)."""
         return F.cross_entropy(y_pred, y)

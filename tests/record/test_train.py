@@ -252,7 +252,6 @@ def test_batch_size_applies_to_a_pair() -> None:
 
 
 def test_final_buffers_are_recorded_saved_and_restored(tmp_path) -> None:
-    from loss_landscape_anim.pipeline.stages import with_final_weights
     from loss_landscape_anim.results import Trajectory
 
     torch.manual_seed(0)
@@ -265,7 +264,7 @@ def test_final_buffers_are_recorded_saved_and_restored(tmp_path) -> None:
     assert not np.allclose(trajectory.buffers["1.running_mean"], 0.0)
     assert int(model[1].num_batches_tracked) == 0  # the caller's model is untouched
     loaded = Trajectory.load(trajectory.save(tmp_path / "t.npz"))
-    trained = with_final_weights(model, loaded)
+    trained = loaded.apply_to(copy.deepcopy(model))
     np.testing.assert_array_equal(
         trained[1].running_mean.numpy(), trajectory.buffers["1.running_mean"]
     )

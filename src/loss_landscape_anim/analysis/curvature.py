@@ -2,7 +2,7 @@
 principal curvatures; Li et al. 2018, sec. 6) and its trace (Hutchinson's estimator).
 
 Only Hessian-vector products are computed (``torch.func`` forward-over-reverse, or the written-out
-products for chains of Linear layers, see :mod:`loss_landscape_anim.evaluate.hessian`), never a
+products for chains of Linear layers, see :mod:`loss_landscape_anim.evaluate.curvature`), never a
 P x P matrix. The eigenvalues come from SciPy's ``eigsh`` (ARPACK's implicitly restarted Lanczos)
 on a ``LinearOperator``; SciPy is imported when first needed.
 """
@@ -15,28 +15,28 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._runtime import NumThreads
 from .._validate import check_optional_positive_int, check_positive_int, check_positive_number
-from ..evaluate.hessian import HessianEvaluator
+from ..evaluate import CurvatureEvaluator
+from ..evaluate.eigenpairs import eigenpairs
 from ..params.layout import ParamLayout
 from ..results import HessianSpectrum, HessianTrace
+from ._evaluators import curvature_evaluator
 
 __all__ = ["flat_params", "hessian_eigenvalues", "hessian_trace"]
 
 
 def hessian_eigenvalues(
-    model: nn.Module,
-    data: Any,
+    model: nn.Module | None = None,
+    data: Any = None,
     *,
     k: int = 1,
     params: Any = None,
-    n_examples: int | None = None,
-    device: str | torch.device | None = None,
     tol: float = 1e-4,
     max_iter: int | None = None,
     seed: int | None = None,
     return_vectors: bool = False,
-    num_threads: NumThreads = None,
+    evaluator: CurvatureEvaluator | None = None,
+    **evaluator_options: Any,
 ) -> HessianSpectrum:
     """The ``k`` largest and ``k`` smallest eigenvalues of the Hessian of the mean loss over
     ``data``, at the model's weights or at ``params``.
@@ -50,90 +50,66 @@ def hessian_eigenvalues(
         data: the evaluation data: a data module, ``DataLoader``, ``Dataset`` or ``(X, y)``.
         k: how many eigenvalues at each end (1 <= k < P).
         params: flat weights (P,) in ``model.parameters()`` order (array or tensor).
-        n_examples: use the first ``n_examples`` examples only.
-        device: where to compute; default CPU.
         tol: relative accuracy of the eigenvalues asked of ``eigsh``.
         max_iter: at most this many restarts of ``eigsh`` (default: SciPy's, 10 P).
         seed: seeds the start vector; the same seed gives the same result. None draws one.
         return_vectors: also return the eigenvectors (k x P each).
-        num_threads: CPU threads (restored afterwards); None leaves torch's setting.
+        evaluator: a :class:`CurvatureEvaluator` already built (or a loss evaluator or
+            preparation to share), instead of ``model``, ``data`` and ``evaluator_options``;
+            without ``params`` the weights are those of its model.
+        evaluator_options: the options of :class:`CurvatureEvaluator` (``device``,
+            ``n_examples``, ``num_threads``, ...).
 
     Raises:
-        RuntimeError: when ``eigsh`` does not converge within ``max_iter``.
+        ConvergenceError: (a ``RuntimeError``) when ``eigsh`` does not converge within
+            ``max_iter``.
     """
-    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
-
-    n_params = ParamLayout.of(_module(model)).n_params
     k = check_positive_int(k, "k")
+    tol = check_positive_number(tol, "tol")
+    max_iter = check_optional_positive_int(max_iter, "max_iter")
+    evaluator = curvature_evaluator(model, data, evaluator, evaluator_options)
+    n_params = evaluator.n_params
     if k >= n_params:
         raise ValueError(
             f"Expected k to be below the number of parameters ({n_params}) but got {k}"
         )
-    tol = check_positive_number(tol, "tol")
-    max_iter = check_optional_positive_int(max_iter, "max_iter")
-    w = flat_params(model, params)
-    evaluator = HessianEvaluator(
-        model, data, device=device, n_examples=n_examples, num_threads=num_threads
-    )
-    counter = _Counter(evaluator.operator(w))
-    operator = LinearOperator(
-        (n_params, n_params), matvec=counter, matmat=counter, dtype=np.float64
-    )
-    v0 = np.random.default_rng(seed).standard_normal(n_params)
-    ends: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    with evaluator.threads():
-        for which in ("LA", "SA"):
-            try:
-                values, vectors = eigsh(
-                    operator, k=k, which=which, v0=v0, tol=tol, maxiter=max_iter
-                )
-            except ArpackNoConvergence as exc:
-                raise RuntimeError(
-                    f"eigsh did not converge to the {k} {'largest' if which == 'LA' else 'smallest'}"
-                    f" eigenvalue(s) after {counter.count} Hessian-vector products; raise max_iter"
-                    f" (got {max_iter}) or tol (got {tol})"
-                ) from exc
-            order = np.argsort(values)[::-1] if which == "LA" else np.argsort(values)
-            ends[which] = values[order], vectors[:, order].T
+    w = flat_params(evaluator.model.module, params)
+    found = eigenpairs(evaluator, w, k=k, tol=tol, max_iter=max_iter, seed=seed)
     return HessianSpectrum(
-        largest=ends["LA"][0],
-        smallest=ends["SA"][0],
-        largest_vectors=ends["LA"][1] if return_vectors else None,
-        smallest_vectors=ends["SA"][1] if return_vectors else None,
-        n_products=counter.count,
+        largest=found.largest,
+        smallest=found.smallest,
+        largest_vectors=found.largest_vectors if return_vectors else None,
+        smallest_vectors=found.smallest_vectors if return_vectors else None,
+        n_products=found.n_products,
         n_examples=evaluator.n_examples,
         precision=evaluator.precision,
     )
 
 
 def hessian_trace(
-    model: nn.Module,
-    data: Any,
+    model: nn.Module | None = None,
+    data: Any = None,
     *,
     n_samples: int = 100,
     seed: int | None = None,
     params: Any = None,
-    n_examples: int | None = None,
-    device: str | torch.device | None = None,
-    num_threads: NumThreads = None,
+    evaluator: CurvatureEvaluator | None = None,
+    **evaluator_options: Any,
 ) -> HessianTrace:
     """Hutchinson's estimate of the trace of the Hessian of the mean loss over ``data``
     (Hutchinson 1989): the mean of ``v^T H v`` over ``n_samples`` Rademacher vectors ``v``, with
     its standard error. The trace is the sum of all eigenvalues (the mean curvature times P).
 
     Args:
-        model, data, params, n_examples, device, num_threads: as for
-            :func:`hessian_eigenvalues`.
+        model, data, params, evaluator, evaluator_options: as for :func:`hessian_eigenvalues`.
         n_samples: the number of random probes (>= 2).
         seed: seeds the probes; None draws fresh ones.
     """
     n_samples = check_positive_int(n_samples, "n_samples")
     if n_samples < 2:
         raise ValueError(f"Expected n_samples to be at least 2 but got {n_samples}")
-    w = flat_params(model, params)
-    evaluator = HessianEvaluator(
-        model, data, device=device, n_examples=n_examples, num_threads=num_threads
-    )
+    evaluator = curvature_evaluator(model, data, evaluator, evaluator_options)
+    w = flat_params(evaluator.model.module, params)
     generator = torch.Generator()
     if seed is None:
         generator.seed()
@@ -141,7 +117,7 @@ def hessian_trace(
         generator.manual_seed(seed)
     signs = torch.randint(0, 2, (n_samples, evaluator.n_params), generator=generator)
     probes = signs.to(torch.float64) * 2 - 1
-    with evaluator.threads():
+    with evaluator.scope():
         values = evaluator.quadratic_forms(w, probes).cpu().numpy()
     return HessianTrace(
         estimate=float(values.mean()),
@@ -153,11 +129,12 @@ def hessian_trace(
 
 def flat_params(model: nn.Module, params: Any = None) -> torch.Tensor:
     """``params`` (or the model's weights) as a flat (P,) tensor in the model's dtype."""
-    module = _module(model)
-    layout = ParamLayout.of(module)
-    dtype = next(module.parameters()).dtype
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"Expected model to be a torch.nn.Module but got {type(model).__name__}")
+    layout = ParamLayout.of(model)
+    dtype = next(model.parameters()).dtype
     if params is None:
-        return layout.flatten(module).to(dtype)
+        return layout.flatten(model).to(dtype)
     try:
         w = torch.as_tensor(np.asarray(torch.as_tensor(params).detach().cpu()), dtype=dtype)
     except (TypeError, ValueError, RuntimeError) as exc:
@@ -171,22 +148,3 @@ def flat_params(model: nn.Module, params: Any = None) -> torch.Tensor:
     if not torch.isfinite(w).all():
         raise ValueError("Expected params to be finite but they hold NaN or inf")
     return w
-
-
-def _module(model: Any) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"Expected model to be a torch.nn.Module but got {type(model).__name__}")
-    return model
-
-
-class _Counter:
-    """A matvec/matmat that counts the Hessian-vector products it computes."""
-
-    def __init__(self, apply: Any):
-        self.apply = apply
-        self.count = 0
-
-    def __call__(self, V: np.ndarray) -> np.ndarray:
-        V = np.asarray(V)
-        self.count += 1 if V.ndim == 1 else V.shape[1]
-        return self.apply(V)

@@ -11,7 +11,7 @@ from torch import nn
 from .._runtime import NumThreads, is_small_model, resolve_device, thread_scope
 from .._validate import check_positive_int, check_positive_number, is_integer
 from ..data import materialize
-from ..evaluate import FunctionalModel
+from ..evaluate import CurvatureEvaluator, FunctionalModel, LossEvaluator, Preparation
 from ..evaluate.points import WeightPoints
 from ..evaluate.schedule import chunk_slices
 from ..evaluate.strategies.base import map_points
@@ -24,7 +24,7 @@ _CHUNK = 16
 
 
 def decision_regions(
-    model: nn.Module,
+    model: nn.Module | None,
     data: Any,
     trajectory: Trajectory,
     rows: np.ndarray,
@@ -34,6 +34,7 @@ def decision_regions(
     max_points: int = 300,
     device: str | torch.device | None = None,
     num_threads: NumThreads = None,
+    evaluator: LossEvaluator | CurvatureEvaluator | Preparation | None = None,
 ) -> DecisionRegions:
     """Classify a ``resolution`` x ``resolution`` grid of the input plane with the weights of each
     of ``rows`` of the trajectory. Needs a model on 2-D inputs with class logits (N, C).
@@ -46,11 +47,15 @@ def decision_regions(
         margin: room around the data on each side, as a share of their extent.
         max_points: at most this many data points are kept for drawing, evenly spread.
         device, num_threads: as for :func:`compute_loss_grid`.
+        evaluator: an evaluator (or preparation) already built whose model copy, device and
+            threads to use instead of ``model``, ``device`` and ``num_threads`` (``data`` still
+            gives the inputs whose plane is classified).
     """
     resolution = check_positive_int(resolution, "resolution")
     margin = check_positive_number(margin, "margin", allow_zero=True)
     max_points = check_positive_int(max_points, "max_points")
-    torch_device = resolve_device(device)
+    functional, threads = _model_of(model, evaluator, device, num_threads)
+    torch_device = functional.device
     X, y = materialize(data)
     if X.ndim != 2 or X.shape[1] != 2:
         raise ValueError(
@@ -66,7 +71,6 @@ def decision_regions(
     gx = np.linspace(low[0] - pad[0], high[0] + pad[0], resolution)
     gy = np.linspace(low[1] - pad[1], high[1] + pad[1], resolution)
     GX, GY = np.meshgrid(gx, gy)
-    functional = FunctionalModel(model, torch_device)
     inputs = torch.tensor(
         np.stack([GX.ravel(), GY.ravel()], 1), dtype=functional.dtype, device=torch_device
     )
@@ -77,17 +81,17 @@ def decision_regions(
     rows = np.asarray(rows)
     points = WeightPoints.of(trajectory.params[rows], torch_device, functional.dtype)
     small = is_small_model(functional.layout.n_params, torch_device)
+    declared = getattr(functional.module, "num_classes", None)
     # Each chunk's classes go straight into one preallocated uint8 array: keeping the chunks'
     # int64 results alive between the large temporaries of later chunks fragmented the heap
     # (peak memory grew by ~0.8 MB per row).
     classes = np.empty((len(rows), resolution, resolution), dtype=np.uint8)
-    with torch.no_grad(), thread_scope(num_threads, small=small):
+    with torch.no_grad(), thread_scope(threads, small=small):
         for sl in chunk_slices(len(points), _CHUNK):
             predicted = map_points(predict, (functional.params(points.weights(sl)),), True)
             classes[sl] = predicted.to(torch.uint8).reshape(-1, resolution, resolution).cpu()
     keep = np.linspace(0, len(X) - 1, min(len(X), max_points)).astype(int)
     labels = y.numpy()[keep]
-    declared = getattr(model, "num_classes", None)
     n_classes = max(
         int(declared) if declared is not None and is_integer(declared) else 0,
         int(classes.max()) + 1,
@@ -101,3 +105,32 @@ def decision_regions(
         labels,
         n_classes,
     )
+
+
+def _model_of(
+    model: nn.Module | None,
+    evaluator: LossEvaluator | CurvatureEvaluator | Preparation | None,
+    device: str | torch.device | None,
+    num_threads: NumThreads,
+) -> tuple[FunctionalModel, NumThreads]:
+    """The functional model to classify with, and the threads: the evaluator's, or a new copy of
+    ``model`` on ``device``."""
+    if evaluator is None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(
+                f"Expected model to be a torch.nn.Module but got {type(model).__name__} (or "
+                "pass evaluator=, an evaluator already built)"
+            )
+        return FunctionalModel(model, resolve_device(device)), num_threads
+    given = [
+        n
+        for n, v in (("model", model), ("device", device), ("num_threads", num_threads))
+        if v is not None
+    ]
+    if given:
+        raise ValueError(
+            f"Expected either evaluator= or {', '.join(given)}, not both: the evaluator has its "
+            "own model copy, device and threads"
+        )
+    preparation = evaluator if isinstance(evaluator, Preparation) else evaluator.preparation
+    return preparation.model, preparation.num_threads

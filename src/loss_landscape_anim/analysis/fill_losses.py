@@ -10,6 +10,7 @@ from torch import nn
 
 from ..evaluate import LossEvaluator
 from ..results import Trajectory
+from ._evaluators import loss_evaluator
 
 __all__ = ["fill_losses"]
 
@@ -19,11 +20,12 @@ ROW_BLOCK_BYTES = 256 * 2**20
 
 def fill_losses(
     trajectory: Trajectory,
-    model: nn.Module,
-    data: Any,
+    model: nn.Module | None = None,
+    data: Any = None,
     *,
     overwrite: bool = False,
     progress: bool = False,
+    evaluator: LossEvaluator | None = None,
     **evaluator_options: Any,
 ) -> Trajectory:
     """A copy of ``trajectory`` whose NaN losses are replaced by the mean loss over ``data`` of
@@ -32,8 +34,8 @@ def fill_losses(
 
     The rows are evaluated in batches of weight vectors by :class:`LossEvaluator`, in eval mode
     with ``model``'s buffers (BatchNorm statistics); ``evaluator_options`` go to it (``device``,
-    ``n_examples``, ``chunk_size``, ...). ``model`` supplies the architecture only: it is not
-    changed.
+    ``n_examples``, ``chunk_size``, ...), or ``evaluator`` is one already built. ``model``
+    supplies the architecture only: it is not changed.
     """
     if not isinstance(trajectory, Trajectory):
         raise TypeError(
@@ -43,7 +45,7 @@ def fill_losses(
     rows = np.arange(len(loss)) if overwrite else np.flatnonzero(np.isnan(loss))
     if rows.size == 0:
         return trajectory
-    evaluator = LossEvaluator(model, data, **evaluator_options)
+    evaluator = loss_evaluator(model, data, evaluator, evaluator_options)
     itemsize = trajectory.params.dtype.itemsize
     block = max(1, ROW_BLOCK_BYTES // (itemsize * trajectory.n_params))
     for start in range(0, rows.size, block):

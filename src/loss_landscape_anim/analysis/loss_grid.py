@@ -11,15 +11,20 @@ import os
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
-from .._runtime import NumThreads
 from .._validate import check_positive_number, is_integer
 from ..evaluate import LossEvaluator
 from ..results import LossGrid, Plane
+from ._evaluators import loss_evaluator, require
 
-__all__ = ["DEFAULT_MARGIN", "DEFAULT_RESOLUTION", "compute_loss_grid", "grid_axes"]
+__all__ = [
+    "DEFAULT_MARGIN",
+    "DEFAULT_RESOLUTION",
+    "compute_loss_grid",
+    "grid_axes",
+    "grid_coords",
+]
 
 #: Default number of grid points along each axis.
 DEFAULT_RESOLUTION = 100
@@ -57,26 +62,17 @@ def check_grid_arguments(resolution: Any, margin: Any) -> tuple[int, float]:
 
 
 def compute_loss_grid(
-    model: nn.Module,
-    data: Any,
-    plane: Plane,
+    model: nn.Module | None = None,
+    data: Any = None,
+    plane: Plane | None = None,
     *,
     resolution: int = DEFAULT_RESOLUTION,
     margin: float = DEFAULT_MARGIN,
-    device: str | torch.device | None = None,
-    chunk_size: int | None = None,
-    n_examples: int | None = None,
-    memory_budget: int | None = None,
-    num_threads: NumThreads = None,
     extra_paths: list[np.ndarray] | None = None,
-    strategy: str = "auto",
     progress: bool = True,
     checkpoint: str | os.PathLike | None = None,
-    distributed: bool | None = None,
-    stream: bool | None = None,
-    subset_seed: int = 0,
-    bn: str = "eval",
-    precision: str | None = None,
+    evaluator: LossEvaluator | None = None,
+    **evaluator_options: Any,
 ) -> LossGrid:
     """Evaluate the mean loss over ``data`` on an R x R grid of ``plane``.
 
@@ -90,61 +86,32 @@ def compute_loss_grid(
         plane: the plane, from :func:`project`.
         resolution: points along each axis (>= 2).
         margin: extra room on each side, as a share of the path's extent (>= 0).
-        device: where to compute; default CPU.
-        chunk_size: grid points evaluated at once; default: as many as ``memory_budget`` allows.
-        n_examples: evaluate on the first ``n_examples`` examples only (default: all).
-        memory_budget: bytes of activations one chunk may use (default by device:
-            :data:`DEFAULT_MEMORY_BUDGET`).
-        num_threads: CPU threads (restored afterwards): a count, ``"auto"`` (one thread when one
-            forward pass over a data batch touches less than ``SMALL_WORK_BYTES`` of
-            activations) or None (torch's setting, the default: threads change only when asked).
         extra_paths: more (T, 2) paths the grid must cover (other optimizers on the same plane).
-        strategy: how chunks of points are evaluated (see :class:`LossEvaluator`); every
-            strategy gives the same values to rounding.
         progress: show a progress bar.
-        checkpoint: a file (``.npz``) that finished chunks of ``chunk_size`` points are saved to
-            as they complete, with what identifies the job (plane, resolution, margin, data,
-            model layout and buffers, precision). Rerun with the same file after a crash or a
-            kill: only the missing points are computed, and the grid is the same. A file of
-            another job is refused with an error that says what differs.
-        distributed: under ``torch.distributed`` (None: whenever a process group is
-            initialised), each rank evaluates only its share of the chunks, on its own device
-            (``cuda:LOCAL_RANK`` with no ``device``), and every rank returns the whole grid, the
-            same as one process's. Every rank must call with the same arguments; rank 0 writes
-            the checkpoint. False: this process alone.
-        stream: read the data from their dataset for every chunk of points, in fixed batches,
-            instead of holding them in memory (None: for a dataset that is not a
-            ``TensorDataset`` and is larger than 2 GiB). Streamed, ``n_examples`` takes a subset
-            chosen once from ``subset_seed``.
-        subset_seed: the seed of that subset.
-        bn: BatchNorm statistics at each point: ``"eval"`` (default: the model's running
-            statistics, those training accumulated near the trained weights) or ``"recompute"``
-            (re-estimated at each point from the first 1,024 examples of ``data``, so each point
-            is normalised by statistics of its own weights; one point at a time).
-        precision: None (default: the model's dtype), ``"bf16"`` or ``"fp16"`` (GPUs): the
-            products of a float32 model run under autocast in that dtype, recorded as
-            ``LossGrid.precision``. Faster where the hardware has the dtype (GPUs, CPUs with
-            AVX-512 BF16 or AMX); the README gives the largest error against float32 measured.
+        checkpoint: a file (``.npz``) that finished chunks of points are saved to as they
+            complete, with what identifies the job (plane, resolution, margin, data, model
+            layout and buffers, precision). Rerun with the same file after a crash or a kill:
+            only the missing points are computed, and the grid is the same. A file of another
+            job is refused with an error that says what differs.
+        evaluator: a :class:`LossEvaluator` already built (or a curvature evaluator or
+            preparation to share), instead of ``model``, ``data`` and ``evaluator_options``: a
+            run that evaluates several things prepares its model and data once.
+        evaluator_options: the options of :class:`LossEvaluator`: ``device``, ``n_examples``
+            (the first examples only), ``chunk_size``, ``memory_budget``, ``num_threads``,
+            ``strategy`` (how chunks of points are evaluated; every strategy gives the same
+            values to rounding), ``distributed`` (under ``torch.distributed``, each rank
+            evaluates only its share of the chunks and every rank returns the whole grid; rank 0
+            writes the checkpoint), ``stream`` and ``subset_seed`` (data read from their dataset
+            for every chunk of points), ``bn`` (``"eval"``: the model's running BatchNorm
+            statistics; ``"recompute"``: re-estimated at each point from the first 1,024
+            examples) and ``precision`` (``"bf16"`` or ``"fp16"`` on GPUs: the products of a
+            float32 model under autocast, recorded as ``LossGrid.precision``; the README gives the
+            largest error against float32 measured).
     """
+    plane = require(plane, "plane", Plane)
     resolution, margin = check_grid_arguments(resolution, margin)
-    evaluator = LossEvaluator(
-        model,
-        data,
-        device=device,
-        n_examples=n_examples,
-        chunk_size=chunk_size,
-        memory_budget=memory_budget,
-        num_threads=num_threads,
-        strategy=strategy,
-        distributed=distributed,
-        stream=stream,
-        subset_seed=subset_seed,
-        bn=bn,
-        precision=precision,
-    )
+    evaluator = loss_evaluator(model, data, evaluator, evaluator_options)
     xs, ys = grid_axes([plane.path_2d, *(extra_paths or [])], resolution, margin)
-    XX, YY = np.meshgrid(xs, ys)
-    coords = np.stack([XX.ravel(), YY.ravel()], axis=1)
     job = {
         "what": "loss grid",
         "plane": plane.fingerprint(),
@@ -154,7 +121,7 @@ def compute_loss_grid(
     losses = evaluator.plane_losses(
         plane.origin,
         plane.directions,
-        coords,
+        grid_coords(xs, ys),
         progress=progress,
         desc="loss grid",
         checkpoint=checkpoint,
@@ -169,3 +136,10 @@ def compute_loss_grid(
         precision=evaluator.precision,
         plane_fingerprint=plane.fingerprint(),
     )
+
+
+def grid_coords(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """The (R * R, 2) coordinates of the grid of axes ``xs`` and ``ys``, row by row (``ys``
+    outermost), as :attr:`LossGrid.loss` holds them."""
+    XX, YY = np.meshgrid(xs, ys)
+    return np.stack([XX.ravel(), YY.ravel()], axis=1)

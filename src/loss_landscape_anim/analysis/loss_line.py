@@ -15,19 +15,21 @@ from .._validate import check_positive_int, check_positive_number
 from ..evaluate import LossEvaluator
 from ..params.layout import ParamLayout
 from ..results import LossLine
+from ._evaluators import loss_evaluator
 
 __all__ = ["line_alphas", "loss_along_line"]
 
 
 def loss_along_line(
-    model: nn.Module,
-    data: Any,
-    start: Any,
-    end: Any,
+    model: nn.Module | None = None,
+    data: Any = None,
+    start: Any = None,
+    end: Any = None,
     *,
     n_points: int = 51,
     margin: float = 0.0,
     labels: tuple[str, str] = ("start", "end"),
+    evaluator: LossEvaluator | None = None,
     **evaluator_options: Any,
 ) -> LossLine:
     """The loss and accuracy over ``data`` at ``start + alpha * (end - start)``.
@@ -41,6 +43,8 @@ def loss_along_line(
         margin: extend the line by this share of its length beyond each end, at the same
             spacing (alphas from ``-margin`` to ``1 + margin``).
         labels: names of the two ends, for plots.
+        evaluator: a :class:`LossEvaluator` already built (or another evaluator or preparation
+            to share), instead of ``model``, ``data`` and ``evaluator_options``.
         evaluator_options: for :class:`LossEvaluator` (``device``, ``n_examples``,
             ``chunk_size``, ``num_threads``...).
 
@@ -51,14 +55,12 @@ def loss_along_line(
     if n_points < 2:
         raise ValueError(f"Expected n_points to be at least 2 but got {n_points}")
     margin = check_positive_number(margin, "margin", allow_zero=True)
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"Expected model to be a torch.nn.Module but got {type(model).__name__}")
-    layout = ParamLayout.of(model)
+    evaluator = loss_evaluator(model, data, evaluator, evaluator_options)
+    layout = evaluator.model.layout
     a = _flat(start, layout, "start")
     b = _flat(end, layout, "end")
     alphas = line_alphas(n_points, margin)
     weights = a[None, :] + alphas[:, None] * (b - a)[None, :]
-    evaluator = LossEvaluator(model, data, **evaluator_options)
     loss = evaluator.weight_losses(weights)
     accuracy = evaluator.weight_accuracies(weights)
     return LossLine(alphas, loss, accuracy, (str(labels[0]), str(labels[1])), evaluator.n_examples)

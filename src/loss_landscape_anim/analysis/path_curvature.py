@@ -11,15 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
-from .._runtime import NumThreads
 from .._validate import check_optional_positive_int
-from ..evaluate.hessian import HessianEvaluator
-from ..evaluate.points import WeightPoints
+from ..evaluate import CurvatureEvaluator
 from ..results import PathCurvature, Trajectory
-from .curvature_grid import DEFAULT_CURVATURE_TOL, hessian_extremes
+from ._evaluators import curvature_evaluator, require
+from .curvature_grid import DEFAULT_CURVATURE_TOL
 
 __all__ = ["curvature_along_path", "path_rows"]
 
@@ -49,22 +47,19 @@ def path_rows(n_rows: int, *, every: int | None = None, rows: Any = None) -> np.
 
 
 def curvature_along_path(
-    model: nn.Module,
-    data: Any,
-    trajectory: Trajectory,
+    model: nn.Module | None = None,
+    data: Any = None,
+    trajectory: Trajectory | None = None,
     *,
     every: int | None = None,
     rows: Any = None,
-    device: str | torch.device | None = None,
-    n_examples: int | None = None,
     method: str = "auto",
     tol: float = DEFAULT_CURVATURE_TOL,
     max_iter: int | None = None,
     seed: int | None = 0,
-    chunk_size: int | None = None,
-    memory_budget: int | None = None,
-    num_threads: NumThreads = None,
     progress: bool = True,
+    evaluator: CurvatureEvaluator | None = None,
+    **evaluator_options: Any,
 ) -> PathCurvature:
     """The largest and smallest eigenvalue of the Hessian of the mean loss over ``data`` at the
     recorded weights of ``trajectory``.
@@ -75,37 +70,23 @@ def curvature_along_path(
         trajectory: the recorded path.
         every: evaluate every ``every``-th row (default: every row).
         rows: or evaluate these rows (indices into the trajectory).
-        device, n_examples, method, tol, max_iter, seed, chunk_size, memory_budget,
-        num_threads, progress: as for :func:`curvature_grid`.
+        method, tol, max_iter, seed, progress, evaluator, evaluator_options: as for
+            :func:`curvature_grid`.
 
     The first and the last recorded rows are always included.
     """
-    if not isinstance(trajectory, Trajectory):
-        raise TypeError(
-            f"Expected trajectory to be a Trajectory but got {type(trajectory).__name__}"
-        )
+    trajectory = require(trajectory, "trajectory", Trajectory)
     chosen = path_rows(len(trajectory), every=every, rows=rows)
-
-    def points_of(evaluator: HessianEvaluator) -> WeightPoints:
-        trajectory.layout.check_model(evaluator.model.module)
-        weights = np.asarray(trajectory.params[chosen])
-        return WeightPoints.of(weights, evaluator.device, evaluator.model.dtype)
-
-    evaluator, found = hessian_extremes(
-        model,
-        data,
-        points_of,
+    evaluator = curvature_evaluator(model, data, evaluator, evaluator_options)
+    trajectory.layout.check_model(evaluator.model.module)
+    found = evaluator.weight_extremes(
+        np.asarray(trajectory.params[chosen]),
         method=method,
         tol=tol,
-        max_iter=max_iter,
+        max_steps=max_iter,
         seed=seed,
         progress=progress,
         desc="path curvature",
-        device=device,
-        n_examples=n_examples,
-        chunk_size=chunk_size,
-        memory_budget=memory_budget,
-        num_threads=num_threads,
     )
     return PathCurvature(
         rows=chosen,

@@ -10,25 +10,31 @@ from torch import nn
 
 from ..evaluate import LossEvaluator
 from ..results import PathLosses, Plane, Trajectory
+from ._evaluators import loss_evaluator, require
 
 __all__ = ["path_losses"]
 
 
 def path_losses(
-    model: nn.Module,
-    data: Any,
-    trajectory: Trajectory,
-    plane: Plane,
+    model: nn.Module | None = None,
+    data: Any = None,
+    trajectory: Trajectory | None = None,
+    plane: Plane | None = None,
     rows: np.ndarray | None = None,
+    *,
+    evaluator: LossEvaluator | None = None,
     **evaluator_options: Any,
 ) -> PathLosses:
     """The loss over ``data`` of the recorded weights of ``rows`` (default: all) and of their
     projections onto ``plane``; NaN for the rows not evaluated.
 
-    ``evaluator_options`` go to :class:`LossEvaluator` (``device``, ``n_examples``, ...). Where the
-    two losses differ, the plane misrepresents the path."""
+    ``evaluator_options`` go to :class:`LossEvaluator` (``device``, ``n_examples``, ...), or
+    ``evaluator`` is one already built. Where the two losses differ, the plane misrepresents the
+    path."""
+    trajectory = require(trajectory, "trajectory", Trajectory)
+    plane = require(plane, "plane", Plane)
     rows = np.arange(len(trajectory)) if rows is None else np.asarray(rows)
-    evaluator = LossEvaluator(model, data, **evaluator_options)
+    evaluator = loss_evaluator(model, data, evaluator, evaluator_options)
     true = np.full(len(trajectory), np.nan)
     projected = np.full(len(trajectory), np.nan)
     true[rows] = evaluator.weight_losses(np.asarray(trajectory.params[rows]))

@@ -12,8 +12,14 @@ import torch
 from torch import nn
 
 from .._runtime import NumThreads
+from ..evaluate import CurvatureEvaluator
+from ..evaluate.eigenpairs import eigenpairs
 
-__all__ = ["hessian_directions"]
+__all__ = ["HESSIAN_TOL", "hessian_directions"]
+
+#: The relative accuracy of the two eigenvectors asked of ``eigsh`` (as
+#: :func:`~loss_landscape_anim.hessian_eigenvalues` asks by default).
+HESSIAN_TOL = 1e-4
 
 
 def hessian_directions(
@@ -26,29 +32,31 @@ def hessian_directions(
     device: str | torch.device | None = None,
     n_examples: int | None = None,
     num_threads: NumThreads = None,
+    evaluator: Any = None,
 ) -> np.ndarray:
     """The unit eigenvectors (2, P) of the two largest Hessian eigenvalues at ``origin``, each
-    signed so that the first point of ``path`` (T, P) has a negative coordinate on it."""
-    if model is None or data is None:
+    signed so that the first point of ``path`` (T, P) has a negative coordinate on it; the
+    Hessian of ``model`` on ``data``, or of an ``evaluator`` already built (a curvature
+    evaluator, or a loss evaluator or preparation to share)."""
+    if evaluator is None and (model is None or data is None):
         raise ValueError(
             "reduction_method='hessian' needs the model and its data: pass model=... and "
             "data=... (the Hessian is computed at the final weights)"
         )
-    from ..analysis.curvature import hessian_eigenvalues
-
-    spectrum = hessian_eigenvalues(
-        model,
-        data,
-        k=2,
-        params=origin,
-        seed=0 if seed is None else seed,
-        return_vectors=True,
-        device=device,
-        n_examples=n_examples,
-        num_threads=num_threads,
+    if evaluator is None:
+        evaluator = CurvatureEvaluator(
+            model, data, device=device, n_examples=n_examples, num_threads=num_threads
+        )
+    elif not isinstance(evaluator, CurvatureEvaluator):
+        evaluator = CurvatureEvaluator(evaluator)
+    if evaluator.n_params <= 2:
+        raise ValueError(
+            f"Expected k to be below the number of parameters ({evaluator.n_params}) but got 2"
+        )
+    found = eigenpairs(
+        evaluator, origin, k=2, tol=HESSIAN_TOL, max_iter=None, seed=0 if seed is None else seed
     )
-    assert spectrum.largest_vectors is not None
-    D = np.asarray(spectrum.largest_vectors, dtype=np.float64)
+    D = np.asarray(found.largest_vectors, dtype=np.float64)
     start = np.asarray(path[0], dtype=np.float64) - origin
     signs = np.where(D @ start > 0, -1.0, 1.0)
     return D * signs[:, None]

@@ -53,6 +53,7 @@ def project(
     data: Any = None,
     device: str | torch.device | None = None,
     n_examples: int | None = None,
+    evaluator: Any = None,
 ) -> Plane:
     """Project ``trajectory`` onto a plane through its final weights.
 
@@ -68,6 +69,9 @@ def project(
             trajectory's final ones) and the evaluation data of the loss.
         device, n_examples: for ``"hessian"``: where to compute, and the first ``n_examples``
             examples of ``data`` only.
+        evaluator: for ``"hessian"``, instead of ``model``, ``data``, ``device`` and
+            ``n_examples``: a curvature evaluator already built (or a loss evaluator or
+            preparation to share).
     """
     return fit_plane(
         [trajectory.params],
@@ -81,6 +85,7 @@ def project(
         data=data,
         device=device,
         n_examples=n_examples,
+        evaluator=evaluator,
     )
 
 
@@ -97,17 +102,19 @@ def fit_plane(
     data: Any = None,
     device: str | torch.device | None = None,
     n_examples: int | None = None,
+    evaluator: Any = None,
 ) -> Plane:
     """A plane through ``origin`` fit to one or several paths (joint PCA over all their rows);
     its ``path_2d`` is the projection of the first path. ``model``, ``data``, ``device`` and
-    ``n_examples`` are for ``method="hessian"`` (the Hessian at ``origin``)."""
+    ``n_examples`` (or ``evaluator``) are for ``method="hessian"`` (the Hessian at
+    ``origin``)."""
     method = check_choice(method, "reduction_method", METHODS)
     if method != "custom" and directions is not None:
         raise ValueError(
             f"custom_directions were given but reduction_method is {method!r}; "
             "use reduction_method='custom' to use them"
         )
-    if method != "hessian" and (model is not None or data is not None):
+    if method != "hessian" and (model is not None or data is not None or evaluator is not None):
         raise ValueError(
             f"model and data are for reduction_method='hessian' but reduction_method is "
             f"{method!r}; leave them out"
@@ -123,6 +130,7 @@ def fit_plane(
             device=device,
             n_examples=n_examples,
             num_threads=num_threads,
+            evaluator=evaluator,
         )
         coords, distance = project_rows(paths[0], origin, D)
         return Plane(origin, D, coords, distance, None, method)

@@ -52,7 +52,7 @@ def array_fingerprint(*arrays: Any) -> str:
 
 class GridCheckpoint:
     """The finished points of one job (``job``: what identifies it, JSON values) of ``n_points``
-    points, kept in the file ``path``.
+    points with ``width`` values each, kept in the file ``path``.
 
     Only a ``writer`` writes the file (rank 0 of a distributed job)."""
 
@@ -62,21 +62,23 @@ class GridCheckpoint:
         job: dict[str, Any],
         n_points: int,
         *,
+        width: int = 1,
         writer: bool = True,
     ):
         self.path = Path(path)
         self.job = dict(job)
         self.n_points = int(n_points)
+        self.width = int(width)
         self.writer = writer
         self._last_write = time.perf_counter()
         self._write_cost = 0.0
         self._dirty = False
 
     def resume(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(values (K,) float64, done (K,) bool)`` from the file; nothing done when there is no
-        file. Raises :class:`IncompatibleFileError` (its message contains "checkpoint") when the
-        file belongs to another job, or is not a checkpoint."""
-        values = np.full(self.n_points, np.nan)
+        """``(values (K, width) float64, done (K,) bool)`` from the file; nothing done when there
+        is no file. Raises :class:`IncompatibleFileError` (its message contains "checkpoint") when
+        the file belongs to another job, or is not a checkpoint."""
+        values = np.full((self.n_points, self.width), np.nan)
         done = np.zeros(self.n_points, dtype=bool)
         if not self.path.exists():
             return values, done
@@ -86,7 +88,15 @@ class GridCheckpoint:
             raise IncompatibleFileError(f"Cannot resume from checkpoint: {exc}") from None
         self._check_job(meta.get("job", {}), int(meta.get("n_points", -1)))
         saved_done = arrays["done"].astype(bool)
-        values[saved_done] = arrays["values"][saved_done]
+        saved = arrays["values"]
+        if saved.size != self.n_points * self.width or saved_done.shape != (self.n_points,):
+            raise IncompatibleFileError(
+                f"The checkpoint {str(self.path)!r} holds {saved.size} values for "
+                f"{saved_done.size} points, this job {self.width} values for each of "
+                f"{self.n_points} points: remove it or pass another checkpoint path"
+            )
+        saved = saved.reshape(self.n_points, self.width)
+        values[saved_done] = saved[saved_done]
         logger.info(
             "resuming from checkpoint %s: %d of %d points done",
             self.path,
@@ -109,7 +119,7 @@ class GridCheckpoint:
         save_npz(
             self.path,
             _KIND,
-            {"values": np.asarray(values, dtype=np.float64), "done": np.asarray(done, bool)},
+            {"values": _stored(values, self.width), "done": np.asarray(done, bool)},
             {"job": self.job, "n_points": self.n_points},
         )
         self._last_write = time.perf_counter()
@@ -130,3 +140,10 @@ class GridCheckpoint:
                 + "; ".join(differences)
                 + "): remove it or pass another checkpoint path"
             )
+
+
+def _stored(values: np.ndarray, width: int) -> np.ndarray:
+    """The values as written: (K,) for one value per point (as version 0.2 wrote them), else
+    (K, width)."""
+    values = np.asarray(values, dtype=np.float64)
+    return values.reshape(-1) if width == 1 else values

@@ -1,78 +1,50 @@
 """``LossEvaluator``: the mean loss of one architecture at many weight vectors.
 
-It prepares the evaluation data once, sizes data batches and chunks of points to a memory budget,
-and chooses once how a chunk is evaluated (a strategy from :mod:`.strategies`); the schedule
-(:mod:`.schedule`) runs the chunks. The loss grid, the path losses and future analyses are thin
-users of it.
+It is built on a :class:`~.preparation.Preparation` (the model copy and the evaluation data,
+shared with the other evaluators of a run), sizes data batches and chunks of points to a memory
+budget, and chooses once how a chunk is evaluated (a strategy from the table of
+:mod:`.strategies`); the schedule (:mod:`.schedule`) runs the chunks. The loss grid, the path
+losses, the line and the other analyses are thin users of it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._runtime import NumThreads, check_num_threads, resolve_device, thread_scope
+from .._runtime import NumThreads
 from .._validate import check_choice, check_optional_positive_int, check_positive_int
-from .checkpoint import GridCheckpoint, array_fingerprint
-from .data import EvalData
-from .functional import FunctionalModel, compute_dtype
-from .points import PlanePoints, Points, WeightPoints
+from .budgets import (
+    ACTIVATION_OVERHEAD,
+    DEFAULT_CACHE_BUDGET,
+    DEFAULT_MEMORY_BUDGET,
+    MIN_SERIAL_BATCH,
+    SERIAL_CHUNK_POINTS,
+    SERIAL_CPU_MEMORY_BUDGET,
+    budget_for,
+)
+from .checkpoint import GridCheckpoint
+from .functional import compute_dtype
+from .points import Points
 from .precision import check_precision, precision_scope, warn_if_emulated
-from .schedule import chunk_slices, collect
-from .sizing import activation_bytes
-from .strategies import STRATEGIES, make_strategy, vmap_works
-from .strategies.base import Strategy, map_points
-from .strategies.bn_recompute import DEFAULT_BN_EXAMPLES, BNRecompute, has_batch_norm
-from .strategies.linear_chain import LinearChain
-from .strategies.split import split_first_linear
-from .streamed import StreamedData, streamed_source
+from .preparation import Preparation, preparation_of
+from .schedule import chunk_slices, collect, loss_job
+from .strategies import STRATEGIES, Setting, Strategy, choose_strategy
+from .strategies.base import map_points
+from .strategies.bn_recompute import DEFAULT_BN_EXAMPLES
 
-if TYPE_CHECKING:
-    from ..integrations.distributed import ProcessGroupRanks
-
-__all__ = [
-    "DEFAULT_CACHE_BUDGET",
-    "DEFAULT_MEMORY_BUDGET",
-    "SMALL_WORK_BYTES",
-    "LossEvaluator",
-]
+__all__ = ["BN_MODES", "LossEvaluator"]
 
 logger = logging.getLogger(__name__)
 
 #: How BatchNorm statistics are taken at each point (see ``bn``).
 BN_MODES = ("eval", "recompute")
-#: Default bytes of activations one chunk of points may use, by device type. On the CPU small
-#: chunks win: their tensors stay in cache and are recycled by the allocator instead of being
-#: freshly mapped (page faults) every time; a GPU wants large launches.
-DEFAULT_MEMORY_BUDGET = {"cpu": 16 * 2**20, "cuda": 2**30, "mps": 2**30}
-#: Default bytes of activations for points evaluated one at a time on the CPU (models with
-#: convolutions): one point's activations over one data batch. Larger batches than the vectorised
-#: strategies' cut the operations per point (LeNet-5 on 3,000 inputs: 12.1 points/s with 16 MiB,
-#: 15.3 with 64 MiB, the best of 4-128 MiB).
-SERIAL_CPU_MEMORY_BUDGET = 64 * 2**20
-#: Examples per data batch, at least, for points evaluated one at a time on the CPU: a large
-#: model's convolutions are inefficient on a few examples (ResNet-18 on 64 CIFAR-shaped inputs:
-#: 0.63 points/s in batches of 21, 0.82 in one batch of 64), whatever the memory budget says.
-MIN_SERIAL_BATCH = 64
-#: Default bytes of first-layer outputs kept for a whole job (all data batches), by device type.
-DEFAULT_CACHE_BUDGET = {"cpu": 512 * 2**20, "cuda": 4 * 2**30, "mps": 2**30}
-#: Activations are counted this many times over, for temporaries of the backward-free forward.
-_ACTIVATION_OVERHEAD = 2
-#: With ``num_threads="auto"`` on the CPU, evaluations whose forward pass over one data batch
-#: touches fewer activation bytes than this run on one thread: their operations are too short to
-#: gain from a thread team, which stalls for a whole scheduler time slice whenever another process
-#: holds a core.
-SMALL_WORK_BYTES = 8 * 2**20
-#: Points per chunk, at least, when points are evaluated one at a time: a data batch's cached
-#: first-layer maps are then read by this many points while they are in cache.
-SERIAL_CHUNK_POINTS = 8
 
 
 class LossEvaluator:
@@ -80,23 +52,29 @@ class LossEvaluator:
 
     Args:
         model: supplies the architecture, buffers and ``loss_fn``; evaluated in eval mode on a
-            private copy, with the weights of each point passed in.
+            private copy, with the weights of each point passed in. Or a
+            :class:`~.preparation.Preparation` (or another evaluator, whose preparation is
+            shared): the model and data are then not copied or read again, and ``data`` and the
+            preparation's options (``device``, ``n_examples``, ``num_threads``,
+            ``distributed``, ``stream``, ``subset_seed``) are not given.
         data: the evaluation data (a data module, ``DataLoader``, ``Dataset`` or ``(X, y)``).
         device: where to compute; default CPU.
         n_examples: use the first ``n_examples`` examples only.
         chunk_size: points per chunk; default: as many as ``memory_budget`` allows.
         memory_budget: bytes of activations one chunk may use (default by device type, and
-            :data:`SERIAL_CPU_MEMORY_BUDGET` for points evaluated one at a time on the CPU).
+            :data:`~.budgets.SERIAL_CPU_MEMORY_BUDGET` for points evaluated one at a time on the
+            CPU).
         num_threads: CPU threads (restored afterwards): a count, ``"auto"`` (one thread when a
             forward pass over one data batch touches less than ``SMALL_WORK_BYTES``) or None
             (torch's setting).
         strategy: how a chunk of plane points is evaluated: ``"auto"`` (the fastest that
-            applies), ``"linear_chain"``, ``"first_layer"``, ``"vmap"`` or ``"per_point"``.
-            Arbitrary weight vectors use ``"vmap"`` or ``"per_point"``.
+            applies), ``"relu_regions"``, ``"linear_chain"``, ``"first_layer"``, ``"vmap"`` or
+            ``"per_point"`` (see :mod:`.strategies`). Arbitrary weight vectors use ``"vmap"`` or
+            ``"per_point"``.
         distributed: share the work between the ranks of the initialised ``torch.distributed``
-            process group (None: when there is one; see
-            :mod:`loss_landscape_anim.integrations.distributed`); every rank gets every value.
-            With no ``device``, each rank computes on ``cuda:LOCAL_RANK`` where there are GPUs.
+            process group (None: when there is one; see :mod:`.ranks`); every rank gets every
+            value. With no ``device``, each rank computes on ``cuda:LOCAL_RANK`` where there are
+            GPUs.
         bn: BatchNorm statistics: ``"eval"`` (the model's running statistics, at every point) or
             ``"recompute"`` (re-estimated at each point from the first
             :data:`~.strategies.bn_recompute.DEFAULT_BN_EXAMPLES` examples, one point at a time;
@@ -112,8 +90,8 @@ class LossEvaluator:
 
     def __init__(
         self,
-        model: nn.Module,
-        data: Any,
+        model: nn.Module | Preparation | Any,
+        data: Any = None,
         *,
         device: str | torch.device | None = None,
         n_examples: int | None = None,
@@ -127,16 +105,9 @@ class LossEvaluator:
         bn: str = "eval",
         precision: str | None = None,
     ):
-        self.ranks = _ranks(distributed)
-        if device is None and self.ranks is not None:
-            from ..integrations.distributed import rank_device
-
-            device = rank_device()
-        self.device = resolve_device(device)
         self.chunk_size = check_optional_positive_int(chunk_size, "chunk_size")
         if memory_budget is not None:
             check_positive_int(memory_budget, "memory_budget")
-        self.num_threads = check_num_threads(num_threads)
         strategy = check_choice(strategy, "strategy", ("auto", *STRATEGIES))
         self.bn = check_choice(bn, "bn", BN_MODES)
         if self.bn == "recompute" and strategy not in ("auto", "per_point"):
@@ -144,44 +115,47 @@ class LossEvaluator:
                 f"bn='recompute' evaluates one point at a time: use strategy='auto' or "
                 f"'per_point', not {strategy!r}"
             )
-        self.model = FunctionalModel(model, self.device)
+        options = {
+            "device": device,
+            "n_examples": n_examples,
+            "num_threads": num_threads,
+            "distributed": distributed,
+            "stream": stream,
+            "subset_seed": subset_seed,
+        }
+        self.preparation = prep = preparation_of(model, data, options)
+        self.model = prep.model
+        self.device = prep.device
+        self.ranks = prep.ranks
         self.autocast_dtype = check_precision(precision, self.device, self.model.dtype)
         warn_if_emulated(self.device, self.autocast_dtype)
-        data = _prepare(data, self.device, self.model.dtype, n_examples, stream, subset_seed)
-        self.model.check(*data.head(2))
-        self._data_fingerprint: str | None = None
-        if self.ranks is not None:
-            self._data_fingerprint = data.fingerprint()
-            self.ranks.check_same("evaluation data", self._data_fingerprint)
-            for buffer in self.model.module.buffers():
-                self.ranks.broadcast_(buffer)
-        self.per_example = (
-            activation_bytes(self.model.module, data.head(1)[0]) * _ACTIVATION_OVERHEAD
-        )
-        self.split = split_first_linear(self.model.module, data.head(2)[0])
-        self.vectorized = self._vectorized(data, memory_budget)
+        self.per_example = prep.example_bytes * ACTIVATION_OVERHEAD
+        self.vectorized = self._vectorized(memory_budget)
         serial_cpu = self.device.type == "cpu" and not self.vectorized
         if memory_budget is None:
-            memory_budget = SERIAL_CPU_MEMORY_BUDGET if serial_cpu else _default_budget(self.device)
+            default = budget_for(DEFAULT_MEMORY_BUDGET, self.device)
+            memory_budget = SERIAL_CPU_MEMORY_BUDGET if serial_cpu else default
         self.memory_budget = int(memory_budget)
         batch = self.memory_budget // max(self.per_example, 1)
         if serial_cpu:
             batch = max(batch, MIN_SERIAL_BATCH)
-        self.data = data.with_batch_size(batch)
-        self.small = self.device.type == "cpu" and (
-            self.per_example * self.data.batch_size < SMALL_WORK_BYTES
+        self.data = prep.data.with_batch_size(batch)
+        setting = Setting(
+            model=self.model,
+            data=self.data,
+            split=prep.split,
+            vmap_works=prep.vmap_works,
+            vectorized=self.vectorized,
+            cache_bytes=budget_for(DEFAULT_CACHE_BUDGET, self.device),
+            bn_examples=DEFAULT_BN_EXAMPLES,
         )
         if self.bn == "recompute":
-            if not has_batch_norm(self.model.module):
-                raise ValueError(
-                    f"bn='recompute' re-estimates BatchNorm statistics but the "
-                    f"{type(model).__name__} has no BatchNorm layer"
-                )
-            recompute: Strategy = BNRecompute(self.model, self.data, DEFAULT_BN_EXAMPLES)
-            self.plane_strategy = self.weight_strategy = recompute
+            self.plane_strategy = self.weight_strategy = choose_strategy(
+                "bn_recompute", setting, plane=True
+            )
         else:
-            self.plane_strategy = self._make(strategy, plane=True)
-            self.weight_strategy = self._make(strategy, plane=False)
+            self.plane_strategy = choose_strategy(strategy, setting, plane=True)
+            self.weight_strategy = choose_strategy(strategy, setting, plane=False)
 
     @property
     def n_examples(self) -> int:
@@ -211,19 +185,10 @@ class LossEvaluator:
         With ``checkpoint`` (a file path), finished chunks are saved there and a rerun computes
         only the missing ones; ``job`` adds to what identifies the job in the file (the points,
         the data and the model are always part of it)."""
-        if self.ranks is not None:  # rank 0's plane, should the ranks' differ in the last bits
-            origin, directions, coords = (
-                self.ranks.broadcast_array(np.asarray(a, dtype=np.float64))
-                for a in (origin, directions, coords)
-            )
-        points = PlanePoints.of(origin, directions, coords, self.device, self.model.dtype)
+        points, fingerprint = self.preparation.plane_points(origin, directions, coords)
         store = None
         if checkpoint is not None:
-            identity = {
-                "points": array_fingerprint(origin, directions, coords),
-                **self.identity(),
-                **(job or {}),
-            }
+            identity = {"points": fingerprint, **self.identity(), **(job or {})}
             writer = self.ranks is None or self.ranks.rank == 0
             store = GridCheckpoint(checkpoint, identity, len(points), writer=writer)
         return self._run(self.plane_strategy, points, progress, desc, store)
@@ -233,20 +198,20 @@ class LossEvaluator:
     ) -> np.ndarray:
         """Mean loss (K,) float64 at arbitrary flat weight vectors ``weights`` (K, P) (the same
         on every rank of a distributed job)."""
-        points = WeightPoints.of(weights, self.device, self.model.dtype)
+        points = self.preparation.weight_points(weights)
         return self._run(self.weight_strategy, points, progress, desc)
 
     def weight_accuracies(self, weights: np.ndarray) -> np.ndarray:
         """Accuracy (K,) float64 at flat weight vectors ``weights`` (K, P): the share of examples
         whose argmax prediction is the label, in chunks of points like the loss. NaN for a model
         that does not output class logits for integer labels."""
-        points = WeightPoints.of(weights, self.device, self.model.dtype)
+        points = self.preparation.weight_points(weights)
         n = len(points)
         if not self.model.is_classifier(self.data.X, self.data.y):
             return np.full(n, np.nan)
         correct = np.zeros(n, dtype=np.int64)
         model = self.model
-        with torch.no_grad(), thread_scope(self.num_threads, small=self.small), self._precision():
+        with torch.no_grad(), self._scope():
             for sl in chunk_slices(n, self.chunk_points(n)) if n else []:
                 params = model.params(points.weights(sl))
                 for b in range(self.data.n_batches):
@@ -265,8 +230,7 @@ class LossEvaluator:
             return min(self.chunk_size, n_points)
         chunk = self.memory_budget // max(self.per_example * self.data.batch_size, 1)
         strategy = self.plane_strategy
-        one_at_a_time = not self.vectorized and not isinstance(strategy, LinearChain)
-        if one_at_a_time:  # a chunk then holds one point's activations at a time
+        if strategy.serial:  # a chunk then holds one point's activations at a time
             chunk = max(chunk, SERIAL_CHUNK_POINTS)
         if strategy.chunk_points is not None:  # the strategy sizes its own chunks
             chunk = strategy.chunk_points
@@ -275,19 +239,7 @@ class LossEvaluator:
     def identity(self) -> dict[str, Any]:
         """What the values depend on besides the points, as JSON values: the model's class,
         layout and buffers, the evaluation data, the dtype and precision."""
-        if self._data_fingerprint is None:
-            self._data_fingerprint = self.data.fingerprint()
-        layout = json.dumps(self.model.layout.to_json()).encode()
-        return {
-            "model": type(self.model.module).__qualname__,
-            "layout": array_fingerprint(np.frombuffer(layout, dtype=np.uint8)),
-            "buffers": array_fingerprint(*self.model.module.buffers()),
-            "data": self._data_fingerprint,
-            "n_examples": self.n_examples,
-            "dtype": str(self.model.dtype).removeprefix("torch."),
-            "precision": self.precision,
-            "bn": self.bn,
-        }
+        return {**self.preparation.identity(), "precision": self.precision, "bn": self.bn}
 
     def _run(
         self,
@@ -300,77 +252,40 @@ class LossEvaluator:
         n = len(points)
         if n == 0:
             return np.empty(0, dtype=np.float64)
-        with torch.no_grad(), thread_scope(self.num_threads, small=self.small), self._precision():
-            return collect(
-                strategy,
-                self.data,
-                points,
+        with torch.no_grad(), self._scope():
+            values = collect(
+                loss_job(strategy, self.data),
+                n,
                 self.chunk_points(n),
+                start=lambda: strategy.start(points),
                 progress=progress,
                 desc=desc,
                 checkpoint=checkpoint,
                 ranks=self.ranks,
             )
+        return values[:, 0]
 
-    def _precision(self) -> contextlib.AbstractContextManager[None]:
-        return precision_scope(self.device, self.autocast_dtype)
+    def _scope(self) -> contextlib.ExitStack:
+        """Threads and precision while the block computes."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(self.preparation.threads(self.per_example * self.data.batch_size))
+        stack.enter_context(precision_scope(self.device, self.autocast_dtype))
+        return stack
 
-    def _vectorized(self, data: EvalData, memory_budget: int | None) -> bool:
+    def _vectorized(self, memory_budget: int | None) -> bool:
         """Whether points are mapped with ``torch.vmap``: not for a model or loss that vmap
         cannot run, nor for convolutions (vmap makes them grouped convolutions) on the CPU, where
         they are slower than one per point, or on other devices when one point's activations
         over all the data fill a chunk's memory budget (vmap would then batch no points, and on
         an H200 it ran ResNet-18 no faster than a per-point loop)."""
-        mapped = self.split.rest if self.split is not None else self.model.module
-        has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in mapped.modules())
-        if has_conv and self.device.type == "cpu":
+        prep = self.preparation
+        conv = prep.has_conv(after_split=True)
+        if conv and self.device.type == "cpu":
             return False
-        budget = memory_budget or _default_budget(self.device)
-        if has_conv and self.per_example * data.n_examples >= budget:
+        budget = memory_budget or budget_for(DEFAULT_MEMORY_BUDGET, self.device)
+        if conv and self.per_example * prep.n_examples >= budget:
             return False
-        if not vmap_works(self.model, data):
+        if not prep.vmap_works:
             logger.info("torch.vmap cannot run this model or loss; evaluating one point at a time")
             return False
         return True
-
-    def _make(self, name: str, *, plane: bool) -> Strategy:
-        return make_strategy(
-            name,
-            self.model,
-            self.data,
-            plane=plane,
-            split=self.split,
-            vectorized=self.vectorized,
-            cache_bytes=DEFAULT_CACHE_BUDGET.get(self.device.type, 2**28),
-        )
-
-
-def _default_budget(device: torch.device) -> int:
-    return DEFAULT_MEMORY_BUDGET.get(device.type, 2**28)
-
-
-def _ranks(distributed: bool | None) -> ProcessGroupRanks | None:
-    """The ranks to share the work with (None: this process alone)."""
-    if distributed is False:
-        return None
-    from ..integrations.distributed import process_group_ranks
-
-    return process_group_ranks(distributed)
-
-
-def _prepare(
-    data: Any,
-    device: torch.device,
-    dtype: torch.dtype,
-    n_examples: int | None,
-    stream: bool | None,
-    subset_seed: int,
-) -> EvalData:
-    """The evaluation data: in memory, or streamed from their dataset (see :mod:`.streamed`)."""
-    n_examples = check_optional_positive_int(n_examples, "n_examples")
-    source = streamed_source(data, stream)
-    if source is None:
-        return EvalData.prepare(data, device, dtype, n_examples)
-    if isinstance(subset_seed, bool) or not isinstance(subset_seed, int):
-        raise ValueError(f"Expected subset_seed to be an integer but got {subset_seed!r}")
-    return StreamedData.stream(*source, device, dtype, n_examples, subset_seed)

@@ -23,7 +23,7 @@ from torch.func import grad, jvp
 from .data import EvalData
 from .functional import FunctionalModel
 from .hessian_products import HessianProducts
-from .strategies.split import SequentialSplit
+from .probes import SequentialSplit
 
 __all__ = ["ChainProducts", "chain_products_apply"]
 

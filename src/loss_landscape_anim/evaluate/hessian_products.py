@@ -36,6 +36,8 @@ class HessianProducts(ABC):
         self.model = model
         self.data = data
         self.W: torch.Tensor | None = None
+        #: Products under autocast in this dtype (None: autocast off, the model's own dtype).
+        self.autocast_dtype: torch.dtype | None = None
 
     def start(self, W: torch.Tensor) -> None:
         """Prepare for products at the points ``W`` (K, P), in the model's dtype."""
@@ -52,7 +54,13 @@ class HessianProducts(ABC):
         assert self.W is not None, "call start() first"
         V = V.to(self.model.dtype)
         total = torch.zeros(V.shape, dtype=torch.float64, device=V.device)
-        with no_autocast(self.model.device.type):
+        device_type = self.model.device.type
+        context = (
+            no_autocast(device_type)
+            if self.autocast_dtype is None
+            else torch.autocast(device_type, dtype=self.autocast_dtype)
+        )
+        with context:
             for b in range(self.data.n_batches):
                 total += self.batch_products(V, b).double()
         return total

@@ -1,14 +1,15 @@
 """Scheduling: which points are evaluated in which chunk, with chunks outermost.
 
-Each chunk of points runs over every data batch before the next chunk starts, so a chunk's values
-are final as soon as it is yielded: a checkpoint can store it, a rank can own it, and a resumed job
-can skip it.
+Each chunk of points is evaluated completely (over every data batch, or every Lanczos step)
+before the next chunk starts, so a chunk's values are final as soon as it is returned: a
+checkpoint can store it, a rank can own it, and a resumed job can skip it. The loss evaluator and
+the curvature evaluator both run here: a job is a function from a chunk of points to their
+values, ``width`` of them per point.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Protocol
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -16,51 +17,13 @@ import torch
 from .._runtime import progress_bar
 from .checkpoint import GridCheckpoint
 from .data import EvalData
-from .points import Points
+from .ranks import Ranks, SingleProcess
 from .strategies.base import Strategy
 
-__all__ = ["Ranks", "SingleProcess", "chunk_slices", "collect", "evaluate_chunks"]
+__all__ = ["chunk_losses", "chunk_slices", "collect", "loss_job"]
 
-
-class Ranks(Protocol):
-    """The processes sharing a job (see :mod:`loss_landscape_anim.integrations.distributed`):
-    in each round, rank r evaluates the r-th chunk of the round, and every rank receives every
-    chunk's values."""
-
-    rank: int
-    size: int
-
-    def share_round(
-        self, chunks: list[slice], mine: torch.Tensor | None, chunk: int
-    ) -> list[np.ndarray]:
-        """The values of each of ``chunks`` (at most ``size``), given this rank's own (None when
-        the round has no chunk for it); ``chunk`` is the largest chunk's size."""
-        ...
-
-    def from_first(
-        self, read: Callable[[], tuple[np.ndarray, np.ndarray]], n_points: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``read()`` (two arrays of ``n_points``) run on rank 0, and its result (or its error)
-        given to every rank."""
-        ...
-
-
-class SingleProcess:
-    """One process: every chunk is its own."""
-
-    rank = 0
-    size = 1
-
-    def share_round(
-        self, chunks: list[slice], mine: torch.Tensor | None, chunk: int
-    ) -> list[np.ndarray]:
-        assert mine is not None
-        return [mine.cpu().numpy()]
-
-    def from_first(
-        self, read: Callable[[], tuple[np.ndarray, np.ndarray]], n_points: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        return read()
+#: A job: the values (k, width) float64 of the points of a chunk.
+Job = Callable[[slice], torch.Tensor]
 
 
 def chunk_slices(n_points: int, chunk: int) -> list[slice]:
@@ -68,18 +31,9 @@ def chunk_slices(n_points: int, chunk: int) -> list[slice]:
     return [slice(lo, min(lo + chunk, n_points)) for lo in range(0, n_points, chunk)]
 
 
-def evaluate_chunks(
-    strategy: Strategy, data: EvalData, chunks: list[slice]
-) -> Iterator[tuple[slice, torch.Tensor]]:
-    """Yield ``(chunk, mean loss over all the data)`` for each chunk, in order, as each finishes.
-
-    The mean is accumulated in float64, batch by batch weighted by the batch's size."""
-    for sl in chunks:
-        yield sl, chunk_losses(strategy, data, sl)
-
-
 def chunk_losses(strategy: Strategy, data: EvalData, sl: slice) -> torch.Tensor:
-    """The mean loss (k,) float64 over all the data of the points ``sl`` of the current job."""
+    """The mean loss (k,) float64 over all the data of the points ``sl`` of the current job,
+    accumulated in float64 batch by batch, weighted by the batch's size."""
     total: torch.Tensor | None = None
     for b in range(data.n_batches):
         xb, _ = data.batch(b)
@@ -89,44 +43,48 @@ def chunk_losses(strategy: Strategy, data: EvalData, sl: slice) -> torch.Tensor:
     return total / data.n_examples
 
 
+def loss_job(strategy: Strategy, data: EvalData) -> Job:
+    """The job of the mean loss at the points the strategy was started on."""
+    return lambda sl: chunk_losses(strategy, data, sl)[:, None]
+
+
 def collect(
-    strategy: Strategy,
-    data: EvalData,
-    points: Points,
+    job: Job,
+    n_points: int,
     chunk: int,
     *,
+    width: int = 1,
+    start: Callable[[], None] | None = None,
     progress: bool = False,
     desc: str = "",
     checkpoint: GridCheckpoint | None = None,
     ranks: Ranks | None = None,
 ) -> np.ndarray:
-    """The mean loss (K,) float64 of all the ``points``, evaluated by ``strategy`` (started here
-    on them, unless every point is in the checkpoint already).
+    """The values (K, ``width``) float64 of ``job`` at all ``n_points`` points, in chunks of
+    ``chunk``; ``start()`` is called first, unless every point is in the checkpoint already.
 
     With a ``checkpoint``, the points it holds are taken from it and not evaluated again, and
     finished chunks are written to it as they complete (and when the run fails). With ``ranks``,
     the chunks still to do are dealt round by round, one to each rank, and every rank returns
     every value. The progress bar (rank 0's) counts resumed points as done."""
     ranks = ranks or SingleProcess()
-    n_points = len(points)
-    values = np.full(n_points, np.nan)
+    values = np.full((n_points, width), np.nan)
     done = np.zeros(n_points, dtype=bool)
     if checkpoint is not None:
-        values, done = ranks.from_first(checkpoint.resume, n_points)
+        values, done = ranks.from_first(checkpoint.resume, (n_points, width))
     todo = [sl for sl in chunk_slices(n_points, chunk) if not done[sl].all()]
-    if todo:
-        strategy.start(points)
+    if todo and start is not None:
+        start()
     enabled = progress and ranks.rank == 0
     with progress_bar(
         total=n_points, initial=int(done.sum()), enabled=enabled, desc=desc, unit="point"
     ) as bar:
         try:
-            for start in range(0, len(todo), ranks.size):
-                chunks = todo[start : start + ranks.size]
-                mine = None
-                if ranks.rank < len(chunks):
-                    mine = chunk_losses(strategy, data, chunks[ranks.rank])
-                for sl, got in zip(chunks, ranks.share_round(chunks, mine, chunk), strict=True):
+            for first in range(0, len(todo), ranks.size):
+                chunks = todo[first : first + ranks.size]
+                mine = job(chunks[ranks.rank]) if ranks.rank < len(chunks) else None
+                shared = ranks.share_round(chunks, mine, chunk, width)
+                for sl, got in zip(chunks, shared, strict=True):
                     bar.update(int((~done[sl]).sum()))
                     values[sl] = got
                     done[sl] = True

@@ -12,9 +12,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from ..optimizers import optimizer_summary
 from ..params.store import DEFAULT_MEMORY_LIMIT
 from ..record.loop import LoopRecorder
-from ..record.optimizers import optimizer_summary
 from ..record.recorder import TrajectoryRecorder
 from ..results import Trajectory
 

@@ -1,7 +1,32 @@
 """The pipeline: the one-call API with the seed package's signature and the optimizer comparison,
-both built on the same validated options and shared steps. Only the CLI imports this."""
+both the same core (:mod:`.core`) on validated options. Only the CLI (and the package's public
+names) import this; what the CLI needs is exported here."""
 
+from ..directions import METHODS
+from ..evaluate.ranks import launched_group
+from ..optimizers import OPTIMIZERS
+from ..render.writers import MAX_GIF_FPS, check_fps, format_for
 from .compare import Comparison, compare_optimizers
+from .line_figure import interactive_path, line_path
 from .one_call import loss_landscape_anim
+from .options import DEFAULT_FPS, DEFAULT_FRAMES, DEFAULT_MARGIN, DEFAULT_RESOLUTION
+from .stages import mnist_job
 
-__all__ = ["Comparison", "compare_optimizers", "loss_landscape_anim"]
+__all__ = [
+    "DEFAULT_FPS",
+    "DEFAULT_FRAMES",
+    "DEFAULT_MARGIN",
+    "DEFAULT_RESOLUTION",
+    "MAX_GIF_FPS",
+    "METHODS",
+    "OPTIMIZERS",
+    "Comparison",
+    "check_fps",
+    "compare_optimizers",
+    "format_for",
+    "interactive_path",
+    "launched_group",
+    "line_path",
+    "loss_landscape_anim",
+    "mnist_job",
+]

@@ -7,43 +7,44 @@ tell when a path leaves the slice the contours describe.
 
 from __future__ import annotations
 
-import itertools
+import copy
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from .._validate import check_optional_positive_int, check_positive_int, check_positive_number
-from ..analysis import DEFAULT_MARGIN, DEFAULT_RESOLUTION, loss_along_line
-from ..directions import fit_plane
+from ..analysis import DEFAULT_MARGIN, DEFAULT_RESOLUTION
+from ..optimizers import OptimizerSpec, check_optimizer_spec
 from ..record import train
-from ..record.optimizers import OptimizerSpec, check_optimizer_spec
-from ..render import Animation, Style, frame_indices
-from ..results import CurvatureGrid, LossGrid, PathCurvature, PathLosses, Plane, Trajectory
-from .curvature import check_curvature, panel_curvature, write_curvature_map
+from ..render import Animation, Style
+from ..results import (
+    CurvatureGrid,
+    DecisionRegions,
+    LossGrid,
+    LossLine,
+    PathCurvature,
+    Plane,
+    Trajectory,
+)
+from .core import BARRIER_POINTS, run_landscape
 from .options import (
     DEFAULT_FPS,
     DEFAULT_FRAMES,
     GridOptions,
+    PlaneOptions,
     RenderOptions,
     RunOptions,
+    check_extras,
     check_method,
 )
-from .stages import (
-    build_default_model,
-    check_plane_arguments,
-    evaluate_grid,
-    frame_path_losses,
-    render,
-    timed,
-    with_final_weights,
-)
+from .stages import build_default_model, render, timed, wants_decision_regions
 
-__all__ = ["Comparison", "compare_optimizers"]
+__all__ = ["BARRIER_POINTS", "Comparison", "compare_optimizers"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +64,11 @@ class Comparison:
             (``curvature=True``).
         curvature_grid: the convexity map of the plane (``curvature=True`` with an output file).
         barriers: ``(a, b)`` -> the loss barrier on the straight line between the final weights
-            of optimizers ``a`` and ``b`` (:attr:`LossLine.barrier`): about 0 or below when they
-            found the same basin, clearly positive when a ridge separates them.
+            of optimizers ``a`` and ``b`` (:attr:`LossLine.barrier`): near 0 when they found the
+            same basin, clearly positive when a ridge separates them.
+        lines: optimizer name -> the loss on the line from the initial to its final weights
+            (with ``line_output``).
+        decision_regions: the decision regions of ``center``'s path (2-input classifiers).
     """
 
     trajectories: dict[str, Trajectory]
@@ -76,6 +80,8 @@ class Comparison:
     curvature: dict[str, PathCurvature] | None = None
     curvature_grid: CurvatureGrid | None = None
     barriers: dict[tuple[str, str], float] = field(default_factory=dict)
+    lines: dict[str, LossLine] = field(default_factory=dict)
+    decision_regions: DecisionRegions | None = None
 
 
 def compare_optimizers(
@@ -106,6 +112,9 @@ def compare_optimizers(
     precision: str | None = None,
     curvature: bool = False,
     view: str = "contour",
+    decision_regions: bool | None = False,
+    line_output: str | os.PathLike | None = None,
+    interactive_output: str | os.PathLike | None = None,
 ) -> Comparison:
     """Train one copy of the model per optimizer from identical initial weights, project all
     paths onto one shared plane through ``center``'s final weights, and animate them together.
@@ -131,14 +140,20 @@ def compare_optimizers(
         curvature: a side panel with the Hessian's extreme eigenvalues along each path (and
             2/lr for SGD), and the convexity map written beside the output as
             ``<stem>.curvature.png``.
+        decision_regions: draw ``center``'s decision regions (2-input classifiers; None: when
+            the inputs are 2-D; default False, to keep the panels of several paths readable).
+        line_output: also write the loss on the line from the initial weights to each
+            optimizer's final weights, one curve each, as a PNG figure here.
+        interactive_output: also write the rotatable 3D surface with ``center``'s path as one
+            self-contained HTML file here (needs ``plotly``).
     """
     specs = _optimizer_specs(optimizers)
     center = next(iter(specs)) if center is None else _label(center, specs, "center")
     rates = _learning_rates(learning_rates, specs)
     n_epochs = check_positive_int(n_epochs, "n_epochs")
-    method = check_method(reduction_method)
+    check_method(reduction_method)
     grid_options = GridOptions(resolution, margin, n_examples, strategy, precision)
-    curvature = check_curvature(curvature)
+    extras = check_extras(curvature, line_output, interactive_output)
     check_positive_int(giffps, "giffps")
     check_optional_positive_int(n_frames, "n_frames")
     render_options = (
@@ -148,8 +163,13 @@ def compare_optimizers(
     )
     run = RunOptions.of(device=device, gpus=gpus, seed=seed, progress=progress)
     model, data = build_default_model(model, datamodule, seed, learning_rate, batch_size)
-    check_plane_arguments(method, custom_directions, model)
+    plane_options = PlaneOptions.of(reduction_method, custom_directions, model)
     grid_options.check_model(model, run.device)
+    extras = replace(
+        extras,
+        show_path_losses=show_path_losses,
+        decision_regions=wants_decision_regions(decision_regions, data),
+    )
 
     trajectories: dict[str, Trajectory] = {}
     for name, spec in specs.items():
@@ -165,81 +185,33 @@ def compare_optimizers(
                 progress=progress,
                 num_threads=run.num_threads,
             )
-    trained = with_final_weights(model, trajectories[center])
-    hessian = (trained, data, n_examples) if method == "hessian" else None
-    plane, planes = _shared_plane(trajectories, center, method, custom_directions, run, hessian)
-    extra = [p.path_2d for p in planes.values()]
-    grid = evaluate_grid(trained, data, plane, grid_options, run, extra_paths=extra)
-    barriers = _barriers(trained, data, trajectories, grid_options, run)
-    animation = curvature_map = None
-    curves = None
-    if curvature:
-        n_rows = max(len(t) for t in trajectories.values())
-        shown = frame_indices(n_rows, render_options.n_frames if render_options else None)
-        curves = panel_curvature(trained, data, trajectories, shown, grid_options, run)
-    if render_options is not None:
-        losses: dict[str, PathLosses] | None = None
-        if show_path_losses and len(trajectories) == 1:  # drawn for a single path only
-            losses = {
-                name: frame_path_losses(
-                    trained,
-                    data,
-                    t,
-                    planes[name],
-                    frame_indices(len(t), render_options.n_frames),
-                    grid_options,
-                    run,
-                )
-                for name, t in trajectories.items()
-            }
-        animation = render(
-            trajectories,
-            planes,
-            grid,
-            render_options,
-            run,
-            default_style=Style(title=_title(center)),
-            path_losses=losses,
-            curvature=curves,
-        )
-        if curvature and render_options.output is not None:
-            curvature_map = write_curvature_map(
-                trained, data, plane, grid, render_options.output, grid_options, run, extra
-            )
-    return Comparison(
-        trajectories, plane, planes, grid, center, animation, curves, curvature_map, barriers
+    trained = trajectories[center].apply_to(copy.deepcopy(model).cpu())
+    result = run_landscape(
+        trajectories,
+        center,
+        trained,
+        data,
+        plane_options=plane_options,
+        grid=grid_options,
+        run=run,
+        render_options=render_options,
+        extras=extras,
+        title=_title(center),
+        renderer=render,
     )
-
-
-#: Points on the line between two optimizers' final weights for their barrier.
-BARRIER_POINTS = 21
-
-
-def _barriers(
-    trained: nn.Module,
-    data: Any,
-    trajectories: dict[str, Trajectory],
-    grid: GridOptions,
-    run: RunOptions,
-) -> dict[tuple[str, str], float]:
-    """The loss barrier between the final weights of each pair of optimizers."""
-    barriers = {}
-    with timed("barriers"):
-        for a, b in itertools.combinations(trajectories, 2):
-            line = loss_along_line(
-                trained,
-                data,
-                trajectories[a].final_params,
-                trajectories[b].final_params,
-                n_points=BARRIER_POINTS,
-                labels=(a, b),
-                device=run.device,
-                n_examples=grid.n_examples,
-                num_threads=run.num_threads,
-            )
-            barriers[(a, b)] = line.barrier
-            logger.info("loss barrier between %s and %s: %.4g", a, b, line.barrier)
-    return barriers
+    return Comparison(
+        trajectories,
+        result.plane,
+        result.planes,
+        result.grid,
+        center,
+        result.animation,
+        result.curvature,
+        result.curvature_grid,
+        result.barriers,
+        result.lines,
+        result.decision_regions,
+    )
 
 
 def _learning_rates(
@@ -269,36 +241,6 @@ def _label(name: Any, specs: Mapping[str, OptimizerSpec], what: str) -> str:
             f"{', '.join(map(repr, specs))} but got {name!r}"
         )
     return found[0]
-
-
-def _shared_plane(
-    trajectories: dict[str, Trajectory],
-    center: str,
-    method: str,
-    custom_directions: Any,
-    run: RunOptions,
-    hessian: tuple[nn.Module, Any, int | None] | None = None,
-) -> tuple[Plane, dict[str, Plane]]:
-    """One plane through ``center``'s final weights fit to every path (``center``'s first), and
-    that plane with each path projected onto it. ``hessian``: (trained model, data,
-    n_examples) for Hessian directions."""
-    model, data, n_examples = hessian if hessian is not None else (None, None, None)
-    ordered = [trajectories[center]] + [t for n, t in trajectories.items() if n != center]
-    with timed("projection"):
-        plane = fit_plane(
-            [t.params for t in ordered],
-            trajectories[center].final_params,
-            trajectories[center].layout,
-            method,
-            directions=custom_directions,
-            seed=run.seed,
-            num_threads=run.num_threads,
-            model=model,
-            data=data,
-            device=run.device if hessian is not None else None,
-            n_examples=n_examples,
-        )
-        return plane, {name: plane.with_path(t) for name, t in trajectories.items()}
 
 
 def _optimizer_specs(

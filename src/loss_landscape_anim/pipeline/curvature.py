@@ -5,20 +5,18 @@ output as ``<stem>.curvature.png``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from torch import nn
 
+from .._runtime import is_writer
 from ..analysis import DEFAULT_CURVATURE_RESOLUTION, curvature_along_path, curvature_grid
-from ..integrations.distributed import is_writer
+from ..evaluate import CurvatureEvaluator
 from ..results import CurvatureGrid, LossGrid, PathCurvature, Plane, Trajectory
-from .options import GridOptions, RunOptions
+from .options import RunOptions
 from .stages import timed
 
 __all__ = [
     "MAX_PANEL_ROWS",
-    "check_curvature",
     "curvature_map_path",
     "panel_curvature",
     "write_curvature_map",
@@ -29,13 +27,6 @@ __all__ = [
 MAX_PANEL_ROWS = 100
 
 
-def check_curvature(curvature: Any) -> bool:
-    """``curvature`` if it is a bool."""
-    if not isinstance(curvature, bool):
-        raise ValueError(f"Expected curvature to be True or False but got {curvature!r}")
-    return curvature
-
-
 def curvature_map_path(output: str | Path) -> Path:
     """Where the convexity map of an animation written to ``output`` goes."""
     output = Path(output)
@@ -43,12 +34,10 @@ def curvature_map_path(output: str | Path) -> Path:
 
 
 def panel_curvature(
-    trained: nn.Module,
-    data: Any,
     trajectories: dict[str, Trajectory],
     frames: np.ndarray,
-    grid: GridOptions,
     run: RunOptions,
+    evaluator: CurvatureEvaluator,
 ) -> dict[str, PathCurvature]:
     """The extreme eigenvalues along each path at up to :data:`MAX_PANEL_ROWS` of the frames."""
     out = {}
@@ -57,28 +46,22 @@ def panel_curvature(
             shown = frames[frames < len(trajectory)]
             pick = np.unique(np.round(np.linspace(0, len(shown) - 1, MAX_PANEL_ROWS)).astype(int))
             out[name] = curvature_along_path(
-                trained,
-                data,
-                trajectory,
+                trajectory=trajectory,
                 rows=shown[pick],
-                device=run.device,
-                n_examples=grid.n_examples,
                 seed=0 if run.seed is None else run.seed,
-                num_threads=run.num_threads,
                 progress=run.progress,
+                evaluator=evaluator,
             )
     return out
 
 
 def write_curvature_map(
-    trained: nn.Module,
-    data: Any,
     plane: Plane,
     loss_grid: LossGrid,
     output: Path,
-    grid: GridOptions,
-    run: RunOptions,
     paths: list[np.ndarray],
+    run: RunOptions,
+    evaluator: CurvatureEvaluator,
 ) -> CurvatureGrid:
     """The convexity map over the loss grid's extent (at :data:`DEFAULT_CURVATURE_RESOLUTION`
     points per axis), drawn with the loss contours and the ``paths`` (T, 2) on the plane, in the
@@ -87,17 +70,13 @@ def write_curvature_map(
 
     with timed("curvature grid"):
         result = curvature_grid(
-            trained,
-            data,
-            plane,
-            resolution=min(DEFAULT_CURVATURE_RESOLUTION, grid.resolution),
-            margin=grid.margin,
+            plane=plane,
+            resolution=min(DEFAULT_CURVATURE_RESOLUTION, loss_grid.resolution),
+            margin=loss_grid.margin if loss_grid.margin is not None else 0.0,
             extra_paths=paths,
-            device=run.device,
-            n_examples=grid.n_examples,
             seed=0 if run.seed is None else run.seed,
-            num_threads=run.num_threads,
             progress=run.progress,
+            evaluator=evaluator,
         )
     if is_writer():  # rank 0 of a distributed job
         save_curvature_png(

@@ -3,14 +3,15 @@ objects, then only composes the stages."""
 
 from __future__ import annotations
 
+import copy
 import os
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._io import check_output_path
 from .._validate import (
     check_optional_positive_int,
     check_positive_int,
@@ -18,35 +19,22 @@ from .._validate import (
     is_integer,
 )
 from ..analysis import DEFAULT_MARGIN, DEFAULT_RESOLUTION
-from ..analysis import decision_regions as compute_regions
-from ..directions import project
-from ..integrations.distributed import is_writer
+from ..optimizers import check_optimizer_spec
 from ..record import train
-from ..record.optimizers import check_optimizer_spec
-from ..render import Animation, Style, frame_indices, interactive_surface
-from ..render.interactive import check_plotly, write_interactive_html
+from ..render import Animation, Style
 from ..results import Trajectory
-from .curvature import check_curvature, panel_curvature, write_curvature_map
-from .line_figure import write_loss_line
+from .core import run_landscape
 from .options import (
     DEFAULT_FPS,
     DEFAULT_FRAMES,
     GridOptions,
+    PlaneOptions,
     RenderOptions,
     RunOptions,
-    check_method,
+    check_extras,
 )
 from .run_files import RunFiles
-from .stages import (
-    build_default_model,
-    check_plane_arguments,
-    evaluate_grid,
-    frame_path_losses,
-    render,
-    timed,
-    wants_decision_regions,
-    with_final_weights,
-)
+from .stages import build_default_model, render, timed, wants_decision_regions
 
 __all__ = ["loss_landscape_anim"]
 
@@ -153,18 +141,12 @@ def loss_landscape_anim(
     # -- validate everything before any work or any file is written --------------------------
     epochs = 0 if load_model else check_positive_int(n_epochs, "n_epochs")
     n_frames = check_positive_int(n_frames, "n_frames")
-    method = check_method(reduction_method)
     optimizer = check_optimizer_spec(optimizer)
     if learning_rate is not None:
         check_positive_number(learning_rate, "learning_rate")
     check_optional_positive_int(record_every, "record_every")
-    if interactive_output is not None:
-        check_plotly()  # before any training
-        check_output_path(interactive_output, "interactive_output")
-    if line_output is not None:
-        check_output_path(line_output, "line_output")
+    extras = check_extras(curvature, line_output, interactive_output)
     grid_options = GridOptions(resolution, margin, n_examples, strategy, precision)
-    curvature = check_curvature(curvature)
     render_options = RenderOptions.of(
         output_filename if output_to_file else None,
         fps=giffps,
@@ -177,9 +159,13 @@ def loss_landscape_anim(
     run = RunOptions.of(device=device, gpus=gpus or model_gpus, seed=seed, progress=progress)
     files = RunFiles.at(model_dirpath, model_filename)
     model, data = build_default_model(model, datamodule, seed, learning_rate, batch_size, optimizer)
-    check_plane_arguments(method, custom_directions, model)
+    plane_options = PlaneOptions.of(reduction_method, custom_directions, model)
     grid_options.check_model(model, run.device)
-    regions = wants_decision_regions(decision_regions, data)
+    extras = replace(
+        extras,
+        show_path_losses=show_path_losses,
+        decision_regions=wants_decision_regions(decision_regions, data),
+    )
 
     # -- the stages: files are written only once every stage has succeeded ------------------
     if load_model:
@@ -188,48 +174,20 @@ def loss_landscape_anim(
     else:
         with timed("training"):
             trajectory = _train(model, data, epochs, optimizer, learning_rate, record_every, run)
-            trained = with_final_weights(model, trajectory)
-    with timed("projection"):
-        hessian = (
-            {"model": trained, "data": data, "device": run.device, "n_examples": n_examples}
-            if method == "hessian"
-            else {}
-        )
-        plane = project(
-            trajectory,
-            method,
-            directions=custom_directions,
-            seed=seed,
-            num_threads=run.num_threads,
-            **hessian,
-        )
-    grid = evaluate_grid(trained, data, plane, grid_options, run)
-    frames = frame_indices(len(trajectory), render_options.n_frames)
-    panels: dict[str, Any] = {}
-    if show_path_losses:
-        panels["path_losses"] = frame_path_losses(
-            trained, data, trajectory, plane, frames, grid_options, run
-        )
-    if regions:
-        with timed("decision regions"):
-            panels["decision_regions"] = compute_regions(
-                trained, data, trajectory, frames, device=run.device, num_threads=run.num_threads
-            )
-    if curvature:
-        panels["curvature"] = panel_curvature(
-            trained, data, {"path": trajectory}, frames, grid_options, run
-        )["path"]
-    animation = render(trajectory, plane, grid, render_options, run, **panels)
-    if curvature and render_options.output is not None:
-        write_curvature_map(
-            trained, data, plane, grid, render_options.output, grid_options, run, [plane.path_2d]
-        )
-    if line_output is not None:
-        write_loss_line(trained, data, trajectory, line_output, grid_options, run)
-    if interactive_output is not None and is_writer():
-        with timed("interactive surface"):
-            figure = interactive_surface(grid, plane=plane, trajectory=trajectory)
-            write_interactive_html(figure, interactive_output)
+            trained = trajectory.apply_to(copy.deepcopy(model).cpu())
+    name = trajectory.optimizer or "path"
+    result = run_landscape(
+        {name: trajectory},
+        name,
+        trained,
+        data,
+        plane_options=plane_options,
+        grid=grid_options,
+        run=run,
+        render_options=render_options,
+        extras=extras,
+        renderer=render,
+    )
     if not load_model:
         files.save(trained, trajectory)
     if return_data:
@@ -239,10 +197,10 @@ def loss_landscape_anim(
             trajectory.accuracy.tolist(),
         )
     if not output_to_file:
-        if animation is not None:  # None on ranks other than 0 of a distributed job
-            animation.show()
+        if result.animation is not None:  # None on ranks other than 0 of a distributed job
+            result.animation.show()
         return None
-    return animation
+    return result.animation
 
 
 def _train(

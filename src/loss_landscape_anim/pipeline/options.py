@@ -18,7 +18,7 @@ from ..analysis.loss_grid import DEFAULT_MARGIN, DEFAULT_RESOLUTION, check_grid_
 from ..directions import METHODS
 from ..evaluate import STRATEGIES
 from ..evaluate.precision import PRECISIONS, check_precision
-from ..render import VIEWS, Style
+from ..render import DEFAULT_FPS, DEFAULT_FRAMES, VIEWS, Style
 from ..render.writers import check_fps, format_for
 
 __all__ = [
@@ -26,15 +26,14 @@ __all__ = [
     "DEFAULT_FRAMES",
     "DEFAULT_MARGIN",
     "DEFAULT_RESOLUTION",
+    "Extras",
     "GridOptions",
+    "PlaneOptions",
     "RenderOptions",
     "RunOptions",
+    "check_extras",
+    "check_method",
 ]
-
-#: Default frames per second of the animation.
-DEFAULT_FPS = 15
-#: Default number of frames when frames are sampled.
-DEFAULT_FRAMES = 300
 
 
 @dataclass(frozen=True)
@@ -67,6 +66,10 @@ class GridOptions:
         """Refuse, before any work, a ``precision`` the device or the model's dtype cannot take."""
         dtype = next(model.parameters()).dtype
         check_precision(self.precision, device, dtype)
+
+    def evaluator_options(self) -> dict[str, Any]:
+        """The grid's own options of a :class:`~loss_landscape_anim.LossEvaluator`."""
+        return {"strategy": self.strategy, "precision": self.precision}
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,72 @@ class RunOptions:
             bool(progress),
             check_num_threads(num_threads),
         )
+
+    def preparation_options(self, grid: GridOptions) -> dict[str, Any]:
+        """The options of the run's :class:`~loss_landscape_anim.evaluate.Preparation`."""
+        return {
+            "device": self.device,
+            "n_examples": grid.n_examples,
+            "num_threads": self.num_threads,
+        }
+
+
+@dataclass(frozen=True)
+class PlaneOptions:
+    """How the plane is made: ``method`` (one of the ``reduction_method`` names) and, for
+    ``"custom"``, the two ``directions``."""
+
+    method: str = "pca"
+    directions: Any = None
+
+    @classmethod
+    def of(
+        cls, reduction_method: Any, custom_directions: Any, model: torch.nn.Module
+    ) -> PlaneOptions:
+        """Checked before training: the method, and directions that fit it and the model."""
+        from ..directions import check_directions
+        from ..params.layout import ParamLayout
+
+        method = check_method(reduction_method)
+        if method == "custom":
+            check_directions(custom_directions, ParamLayout.of(model).n_params)
+        elif custom_directions is not None:
+            raise ValueError(
+                f"custom_directions were given but reduction_method is {method!r}; "
+                "use reduction_method='custom' to use them"
+            )
+        return cls(method, custom_directions)
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What a run computes beside the grid and the animation: the true and projected loss of
+    each frame (``show_path_losses``), the decision regions, the curvature panel and map, the
+    figure of the loss on the line from the initial to the final weights (``line_output``), and
+    the interactive surface (``interactive_output``)."""
+
+    show_path_losses: bool = True
+    decision_regions: bool = False
+    curvature: bool = False
+    line_output: Path | None = None
+    interactive_output: Path | None = None
+
+
+def check_extras(curvature: Any, line_output: Any, interactive_output: Any) -> Extras:
+    """The curvature flag and the extra outputs, checked before any work: the output paths can
+    be written, and the interactive surface has ``plotly``."""
+    if not isinstance(curvature, bool):
+        raise ValueError(f"Expected curvature to be True or False but got {curvature!r}")
+    if interactive_output is not None:
+        from ..render.interactive import check_plotly
+
+        check_plotly()
+        interactive_output = check_output_path(interactive_output, "interactive_output")
+    if line_output is not None:
+        line_output = check_output_path(line_output, "line_output")
+    return Extras(
+        curvature=curvature, line_output=line_output, interactive_output=interactive_output
+    )
 
 
 def check_method(reduction_method: Any) -> str:

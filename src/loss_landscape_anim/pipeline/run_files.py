@@ -10,8 +10,8 @@ from pathlib import Path
 from torch import nn
 
 from .._io import check_output_path
+from .._runtime import is_writer
 from ..errors import IncompatibleFileError
-from ..integrations.distributed import is_writer
 from ..params.weights import load_weights, save_weights
 from ..results import Trajectory
 

@@ -1,9 +1,8 @@
-"""The pipeline steps the one-call API and the optimizer comparison share: the default model and
-data, the trained copy of the model, and the grid, path losses and rendering with options applied."""
+"""The pipeline steps around the core: the default model and data, whether to draw decision
+regions, rendering with the options applied, and the phase timings logged at INFO."""
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Iterator, Mapping
@@ -11,31 +10,24 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
-from .._runtime import seeded
+from .._runtime import is_writer, seeded
 from .._validate import check_model
-from ..analysis import compute_loss_grid, path_losses
 from ..data import SpiralsDataModule
 from ..data.checks import exposed_tensors
-from ..directions import check_directions
-from ..integrations.distributed import is_writer
 from ..models import MLP
-from ..params.layout import ParamLayout
 from ..render import Animation, Style, animate
-from ..results import LossGrid, PathLosses, Plane, Trajectory
-from .options import GridOptions, RenderOptions, RunOptions
+from ..results import LossGrid, Plane, Trajectory
+from .options import RenderOptions, RunOptions
 
 __all__ = [
     "build_default_model",
-    "check_plane_arguments",
-    "evaluate_grid",
-    "frame_path_losses",
+    "is_2d_classifier",
+    "mnist_job",
     "render",
     "timed",
     "wants_decision_regions",
-    "with_final_weights",
 ]
 
 logger = logging.getLogger(__name__)
@@ -78,15 +70,24 @@ def build_default_model(
     return model, data
 
 
-def check_plane_arguments(method: str, custom_directions: Any, model: nn.Module) -> None:
-    """Refuse ``custom_directions`` that do not fit ``method`` or the model, before training."""
-    if method == "custom":
-        check_directions(custom_directions, ParamLayout.of(model).n_params)
-    elif custom_directions is not None:
-        raise ValueError(
-            f"custom_directions were given but reduction_method is {method!r}; "
-            "use reduction_method='custom' to use them"
-        )
+def mnist_job(
+    *,
+    batch_size: int | None,
+    n_examples: int,
+    data_dir: Any,
+    seed: int | None,
+    learning_rate: float | None,
+    optimizer: Any = "adam",
+) -> tuple[Any, nn.Module]:
+    """The built-in MNIST job: :class:`MNISTDataModule` (batches of 16 by default) and LeNet-5
+    with initial weights seeded by ``seed``, like the default MLP's."""
+    from ..data import MNISTDataModule
+    from ..models import LeNet
+
+    data = MNISTDataModule(batch_size=batch_size or 16, n_examples=n_examples, data_dir=data_dir)
+    with seeded(seed):
+        model = LeNet(learning_rate=learning_rate or 1e-3, optimizer=optimizer)
+    return data, model
 
 
 def wants_decision_regions(decision_regions: Any, data: Any) -> bool:
@@ -139,65 +140,6 @@ def _num_classes(data: Any) -> int:
 def is_2d_classifier(data: Any) -> bool:
     """True for data that declare 2-D inputs and a number of classes (decision regions apply)."""
     return getattr(data, "input_dim", None) == 2 and getattr(data, "num_classes", None) is not None
-
-
-def with_final_weights(model: nn.Module, trajectory: Trajectory) -> nn.Module:
-    """A copy of ``model`` with the trajectory's final weights and buffers (BatchNorm statistics);
-    the caller's model is untouched."""
-    trained = copy.deepcopy(model).cpu()
-    state = trajectory.state_dict()
-    state.update({k: torch.from_numpy(np.array(v)) for k, v in trajectory.buffers.items()})
-    trained.load_state_dict(state, strict=False)
-    return trained
-
-
-def evaluate_grid(
-    trained: nn.Module,
-    data: Any,
-    plane: Plane,
-    grid: GridOptions,
-    run: RunOptions,
-    extra_paths: list[np.ndarray] | None = None,
-) -> LossGrid:
-    """:func:`compute_loss_grid` with the options applied."""
-    with timed("loss grid"):
-        return compute_loss_grid(
-            trained,
-            data,
-            plane,
-            resolution=grid.resolution,
-            margin=grid.margin,
-            device=run.device,
-            n_examples=grid.n_examples,
-            num_threads=run.num_threads,
-            extra_paths=extra_paths,
-            strategy=grid.strategy,
-            progress=run.progress,
-            precision=grid.precision,
-        )
-
-
-def frame_path_losses(
-    trained: nn.Module,
-    data: Any,
-    trajectory: Trajectory,
-    plane: Plane,
-    frames: np.ndarray,
-    grid: GridOptions,
-    run: RunOptions,
-) -> PathLosses:
-    """:func:`path_losses` of the rows shown as frames, with the options applied."""
-    with timed("path losses"):
-        return path_losses(
-            trained,
-            data,
-            trajectory,
-            plane,
-            frames,
-            device=run.device,
-            n_examples=grid.n_examples,
-            num_threads=run.num_threads,
-        )
 
 
 def render(

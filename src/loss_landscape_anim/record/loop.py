@@ -22,9 +22,9 @@ from torch import nn
 
 from .._validate import check_positive_int
 from ..errors import DivergenceWarning
+from ..optimizers import optimizer_summary
 from ..params.store import DEFAULT_MEMORY_LIMIT
 from ..results.trajectory import Trajectory
-from .optimizers import optimizer_summary
 from .recorder import TrajectoryRecorder
 
 __all__ = ["LoopRecorder", "record_training"]

@@ -31,10 +31,10 @@ from ..data import as_dataloader, split_batch
 from ..data.checks import check_finite_batch, check_finite_data
 from ..errors import DataError, DivergenceWarning
 from ..losses import LossFn, as_targets, batch_accuracy, checked_loss, loss_function
+from ..optimizers import OptimizerSpec, build_optimizer, check_optimizer_spec, optimizer_summary
 from ..params.layout import ParamLayout
 from ..params.store import DEFAULT_MEMORY_LIMIT
 from ..results.trajectory import Trajectory
-from .optimizers import OptimizerSpec, build_optimizer, check_optimizer_spec, optimizer_summary
 from .recorder import TrajectoryRecorder
 
 __all__ = ["train"]

@@ -2,7 +2,7 @@
 :func:`animate`. Knows the result types, never how they were computed."""
 
 from .animation import Animation
-from .animator import animate, frame_indices
+from .animator import DEFAULT_FPS, DEFAULT_FRAMES, animate, frame_indices
 from .curvature import plot_curvature
 from .interactive import interactive_surface
 from .landscape_plot import VIEWS, plot_landscape
@@ -10,6 +10,8 @@ from .loss_line_plot import plot_loss_line
 from .style import Style
 
 __all__ = [
+    "DEFAULT_FPS",
+    "DEFAULT_FRAMES",
     "VIEWS",
     "Animation",
     "Style",

@@ -25,7 +25,13 @@ from .landscape_plot import VIEWS
 from .style import PathView, Style
 from .writers import check_fps, encode_frames, format_for
 
-__all__ = ["animate", "frame_indices", "path_views"]
+__all__ = ["DEFAULT_FPS", "DEFAULT_FRAMES", "animate", "frame_indices", "path_views"]
+
+
+#: Default frames per second of an animation.
+DEFAULT_FPS = 15
+#: Default number of frames, spread evenly over the path, when frames are sampled.
+DEFAULT_FRAMES = 300
 
 
 def frame_indices(n_rows: int, n_frames: int | None) -> np.ndarray:
@@ -50,8 +56,8 @@ def animate(
     grid: LossGrid,
     output: str | os.PathLike | None = "sample.gif",
     *,
-    fps: int = 15,
-    n_frames: int | None = 300,
+    fps: int = DEFAULT_FPS,
+    n_frames: int | None = DEFAULT_FRAMES,
     format: str | None = None,
     style: Style | None = None,
     path_losses: PathLosses | Mapping[str, PathLosses] | None = None,

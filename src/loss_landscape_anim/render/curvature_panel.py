@@ -6,14 +6,12 @@ along each path, growing with the frames, and for plain SGD the edge of stabilit
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..results import PathCurvature
-
-if TYPE_CHECKING:
-    from .figure import LandscapeFigure
+from .style import Curve, PathView, Style
 
 __all__ = ["THRESHOLD_COLOR", "as_curvature_map", "draw_curvature_panel"]
 
@@ -45,14 +43,16 @@ def as_curvature_map(
     return dict(curvature)
 
 
-def draw_curvature_panel(figure: LandscapeFigure, ax: Any) -> None:
-    """λmax (solid) and λmin (dotted) of each path in ``ax``, growing with the frames, and a
-    dashed line at ``2 / eta`` for each SGD path."""
+def draw_curvature_panel(
+    ax: Any, paths: list[PathView], curvature: Mapping[str, PathCurvature], style: Style
+) -> list[Curve]:
+    """The static parts of the panel in ``ax`` (axes, a dashed line at ``2 / eta`` for each SGD
+    path, the legend), and the curves to grow with the frames: λmax (solid) and λmin (dotted)
+    of each path."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
-    style = figure.style
-    steps_max = max(int(p.steps[-1]) for p in figure.paths) or 1
+    steps_max = max(int(p.steps[-1]) for p in paths) or 1
     ax.set_xlim(0, steps_max)
     ax.set_ylabel("Hessian λ", fontsize=style.text_size)
     ax.tick_params(labelsize=style.text_size - 1)
@@ -61,12 +61,13 @@ def draw_curvature_panel(figure: LandscapeFigure, ax: Any) -> None:
     ax.grid(alpha=0.3)
     values: list[np.ndarray] = [np.zeros(1)]
     thresholds: list[float] = []
-    for p in figure.paths:
-        c = figure.curvature.get(p.name)
+    curves: list[Curve] = []
+    for p in paths:
+        c = curvature.get(p.name)
         if c is None:
             continue
-        figure._add_curve(ax, c.steps, c.lambda_max, p.color, "-")
-        figure._add_curve(ax, c.steps, c.lambda_min, p.color, ":", width=1.4)
+        curves.append(Curve(np.asarray(c.steps), np.asarray(c.lambda_max), p.color, "-"))
+        curves.append(Curve(np.asarray(c.steps), np.asarray(c.lambda_min), p.color, ":", 1.4))
         values += [np.asarray(c.lambda_max), np.asarray(c.lambda_min)]
         threshold = c.stability_threshold
         if threshold is not None and threshold not in thresholds:
@@ -95,3 +96,4 @@ def draw_curvature_panel(figure: LandscapeFigure, ax: Any) -> None:
         borderpad=0.2,
         framealpha=0.8,
     )
+    return curves

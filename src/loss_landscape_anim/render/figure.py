@@ -20,7 +20,7 @@ from ..results import DecisionRegions, LossGrid, PathCurvature, Plane
 from .curvature_panel import draw_curvature_panel
 from .landscape import TEXT_COLOR as _TEXT_COLOR
 from .landscape import draw_landscape, keep_y_label_inside, loss_text
-from .style import PathView, Style
+from .style import Curve, PathView, Style
 from .text_rows import TextRows
 
 
@@ -154,27 +154,36 @@ class LandscapeFigure:
             ax.grid(alpha=0.3)
             for p in self.paths:
                 values = p.loss if name == "loss" else p.accuracy
-                self._add_curve(ax, p.steps, values, p.color, "-")
-                if name == "loss" and len(self.paths) == 1 and p.true_loss is not None:
-                    self._add_curve(ax, p.steps, p.true_loss, "k", "-", width=1.0)
-                    self._add_curve(ax, p.steps, p.projected_loss, "k", ":", width=1.2)
+                self._add_curve(ax, Curve(p.steps, values, p.color))
+                if name != "loss" or len(self.paths) != 1:
+                    continue
+                if p.true_loss is not None and p.projected_loss is not None:
+                    self._add_curve(ax, Curve(p.steps, p.true_loss, "k", "-", 1.0))
+                    self._add_curve(ax, Curve(p.steps, p.projected_loss, "k", ":", 1.2))
             self._set_curve_limits(ax, name)
         if self.curvature:
-            draw_curvature_panel(self, side["curvature"])
+            ax = side["curvature"]
+            for curve in draw_curvature_panel(ax, self.paths, self.curvature, style):
+                self._add_curve(ax, curve)
         side["curvature" if self.curvature else "accuracy"].set_xlabel(
             "step", fontsize=style.text_size
         )
         if self.decision is not None:
             self._draw_decision_static()
 
-    def _add_curve(
-        self, ax: Any, steps: np.ndarray, values: Any, color: str, ls: str, width: float = 1.5
-    ) -> None:
+    def _add_curve(self, ax: Any, curve: Curve) -> None:
         """A curve growing with the frames; points with no finite value are left out."""
-        values = np.asarray(values, dtype=float)
+        values = np.asarray(curve.values, dtype=float)
         finite = np.isfinite(values)
-        (line,) = ax.plot([], [], color=color, linestyle=ls, linewidth=width, animated=True)
-        self.curves.append((line, np.asarray(steps)[finite], values[finite]))
+        (line,) = ax.plot(
+            [],
+            [],
+            color=curve.color,
+            linestyle=curve.linestyle,
+            linewidth=curve.width,
+            animated=True,
+        )
+        self.curves.append((line, np.asarray(curve.steps)[finite], values[finite]))
         self.moving.append(line)
 
     def _set_curve_limits(self, ax: Any, name: str) -> None:

@@ -25,6 +25,7 @@ def plot_loss_line(
     accuracy: bool = True,
     log: bool = True,
     color: str = _LOSS_COLOR,
+    label: str = "loss",
 ) -> tuple[Figure, Any]:
     """Draw ``line.loss`` against alpha, the straight line between the two ends (dashed) and the
     barrier; the accuracy on a second axis when the model is a classifier.
@@ -36,6 +37,8 @@ def plot_loss_line(
         log: a log scale for the loss when every loss is positive and they span more than a
             factor of 3.
         color: colour of the loss curve.
+        label: the loss curve's label (its legend entry), e.g. a run's name when several lines
+            share the axes.
 
     Returns:
         ``(fig, ax)``: the figure and the loss axes.
@@ -51,7 +54,7 @@ def plot_loss_line(
             ax = fig.add_subplot()
         else:
             fig = ax.get_figure()
-        _draw_loss(ax, line, color, log)
+        _draw_loss(ax, line, color, log, label)
         if accuracy and np.isfinite(line.accuracy).any():
             twin = ax.twinx()
             twin.plot(line.alphas, line.accuracy, color=_ACCURACY_COLOR, linewidth=1.2)
@@ -61,9 +64,9 @@ def plot_loss_line(
     return fig, ax
 
 
-def _draw_loss(ax: Any, line: LossLine, color: str, log: bool) -> None:
+def _draw_loss(ax: Any, line: LossLine, color: str, log: bool, label: str) -> None:
     alphas, loss = line.alphas, line.loss
-    ax.plot(alphas, loss, color=color, linewidth=2.0, label="loss")
+    ax.plot(alphas, loss, color=color, linewidth=2.0, label=label)
     inside = (alphas >= 0) & (alphas <= 1)
     ax.plot(
         alphas[inside],

@@ -1,5 +1,6 @@
-"""The value types of drawing: ``Style`` (how it looks) and ``PathView`` (what is drawn of one path).
-A leaf: it imports nothing of the package."""
+"""The value types of drawing: ``Style`` (how it looks), ``PathView`` (what is drawn of one path)
+and ``Curve`` (a side panel's curve that grows with the frames). A leaf: it imports nothing of the
+package."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PathView", "Style"]
+__all__ = ["Curve", "PathView", "Style"]
 
 
 @dataclass(frozen=True)
@@ -49,3 +50,16 @@ class PathView:
     true_loss: np.ndarray | None
     projected_loss: np.ndarray | None
     color: str
+
+
+@dataclass(frozen=True, eq=False)
+class Curve:
+    """A curve of a side panel that grows with the frames: ``values`` at ``steps``, drawn in
+    ``color`` with ``linestyle`` and ``width``. Panels return the curves they want animated; the
+    figure draws them."""
+
+    steps: np.ndarray
+    values: np.ndarray
+    color: str
+    linestyle: str = "-"
+    width: float = 1.5

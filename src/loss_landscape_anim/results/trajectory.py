@@ -8,7 +8,7 @@ import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from ._checks import array_field, check_finite, check_increasing
 
 if TYPE_CHECKING:
     import torch
+    from torch import nn
 
 __all__ = ["Trajectory"]
 
@@ -124,6 +125,32 @@ class Trajectory:
 
         flat = torch.from_numpy(np.array(self.params[t]))
         return {k: v.clone() for k, v in self.layout.unflatten(flat).items()}
+
+    def apply_to(self, model: nn.Module, row: int = -1) -> nn.Module:
+        """Load the weights of ``row`` (default: the last, the weights training ended with) into
+        ``model`` and return it; for the last row the recorded buffers too (BatchNorm running
+        statistics), so that the model evaluates as the trained one did. Other rows carry no
+        buffers: the model's own are kept.
+
+        Raises :class:`IncompatibleFileError` when ``model`` is of another architecture, and
+        ``IndexError`` for a row the trajectory does not have.
+        """
+        import torch
+
+        n = len(self)
+        if isinstance(row, bool) or not isinstance(row, int | np.integer) or not -n <= row < n:
+            raise IndexError(f"Expected row to be an integer in [{-n}, {n - 1}] but got {row!r}")
+        self.layout.check_model(model)
+        state: dict[str, Any] = self.state_dict(int(row))
+        if int(row) % n == n - 1:
+            state.update({k: torch.from_numpy(np.array(v)) for k, v in self.buffers.items()})
+        with torch.no_grad():
+            targets: dict[str, torch.Tensor] = dict(model.named_parameters())
+            targets.update(dict(model.named_buffers()))
+            for name, value in state.items():
+                if name in targets:
+                    targets[name].copy_(value.to(targets[name].device, targets[name].dtype))
+        return model
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write to ``path`` as ``.npz`` (data only, readable with ``allow_pickle=False``)."""

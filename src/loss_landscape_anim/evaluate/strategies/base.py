@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -12,30 +13,72 @@ import torch
 from ..data import EvalData
 from ..functional import FunctionalModel
 from ..points import Points
+from ..probes import SequentialSplit
 
-__all__ = ["Strategy", "map_points"]
+__all__ = ["Setting", "Strategy", "map_points"]
+
+
+@dataclass(frozen=True, eq=False)
+class Setting:
+    """What every strategy is built from: the model and the data (in batches), the model cut
+    after its first layer (None: it cannot be), whether ``torch.vmap`` runs the model, whether
+    points are mapped with it by default, the first-layer cache budget, and how many examples
+    BatchNorm statistics are recomputed from."""
+
+    model: FunctionalModel
+    data: EvalData
+    split: SequentialSplit | None
+    vmap_works: bool
+    vectorized: bool
+    cache_bytes: int
+    bn_examples: int
 
 
 class Strategy(ABC):
     """How one chunk of points is evaluated on one batch of the evaluation data.
 
-    A strategy is chosen once per evaluator; :meth:`start` is called once per job (a set of
-    points), then :meth:`batch_losses` for each chunk of points and each data batch, in any order.
+    A strategy is chosen once per evaluator from the table in :mod:`.` (each class declares what
+    it needs through :meth:`refusal`); :meth:`start` is called once per job (a set of points),
+    then :meth:`batch_losses` for each chunk of points and each data batch, in any order.
     """
 
     #: The name users pass as ``strategy=``.
     name: ClassVar[str]
     #: True when the strategy needs points of a plane (it exploits their structure).
     needs_plane: ClassVar[bool] = False
+    #: True when ``strategy="auto"`` may choose it (where it applies and is preferred).
+    auto: ClassVar[bool] = True
+    #: Whether points are mapped with ``torch.vmap``: always (True), never (False), or as the
+    #: setting says (None).
+    mapping: ClassVar[bool | None] = None
     #: Points per chunk when the strategy sizes its own chunks (None: as many as the memory
     #: budget allows).
     chunk_points: ClassVar[int | None] = None
 
-    def __init__(self, model: FunctionalModel, data: EvalData):
-        self.model = model
-        self.data = data
+    def __init__(self, setting: Setting):
+        self.setting = setting
+        self.model = setting.model
+        self.data = setting.data
+        self.vectorized = setting.vectorized if self.mapping is None else self.mapping
         self.points: Points | None = None
         self._chunk: tuple[slice, dict[str, torch.Tensor]] | None = None
+
+    @classmethod
+    def refusal(cls, setting: Setting) -> str | None:
+        """Why the strategy cannot evaluate this model (an error message naming what it needs
+        and what to use instead), or None when it can."""
+        return None
+
+    @classmethod
+    def preferred(cls, setting: Setting) -> bool:
+        """Whether ``strategy="auto"`` should take it where it applies."""
+        return True
+
+    @property
+    def serial(self) -> bool:
+        """Whether the points of a chunk are evaluated one at a time (a chunk then holds one
+        point's activations at a time)."""
+        return not self.vectorized
 
     def start(self, points: Points) -> None:
         """Prepare for a job over ``points`` (precompute what all chunks share)."""

@@ -18,28 +18,27 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from ..data import EvalData
-from ..functional import FunctionalModel
 from ..points import Points
-from .base import Strategy
+from ..probes import has_batch_norm
+from .base import Setting, Strategy
 
-__all__ = ["DEFAULT_BN_EXAMPLES", "BNRecompute", "has_batch_norm"]
+__all__ = ["DEFAULT_BN_EXAMPLES", "BNRecompute"]
 
 #: Examples the statistics of each point are estimated from (the first ones of the data).
 DEFAULT_BN_EXAMPLES = 1024
 
 
-def has_batch_norm(module: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
-
-
 class BNRecompute(Strategy):
-    """The per-point loss with BatchNorm statistics estimated at each point."""
+    """The per-point loss with BatchNorm statistics estimated at each point (``bn="recompute"``;
+    not a ``strategy=`` of its own)."""
 
     name = "bn_recompute"
+    auto = False
+    mapping = False
 
-    def __init__(self, model: FunctionalModel, data: EvalData, n_examples: int):
-        super().__init__(model, data)
+    def __init__(self, setting: Setting):
+        super().__init__(setting)
+        model, data, n_examples = setting.model, setting.data, setting.bn_examples
         self.estimator = copy.deepcopy(model.module).eval()
         for m in self.estimator.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -49,6 +48,15 @@ class BNRecompute(Strategy):
         self.n_batches = min(self.n_batches, data.n_batches)
         self._stats_chunk: slice | None = None
         self._buffers: list[dict[str, torch.Tensor]] = []
+
+    @classmethod
+    def refusal(cls, setting: Setting) -> str | None:
+        if not has_batch_norm(setting.model.module):
+            return (
+                f"bn='recompute' re-estimates BatchNorm statistics but the "
+                f"{type(setting.model.module).__name__} has no BatchNorm layer"
+            )
+        return None
 
     def start(self, points: Points) -> None:
         super().start(points)

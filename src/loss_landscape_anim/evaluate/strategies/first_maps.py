@@ -9,8 +9,8 @@ from torch.func import functional_call
 from ..data import EvalData
 from ..functional import FunctionalModel
 from ..points import PlanePoints, Points
-from .base import Strategy
-from .split import SequentialSplit
+from ..probes import SequentialSplit
+from .base import Setting, Strategy
 
 __all__ = ["FirstLayerMaps", "HoistedFirstLayer"]
 
@@ -86,19 +86,23 @@ class HoistedFirstLayer(Strategy):
     #: The max-pooling window the maps are cut for, if any (see :class:`FirstLayerMaps`).
     window: tuple[int, int] | None = None
 
-    def __init__(
-        self,
-        model: FunctionalModel,
-        data: EvalData,
-        split: SequentialSplit,
-        *,
-        vectorized: bool,
-        cache_bytes: int,
-    ):
-        super().__init__(model, data)
-        self.split, self.vectorized, self.cache_bytes = split, vectorized, cache_bytes
+    def __init__(self, setting: Setting):
+        super().__init__(setting)
+        assert setting.split is not None, "refusal() keeps models that do not split away"
+        self.split: SequentialSplit = setting.split
+        self.cache_bytes = setting.cache_bytes
         self.first_maps: FirstLayerMaps | None = None
         self.prepare()
+
+    @classmethod
+    def refusal(cls, setting: Setting) -> str | None:
+        if setting.split is None:
+            return (
+                f"strategy={cls.name!r} needs an nn.Sequential model (or one whose "
+                "as_sequential() returns one) whose first layer with parameters is Linear or a "
+                "convolution; use 'auto', 'vmap' or 'per_point'"
+            )
+        return None
 
     def prepare(self) -> None:
         """Check that the model suits the strategy and set up its state (subclasses)."""

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..functional import autocast_on, compute_dtype
 from ..points import PlanePoints, Points
-from .base import map_points
+from .base import Setting, map_points
 from .first_maps import HoistedFirstLayer
 
 __all__ = ["LinearChain"]
@@ -32,9 +32,21 @@ class LinearChain(HoistedFirstLayer):
     name = "linear_chain"
     feature_major = True
 
+    @classmethod
+    def refusal(cls, setting: Setting) -> str | None:
+        refused = super().refusal(setting)
+        if refused is None and setting.split is not None and setting.split.chain is None:
+            return (
+                f"strategy={cls.name!r} needs a model made of Linear layers and elementwise "
+                "activations only; use 'first_layer' or 'auto'"
+            )
+        return refused
+
+    @property
+    def serial(self) -> bool:
+        return False  # every point of a chunk at once, whatever the mapping
+
     def prepare(self) -> None:
-        if self.split.chain is None:
-            raise ValueError("The 'linear_chain' strategy needs a chain of Linear layers")
         self.steps: list[ChainStep] = []
         self.dtype = self.model.dtype
         self.manual_precision = False

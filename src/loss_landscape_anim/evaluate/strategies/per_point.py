@@ -13,7 +13,7 @@ class PerPoint(Strategy):
     """Each point's loss from its own forward pass over the batch."""
 
     name = "per_point"
-    vectorized = False
+    mapping = False
 
     def batch_losses(self, sl: slice, b: int) -> torch.Tensor:
         assert self.points is not None

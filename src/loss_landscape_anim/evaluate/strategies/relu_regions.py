@@ -26,8 +26,9 @@ import torch
 from torch import nn
 
 from ..points import PlanePoints, Points
+from ..probes import SequentialSplit
+from .base import Setting
 from .linear_chain import LinearChain
-from .split import SequentialSplit
 
 __all__ = ["ReluRegions", "is_one_hidden_relu"]
 
@@ -81,9 +82,16 @@ class ReluRegions(LinearChain):
     name = "relu_regions"
     chunk_points = BOX_POINTS * CHUNK_BOXES
 
+    @classmethod
+    def refusal(cls, setting: Setting) -> str | None:
+        if setting.split is not None and not is_one_hidden_relu(setting.split):
+            return (
+                "strategy='relu_regions' needs a Linear -> ReLU -> Linear model; use "
+                "'linear_chain', 'first_layer' or 'auto'"
+            )
+        return super().refusal(setting)
+
     def prepare(self) -> None:
-        if not is_one_hidden_relu(self.split):
-            raise ValueError("The 'relu_regions' strategy needs a Linear -> ReLU -> Linear model")
         super().prepare()
         self._maps: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._scale = torch.ones(2)

@@ -5,6 +5,7 @@ weights becomes a grouped convolution, slower there than one plain convolution p
 
 from __future__ import annotations
 
+from .base import Setting
 from .per_point import PerPoint
 
 __all__ = ["Vmapped"]
@@ -14,4 +15,14 @@ class Vmapped(PerPoint):
     """The per-point loss mapped over the chunk with ``torch.vmap``."""
 
     name = "vmap"
-    vectorized = True
+    mapping = True
+
+    @classmethod
+    def refusal(cls, setting: Setting) -> str | None:
+        if not setting.vmap_works:
+            return "strategy='vmap' was asked for but torch.vmap cannot run this model"
+        return None
+
+    @classmethod
+    def preferred(cls, setting: Setting) -> bool:
+        return setting.vectorized

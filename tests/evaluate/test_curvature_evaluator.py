@@ -1,5 +1,5 @@
 """Hessian-vector products, dense Hessians and the batched Lanczos iteration of
-``HessianEvaluator`` against the float64 dense Hessian, for each way products are computed."""
+``CurvatureEvaluator`` against the float64 dense Hessian, for each way products are computed."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from hessian_oracle import F32_RTOL, SquaredErrorChain, chain_model, dense_hessian, flat
-from loss_landscape_anim.evaluate.hessian import DENSE_MAX_PARAMS, HessianEvaluator
+from loss_landscape_anim.evaluate import CurvatureEvaluator
+from loss_landscape_anim.evaluate.extremes import DENSE_MAX_PARAMS, resolve_method
 from loss_landscape_anim.evaluate.hessian_chain import ChainProducts
 from loss_landscape_anim.evaluate.hessian_products import FunctionalProducts
-from loss_landscape_anim.evaluate.points import WeightPoints
 from oracle import Residual, spirals
 
 MODELS = {
@@ -33,7 +33,7 @@ def points_near(model: torch.nn.Module, n: int, scale: float = 0.3) -> np.ndarra
 def test_dense_hessians_match_the_oracle(name, products):
     model = MODELS[name][0]()
     X, y = spirals(60)
-    evaluator = HessianEvaluator(model, (X, y), products=products)
+    evaluator = CurvatureEvaluator(model, (X, y), products=products)
     expected_type = ChainProducts if products == "chain" else FunctionalProducts
     assert isinstance(evaluator.products, expected_type)
     W = points_near(model, 2)
@@ -48,10 +48,10 @@ def test_dense_hessians_match_the_oracle(name, products):
 def test_several_data_batches_sum_to_the_whole(products):
     model = SquaredErrorChain()
     X, y = spirals(60)
-    whole = HessianEvaluator(model, (X, y), products=products)
+    whole = CurvatureEvaluator(model, (X, y), products=products)
     # A small memory budget cuts the data into batches of 25, 25 and 10 examples.
     budget = 25 * whole.per_example
-    batched = HessianEvaluator(model, (X, y), products=products, memory_budget=budget)
+    batched = CurvatureEvaluator(model, (X, y), products=products, memory_budget=budget)
     assert whole.data.n_batches == 1 and batched.data.n_batches == 3
     W = torch.as_tensor(points_near(model, 2), dtype=torch.float32)
     V = torch.as_tensor(np.random.default_rng(1).standard_normal((2, 1, W.shape[1])))
@@ -65,7 +65,7 @@ def test_several_data_batches_sum_to_the_whole(products):
 def test_products_of_several_vectors_at_several_points():
     model = chain_model()
     X, y = spirals(50)
-    evaluator = HessianEvaluator(model, (X, y))
+    evaluator = CurvatureEvaluator(model, (X, y))
     W = points_near(model, 4)
     V = np.random.default_rng(0).standard_normal((4, 3, W.shape[1]))
     evaluator.products.start(torch.as_tensor(W, dtype=torch.float32))
@@ -83,12 +83,10 @@ def test_products_of_several_vectors_at_several_points():
 def test_batched_lanczos_finds_the_extreme_eigenvalues(products):
     model = chain_model()
     X, y = spirals(60)
-    evaluator = HessianEvaluator(model, (X, y), products=products, chunk_size=3)
+    evaluator = CurvatureEvaluator(model, (X, y), products=products, chunk_size=3)
     W = points_near(model, 7)
     tol = 1e-6
-    found = evaluator.extremes(
-        WeightPoints.of(W, evaluator.device, torch.float32), method="lanczos", tol=tol, seed=0
-    )
+    found = evaluator.weight_extremes(W, method="lanczos", tol=tol, seed=0)
     assert found.method == "lanczos"
     assert 0 < found.n_products <= 7 * evaluator.n_params
     for k in range(7):
@@ -103,13 +101,13 @@ def test_dense_and_lanczos_agree_and_auto_picks_dense_for_small_models():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
     X, y = spirals(60)
-    evaluator = HessianEvaluator(model, (X, y))
+    evaluator = CurvatureEvaluator(model, (X, y))
     assert evaluator.n_params == 27 <= DENSE_MAX_PARAMS
-    assert HessianEvaluator(chain_model(), (X, y)).resolve_method("auto") == "lanczos"
-    points = WeightPoints.of(points_near(model, 5), evaluator.device, torch.float32)
-    assert evaluator.resolve_method("auto") == "dense"
-    dense = evaluator.extremes(points, method="auto")
-    lanczos = evaluator.extremes(points, method="lanczos", tol=1e-7, seed=1)
+    assert resolve_method("auto", CurvatureEvaluator(chain_model(), (X, y)).n_params) == "lanczos"
+    points = points_near(model, 5)
+    assert resolve_method("auto", evaluator.n_params) == "dense"
+    dense = evaluator.weight_extremes(points, method="auto")
+    lanczos = evaluator.weight_extremes(points, method="lanczos", tol=1e-7, seed=1)
     assert dense.method == "dense"
     assert dense.n_products == 5 * evaluator.n_params
     scale = np.abs(dense.largest).max()
@@ -120,23 +118,24 @@ def test_dense_and_lanczos_agree_and_auto_picks_dense_for_small_models():
 def test_lanczos_that_stops_early_says_so(caplog):
     model = chain_model()
     X, y = spirals(60)
-    evaluator = HessianEvaluator(model, (X, y))
-    points = WeightPoints.of(points_near(model, 2), evaluator.device, torch.float32)
+    evaluator = CurvatureEvaluator(model, (X, y))
+    points = points_near(model, 2)
     with caplog.at_level("WARNING"):
-        found = evaluator.extremes(points, method="lanczos", tol=1e-12, max_steps=3, seed=0)
+        found = evaluator.weight_extremes(points, method="lanczos", tol=1e-12, max_steps=3, seed=0)
     assert found.n_products == 2 * 3
+    assert not found.converged.any()
     assert "2 of 2 points stopped after 3 Lanczos steps" in caplog.text
 
 
 def test_bad_choices_are_named():
     X, y = spirals(20)
     with pytest.raises(ValueError, match="Expected products to be one of 'auto', 'chain'"):
-        HessianEvaluator(chain_model(), (X, y), products="fast")
+        CurvatureEvaluator(chain_model(), (X, y), products="fast")
     with pytest.raises(ValueError, match="products='chain' needs a chain of Linear layers"):
-        HessianEvaluator(Residual(), (X, y), products="chain")
-    evaluator = HessianEvaluator(chain_model(), (X, y))
+        CurvatureEvaluator(Residual(), (X, y), products="chain")
+    evaluator = CurvatureEvaluator(chain_model(), (X, y))
     with pytest.raises(ValueError, match="Expected method to be one of 'auto', 'dense', 'lanczos'"):
-        evaluator.resolve_method("qr")
+        evaluator.weight_extremes(points_near(chain_model(), 1), method="qr")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -145,11 +144,11 @@ def test_cuda_products_match_the_cpu():
     X, y = spirals(60)
     W = torch.as_tensor(points_near(model, 3), dtype=torch.float32)
     for products in ("chain", "functional"):
-        cpu = HessianEvaluator(model, (X, y), products=products).dense_hessians(W)
-        gpu = HessianEvaluator(model, (X, y), products=products, device="cuda")
+        cpu = CurvatureEvaluator(model, (X, y), products=products).dense_hessians(W)
+        gpu = CurvatureEvaluator(model, (X, y), products=products, device="cuda")
         on_gpu = gpu.dense_hessians(W.cuda()).cpu()
         scale = cpu.abs().max().item()
         np.testing.assert_allclose(on_gpu.numpy(), cpu.numpy(), atol=F32_RTOL * scale)
-        found = gpu.extremes(WeightPoints(W.cuda()), method="lanczos", tol=1e-6, seed=0)
+        found = gpu.weight_extremes(W.numpy(), method="lanczos", tol=1e-6, seed=0)
         eigenvalues = torch.linalg.eigvalsh(cpu)
         np.testing.assert_allclose(found.largest, eigenvalues[:, -1], atol=2e-5 * scale)

@@ -17,10 +17,8 @@ from PIL import Image
 
 import loss_landscape_anim.evaluate.schedule as schedule
 from loss_landscape_anim import compute_loss_grid, path_losses, project, train
-from loss_landscape_anim.integrations.distributed import (
-    is_writer,
-    process_group_ranks,
-)
+from loss_landscape_anim._runtime import is_writer
+from loss_landscape_anim.evaluate.ranks import process_group_ranks
 from loss_landscape_anim.models import MLP
 from oracle import RTOL, random_plane, spirals
 

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._validate import check_positive_number
+from ._validate import check_positive_number
 
 __all__ = [
     "OPTIMIZERS",

@@ -1,27 +1,28 @@
-"""The ``loss-landscape-anim`` command: parses arguments and calls :func:`loss_landscape_anim`.
-
-Bad values exit with code 2 and a one-line message on stderr, never a traceback.
-"""
+"""The command line's arguments: the parser, its value types, and the checks of options that only
+the other options make wrong; every error is one line naming the option."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import math
-import sys
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, NoReturn
 
-from ._io import check_output_path
-from ._runtime import SEED_RANGE
-from ._validate import check_choice
-from .directions import METHODS
-from .pipeline.options import DEFAULT_FPS, DEFAULT_FRAMES, DEFAULT_MARGIN, DEFAULT_RESOLUTION
-from .record.optimizers import OPTIMIZERS
-from .render.writers import MAX_GIF_FPS
+from .._io import check_output_path
+from .._runtime import SEED_RANGE, resolve_device
+from .._validate import check_choice
+from ..pipeline import (
+    DEFAULT_FPS,
+    DEFAULT_MARGIN,
+    DEFAULT_RESOLUTION,
+    MAX_GIF_FPS,
+    METHODS,
+    OPTIMIZERS,
+    check_fps,
+    format_for,
+)
 
-__all__ = ["build_parser", "main"]
+__all__ = ["PROG", "build_parser", "check_combinations"]
 
 PROG = "loss-landscape-anim"
 
@@ -228,32 +229,9 @@ def _add_data_and_run_arguments(add: Callable[..., Any]) -> None:
     add("-v", "--verbose", action="store_true", help="log the time of each phase")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    _check_combinations(parser, args)
-    try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _warn_in_one_line
-            _run_on_ranks(args)
-    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        sys.stderr.write(f"{PROG}: interrupted\n")
-        return 130
-    return 0
-
-
-def _check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse, before any work, options that do not apply together or values that only the
     other options make wrong; each message names the option."""
-    from ._runtime import resolve_device
-    from .render.writers import check_fps, format_for
-
     given: set[str] = getattr(args, "given", set())
     if args.center is not None and args.compare is None:
         parser.error("--center needs --compare")
@@ -263,9 +241,6 @@ def _check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespac
                 parser.error(f"{option} does not apply with --compare: {_COMPARE_REFUSES[option]}")
         if args.load:
             parser.error("--load does not apply with --compare: " + _COMPARE_REFUSES["--load"])
-        for flag, given_flag in (("--line", args.line), ("--interactive", args.interactive)):
-            if given_flag:
-                parser.error(f"{flag} draws a single run: leave out --compare")
         if args.center is not None and args.center.strip().lower() not in args.compare:
             parser.error(
                 f"argument --center: expected one of the compared optimizers "
@@ -292,94 +267,3 @@ _COMPARE_REFUSES = {
     "--checkpoints": "a comparison saves no weights or trajectory",
     "--load": "a comparison trains every optimizer; it saves nothing to load",
 }
-
-
-def _warn_in_one_line(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
-    text = " ".join(str(message).split())
-    sys.stderr.write(f"{PROG}: warning: {text}\n")
-
-
-def _fail(exc: BaseException) -> NoReturn:
-    message = " ".join(str(exc).split())
-    sys.stderr.write(f"{PROG}: error: {message}\n")
-    raise SystemExit(2)
-
-
-def _run_on_ranks(args: argparse.Namespace) -> None:
-    """:func:`_run`, in a process group of its own when launched by ``torchrun``: every rank
-    trains the same way and shares the grid; rank 0 alone shows progress and writes files."""
-    from .integrations.distributed import is_writer, launched_group
-
-    with launched_group(args.device) as device:
-        args.device = device
-        args.no_progress = args.no_progress or not is_writer()
-        _run(args)
-
-
-def _run(args: argparse.Namespace) -> None:
-    from .pipeline import loss_landscape_anim
-    from .pipeline.line_figure import interactive_path, line_path
-
-    data, model = _data_and_model(args)
-    batch_size = args.batch_size if data is None else None  # MNIST's is set on its data module
-    common = dict(
-        learning_rate=args.lr,
-        resolution=args.resolution,
-        margin=args.margin,
-        view=args.view,
-        device=args.device,
-        progress=not args.no_progress,
-        curvature=args.curvature,
-        precision=args.precision,
-    )
-    if args.compare is not None:
-        from .pipeline import compare_optimizers
-
-        compare_optimizers(
-            args.compare,
-            args.epochs,
-            model=model,
-            datamodule=data,
-            center=args.center,
-            reduction_method=args.method,
-            seed=args.seed,
-            output_filename=args.output,
-            giffps=args.fps,
-            n_frames=args.frames,
-            batch_size=batch_size,
-            **common,
-        )
-        return
-    loss_landscape_anim(
-        args.epochs,
-        datamodule=data,
-        model=model,
-        optimizer=args.optimizer,
-        reduction_method=args.method,
-        model_dirpath=args.checkpoints,
-        load_model=args.load,
-        output_filename=args.output,
-        giffps=args.fps,
-        sampling=args.frames is not None,
-        n_frames=args.frames or DEFAULT_FRAMES,
-        seed=args.seed,
-        batch_size=batch_size,
-        line_output=line_path(args.output) if args.line else None,
-        interactive_output=interactive_path(args.output) if args.interactive else None,
-        **common,
-    )
-
-
-def _data_and_model(args: argparse.Namespace):
-    if args.data == "spirals":
-        return None, None
-    from ._runtime import seeded
-    from .data import MNISTDataModule
-    from .models import LeNet
-
-    data = MNISTDataModule(
-        batch_size=args.batch_size or 16, n_examples=args.examples, data_dir=args.data_dir
-    )
-    with seeded(args.seed):  # the initial weights, like the default MLP's
-        model = LeNet(learning_rate=args.lr or 1e-3, optimizer=args.optimizer)
-    return data, model

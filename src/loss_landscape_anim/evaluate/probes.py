@@ -1,23 +1,41 @@
-"""Cutting a sequential model after its first layer that is linear in its weights.
+"""Probes of a model, run once per preparation: what the evaluation strategies and the curvature
+products may exploit.
 
-When the model is (or declares, through ``as_sequential()``) an ``nn.Sequential`` whose first layer
-with parameters is a ``Linear`` or convolution, that layer's output on a plane is
+- :func:`split_first_linear`: the model cut after its first layer that is linear in its weights.
+  When the model is (or declares, through ``as_sequential()``) an ``nn.Sequential`` whose first
+  layer with parameters is a ``Linear`` or convolution, that layer's output on a plane is
 
-    f(x; W + a D0 + b D1) = f(x; W) + a f(x; D0) + b f(x; D1)
+      f(x; W + a D0 + b D1) = f(x; W) + a f(x; D0) + b f(x; D1)
 
-so it can be evaluated 3 times for a whole job instead of once per point.
+  so it can be evaluated 3 times for a whole job instead of once per point.
+- :func:`vmap_works`: whether ``torch.vmap`` runs the model and its loss.
+- :func:`activation_bytes`: the memory of one example's forward pass, the unit that chunks of
+  points and data batches are cut from.
+- :func:`has_conv`, :func:`has_batch_norm`: the layers that change how points are mapped.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-__all__ = ["SequentialSplit", "split_first_linear"]
+if TYPE_CHECKING:
+    from .data import EvalData
+    from .functional import FunctionalModel
+
+__all__ = [
+    "SequentialSplit",
+    "activation_bytes",
+    "has_batch_norm",
+    "has_conv",
+    "split_first_linear",
+    "vmap_works",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -103,3 +121,56 @@ def split_first_linear(model: nn.Module, sample: torch.Tensor) -> SequentialSpli
             return None
     chain = _linear_chain(modules[k + 1 :], full_names) if isinstance(first, nn.Linear) else None
     return SequentialSplit(nn.Sequential(*modules[:k]), first, first_names, rest, rest_names, chain)
+
+
+def vmap_works(model: FunctionalModel, data: EvalData) -> bool:
+    """Whether ``torch.vmap`` runs the model and its loss on two points of two examples."""
+    flat = torch.cat([p.detach().reshape(-1) for p in model.module.parameters()])
+    W = torch.stack([flat, flat])
+    x, y = data.head(2)
+    try:
+        with torch.no_grad():
+            torch.vmap(lambda p: model.loss(p, x, y))(model.params(W))
+    except (RuntimeError, ValueError, NotImplementedError) as exc:
+        logger.info("torch.vmap failed: %s", exc)
+        return False
+    return True
+
+
+def has_conv(module: nn.Module) -> bool:
+    """Whether ``module`` holds a convolution (vmap makes per-point convolutions grouped ones)."""
+    return any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules())
+
+
+def has_batch_norm(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+def activation_bytes(model: nn.Module, sample: torch.Tensor) -> int:
+    """Bytes of all intermediate outputs of ``model`` for one example."""
+    sizes: list[int] = []
+
+    def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        for t in _tensors(output):
+            sizes.append(t.numel() * t.element_size())
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())] or [model]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.no_grad():
+            out = model(sample)
+    finally:
+        for h in handles:
+            h.remove()
+    return sum(sizes) + sum(t.numel() * t.element_size() for t in _tensors(out))
+
+
+def _tensors(obj: Any) -> Iterator[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (tuple, list)):
+        for item in obj:
+            yield from _tensors(item)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            yield from _tensors(item)

@@ -1,5 +1,5 @@
-"""Evaluations shared by the ranks of a ``torch.distributed`` job (for example one launched with
-``torchrun``).
+"""The processes that share an evaluation: one process alone, or the ranks of a
+``torch.distributed`` job (for example one launched with ``torchrun``).
 
 When a process group is initialised, an evaluation's chunks of points are dealt round by round,
 one to each rank: each rank evaluates only its own chunks, on its own device (``cuda:LOCAL_RANK``
@@ -18,17 +18,18 @@ import contextlib
 import math
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from .._runtime import is_initialized
 from ..errors import DataError, IncompatibleFileError
 
 __all__ = [
     "ProcessGroupRanks",
-    "is_initialized",
-    "is_writer",
+    "Ranks",
+    "SingleProcess",
     "launched_group",
     "process_group_ranks",
     "rank_device",
@@ -40,21 +41,57 @@ _KNOWN_ERRORS: dict[str, type[Exception]] = {
 }
 
 
+class Ranks(Protocol):
+    """The processes sharing a job: in each round, rank r evaluates the r-th chunk of the round,
+    and every rank receives every chunk's values."""
+
+    rank: int
+    size: int
+
+    def share_round(
+        self, chunks: list[slice], mine: torch.Tensor | None, chunk: int, width: int
+    ) -> list[np.ndarray]:
+        """The values (k, ``width``) of each of ``chunks`` (at most ``size``), given this rank's
+        own (None when the round has no chunk for it); ``chunk`` is the largest chunk's size."""
+        ...
+
+    def from_first(
+        self, read: Callable[[], tuple[np.ndarray, np.ndarray]], shape: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``read()`` (values of ``shape`` and done, one row per point) run on rank 0, and its
+        result (or its error) given to every rank."""
+        ...
+
+    def broadcast_array(self, array: np.ndarray) -> np.ndarray:
+        """Rank 0's ``array`` (same shape and dtype on every rank)."""
+        ...
+
+
+class SingleProcess:
+    """One process: every chunk is its own."""
+
+    rank = 0
+    size = 1
+
+    def share_round(
+        self, chunks: list[slice], mine: torch.Tensor | None, chunk: int, width: int
+    ) -> list[np.ndarray]:
+        assert mine is not None
+        return [mine.reshape(mine.shape[0], width).cpu().numpy()]
+
+    def from_first(
+        self, read: Callable[[], tuple[np.ndarray, np.ndarray]], shape: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return read()
+
+    def broadcast_array(self, array: np.ndarray) -> np.ndarray:
+        return array
+
+
 def _dist() -> Any:
     import torch.distributed as dist
 
     return dist
-
-
-def is_initialized() -> bool:
-    """Whether a ``torch.distributed`` process group is initialised in this process."""
-    dist = _dist()
-    return bool(dist.is_available() and dist.is_initialized())
-
-
-def is_writer() -> bool:
-    """Whether this process writes files: always, except on ranks other than 0 of a job."""
-    return not is_initialized() or _dist().get_rank() == 0
 
 
 def rank_device() -> torch.device:
@@ -85,8 +122,7 @@ def process_group_ranks(distributed: Any = None) -> ProcessGroupRanks | None:
 
 
 class ProcessGroupRanks:
-    """The default process group, seen as the ranks that share a job (see
-    :class:`loss_landscape_anim.evaluate.schedule.Ranks`)."""
+    """The default process group, seen as the ranks that share a job (see :class:`Ranks`)."""
 
     def __init__(self) -> None:
         dist = _dist()
@@ -97,23 +133,25 @@ class ProcessGroupRanks:
         self.device = self.device or torch.device("cpu")
 
     def share_round(
-        self, chunks: list[slice], mine: torch.Tensor | None, chunk: int
+        self, chunks: list[slice], mine: torch.Tensor | None, chunk: int, width: int
     ) -> list[np.ndarray]:
-        """All-gather this round's chunk values; rank r's are those of ``chunks[r]``."""
-        buffer = torch.full((chunk,), math.nan, dtype=torch.float64, device=self.device)
+        """All-gather this round's chunk values (k, width); rank r's are those of ``chunks[r]``."""
+        buffer = torch.full((chunk, width), math.nan, dtype=torch.float64, device=self.device)
         if mine is not None:
-            buffer[: mine.numel()] = mine.to(self.device, torch.float64)
+            buffer[: mine.shape[0]] = mine.reshape(mine.shape[0], width).to(
+                self.device, torch.float64
+            )
         parts = [torch.empty_like(buffer) for _ in range(self.size)]
         _dist().all_gather(parts, buffer)
         return [parts[r][: sl.stop - sl.start].cpu().numpy() for r, sl in enumerate(chunks)]
 
     def from_first(
-        self, read: Callable[[], tuple[np.ndarray, np.ndarray]], n_points: int
+        self, read: Callable[[], tuple[np.ndarray, np.ndarray]], shape: tuple[int, int]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``read()`` (values (K,), done (K,)) run on rank 0, its result or its error given to
-        every rank."""
-        values = np.full(n_points, np.nan)
-        done = np.zeros(n_points, dtype=bool)
+        """``read()`` (values of ``shape``, done (K,)) run on rank 0, its result or its error
+        given to every rank."""
+        values = np.full(shape, np.nan)
+        done = np.zeros(shape[0], dtype=bool)
         failure: BaseException | None = None
         message = ""
         if self.rank == 0:

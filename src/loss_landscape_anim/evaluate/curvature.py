@@ -1,0 +1,286 @@
+"""``CurvatureEvaluator``: Hessian-vector products, dense Hessians and extreme eigenvalues of the
+mean loss of one architecture at many weight vectors.
+
+It is built on the same :class:`~.preparation.Preparation` as the loss evaluator (one model copy
+and one data preparation per run: the same data forms, ``loss_fn`` and eval-mode semantics,
+streamed data, ranks), sizes data batches and chunks of points to its own memory budget, and
+chooses once how products are computed (:data:`PRODUCTS`). Many points run on the one scheduler
+(:mod:`.schedule`: chunks outermost, ranks, resumable checkpoints, progress); within a chunk the
+extreme eigenvalues come either from the dense Hessian of each point (P products per point, then
+``eigvalsh``: exact, and the fastest for models with few parameters) or from a Lanczos iteration
+batched across the chunk's points (:mod:`.lanczos`). One point's eigenpairs come from SciPy's
+``eigsh`` (:mod:`.eigenpairs`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._runtime import NumThreads
+from .._validate import check_choice, check_optional_positive_int, check_positive_int
+from .budgets import DEFAULT_CACHE_BUDGET, DEFAULT_HESSIAN_BUDGET, PRODUCT_OVERHEAD, budget_for
+from .checkpoint import GridCheckpoint
+from .extremes import Extremes, ExtremesSettings, extremes_job
+from .hessian_chain import ChainProducts
+from .hessian_products import FunctionalProducts, HessianProducts
+from .precision import check_precision
+from .preparation import Preparation, preparation_of
+from .schedule import collect
+from .streamed import StreamedData
+
+__all__ = ["PRODUCTS", "CurvatureEvaluator"]
+
+logger = logging.getLogger(__name__)
+
+#: How Hessian-vector products are computed: ``"chain"`` (written out, for chains of Linear
+#: layers and elementwise activations), ``"functional"`` (``torch.func``, any model) or ``"auto"``.
+PRODUCTS = ("auto", "chain", "functional")
+
+
+class CurvatureEvaluator:
+    """Hessians of the mean loss of ``model``'s architecture over ``data`` at many weights.
+
+    Args:
+        model: supplies the architecture, buffers and ``loss_fn``; evaluated in eval mode on a
+            private copy, with the weights of each point passed in. Or a
+            :class:`~.preparation.Preparation` (or a :class:`~.evaluator.LossEvaluator`, whose
+            preparation is shared), with no ``data`` and none of the preparation's options.
+        data: the evaluation data (a data module, ``DataLoader``, ``Dataset`` or ``(X, y)``).
+        device, n_examples, num_threads, distributed, stream, subset_seed: the preparation's
+            options, as for :class:`~.evaluator.LossEvaluator`.
+        chunk_size: points per chunk; default: as many as ``memory_budget`` allows.
+        memory_budget: bytes of activations one call of products may use (default by device
+            type: :data:`~.budgets.DEFAULT_HESSIAN_BUDGET`).
+        products: ``"auto"``, ``"chain"`` or ``"functional"`` (see :data:`PRODUCTS`).
+        precision: None (the model's dtype: the default, since reduced precision drowns small
+            eigenvalues in rounding noise), or ``"bf16"`` / ``"fp16"`` (GPUs) to run the
+            products of a float32 model under autocast.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | Preparation | Any,
+        data: Any = None,
+        *,
+        device: str | torch.device | None = None,
+        n_examples: int | None = None,
+        chunk_size: int | None = None,
+        memory_budget: int | None = None,
+        num_threads: NumThreads = None,
+        products: str = "auto",
+        distributed: bool | None = None,
+        stream: bool | None = None,
+        subset_seed: int = 0,
+        precision: str | None = None,
+    ):
+        self.chunk_size = check_optional_positive_int(chunk_size, "chunk_size")
+        if memory_budget is not None:
+            check_positive_int(memory_budget, "memory_budget")
+        products = check_choice(products, "products", PRODUCTS)
+        options = {
+            "device": device,
+            "n_examples": n_examples,
+            "num_threads": num_threads,
+            "distributed": distributed,
+            "stream": stream,
+            "subset_seed": subset_seed,
+        }
+        self.preparation = prep = preparation_of(model, data, options)
+        self.model = prep.model
+        self.device = prep.device
+        self.ranks = prep.ranks
+        self.autocast_dtype = check_precision(precision, self.device, self.model.dtype)
+        if memory_budget is None:
+            memory_budget = budget_for(DEFAULT_HESSIAN_BUDGET, self.device)
+        self.memory_budget = int(memory_budget)
+        self.per_example = prep.example_bytes * PRODUCT_OVERHEAD
+        self.data = prep.data.with_batch_size(self.memory_budget // max(self.per_example, 1))
+        self.products = self._make_products(products)
+        self.products.autocast_dtype = self.autocast_dtype
+
+    @property
+    def n_params(self) -> int:
+        return self.model.layout.n_params
+
+    @property
+    def n_examples(self) -> int:
+        return self.data.n_examples
+
+    @property
+    def precision(self) -> str:
+        """The dtype products are computed in."""
+        return str(self.autocast_dtype or self.model.dtype).removeprefix("torch.")
+
+    def scope(self) -> contextlib.AbstractContextManager[None]:
+        """Threads while the block computes products (the products apply the precision)."""
+        return self.preparation.threads(self.per_example * self.data.batch_size)
+
+    def chunk_points(self, n_points: int, n_vectors: int = 1) -> int:
+        """Points per call for a job of ``n_points`` points with ``n_vectors`` vectors each."""
+        if self.chunk_size is not None:
+            return min(self.chunk_size, n_points)
+        per_point = self.per_example * self.data.batch_size * n_vectors
+        return max(1, min(self.memory_budget // max(per_point, 1), n_points))
+
+    def vectors_per_call(self) -> int:
+        """Vectors of one point per call when many are wanted (dense Hessians, probes)."""
+        return max(1, self.memory_budget // max(self.per_example * self.data.batch_size, 1))
+
+    # -- one point --------------------------------------------------------------------------
+
+    def weights(self, w: Any) -> torch.Tensor:
+        """Flat weights (P,) (array or tensor) on the device, in the model's dtype."""
+        return torch.as_tensor(np.asarray(torch.as_tensor(w).detach().cpu())).to(
+            self.device, self.model.dtype
+        )
+
+    def operator(self, w: Any) -> Callable[[np.ndarray], np.ndarray]:
+        """``V -> H(w) V`` on float64 arrays (P,) or (P, m), for SciPy's ``LinearOperator``;
+        the products are computed at ``w`` (P,)."""
+        self.products.start(self.weights(w)[None])
+        step = self.vectors_per_call()
+
+        def apply(V: np.ndarray) -> np.ndarray:
+            V = np.asarray(V, dtype=np.float64)
+            cols = V.reshape(self.n_params, -1).T
+            out = np.empty_like(cols)
+            for lo in range(0, cols.shape[0], step):
+                block = torch.as_tensor(cols[lo : lo + step], device=self.device)
+                out[lo : lo + step] = self.products.products(block[None])[0].cpu().numpy()
+            return out.T.reshape(V.shape)
+
+        return apply
+
+    def quadratic_forms(self, w: Any, probes: torch.Tensor) -> torch.Tensor:
+        """``v^T H(w) v`` (S,) float64 for each probe ``v`` of ``probes`` (S, P)."""
+        self.products.start(self.weights(w)[None])
+        step = self.vectors_per_call()
+        values = []
+        for lo in range(0, probes.shape[0], step):
+            block = probes[lo : lo + step].to(self.device, torch.float64)
+            values.append((self.products.products(block[None])[0] * block).sum(dim=1))
+        return torch.cat(values)
+
+    # -- many points ------------------------------------------------------------------------
+
+    def dense_hessians(self, W: torch.Tensor) -> torch.Tensor:
+        """The Hessians (K, P, P) float64 at the points ``W`` (K, P), symmetrised: P products
+        per point, for models small enough that K P x P matrices fit (see
+        :data:`~.extremes.DENSE_MAX_PARAMS`)."""
+        P = self.n_params
+        self.products.start(W.to(self.device, self.model.dtype))
+        identity = torch.eye(P, dtype=torch.float64, device=self.device)
+        H = torch.empty(W.shape[0], P, P, dtype=torch.float64, device=self.device)
+        step = max(1, self.vectors_per_call() // W.shape[0])
+        for lo in range(0, P, step):
+            block = identity[lo : lo + step].expand(W.shape[0], -1, -1)
+            H[:, lo : lo + step] = self.products.products(block)
+        return (H + H.transpose(1, 2)) / 2
+
+    def plane_extremes(
+        self,
+        origin: np.ndarray,
+        directions: np.ndarray,
+        coords: np.ndarray,
+        *,
+        progress: bool = False,
+        desc: str = "",
+        checkpoint: str | os.PathLike | None = None,
+        job: dict[str, Any] | None = None,
+        **settings: Any,
+    ) -> Extremes:
+        """The largest and smallest Hessian eigenvalue at the plane points
+        ``origin + coords @ directions``; ``settings``: those of :class:`ExtremesSettings`
+        (``method``, ``tol``, ``max_steps``, ``seed``). With ``checkpoint`` (a file path),
+        finished chunks are saved there and a rerun computes only the missing ones."""
+        points, fingerprint = self.preparation.plane_points(origin, directions, coords)
+        return self._extremes(points, fingerprint, progress, desc, checkpoint, job, settings)
+
+    def weight_extremes(
+        self, weights: np.ndarray, *, progress: bool = False, desc: str = "", **settings: Any
+    ) -> Extremes:
+        """The largest and smallest Hessian eigenvalue at flat weight vectors (K, P)."""
+        points = self.preparation.weight_points(weights)
+        return self._extremes(points, None, progress, desc, None, None, settings)
+
+    def _extremes(
+        self,
+        points: Any,
+        fingerprint: str | None,
+        progress: bool,
+        desc: str,
+        checkpoint: str | os.PathLike | None,
+        job: dict[str, Any] | None,
+        settings: dict[str, Any],
+    ) -> Extremes:
+        resolved = ExtremesSettings.of(self, **settings)
+        n = len(points)
+        if n == 0:
+            return Extremes.empty(resolved.method)
+        store = None
+        if checkpoint is not None:
+            identity = {
+                "points": fingerprint,
+                **self.identity(),
+                **resolved.identity(),
+                **(job or {}),
+            }
+            writer = self.ranks is None or self.ranks.rank == 0
+            store = GridCheckpoint(checkpoint, identity, n, width=4, writer=writer)
+        with torch.no_grad(), self.scope():
+            values = collect(
+                extremes_job(self, points, resolved),
+                n,
+                resolved.chunk(self, n),
+                width=4,
+                progress=progress,
+                desc=desc,
+                checkpoint=store,
+                ranks=self.ranks,
+            )
+        return Extremes.of(values, resolved)
+
+    def identity(self) -> dict[str, Any]:
+        """What the values depend on besides the points and the solver's settings, as JSON
+        values (see :meth:`~.preparation.Preparation.identity`)."""
+        return {**self.preparation.identity(), "precision": self.precision}
+
+    def _make_products(self, name: str) -> HessianProducts:
+        prep = self.preparation
+        split = prep.split
+        chain_ok = (
+            split is not None
+            and split.chain is not None
+            and not isinstance(self.data, StreamedData)  # it keeps every batch's inputs
+            and self.autocast_dtype is None  # its products are written out in the model's dtype
+            and self._head_vmaps()
+        )
+        if name == "chain" and not chain_ok:
+            raise ValueError(
+                "products='chain' needs a chain of Linear layers and elementwise activations "
+                "(an nn.Sequential, or a model whose as_sequential() returns one) on data held "
+                "in memory, in the model's own precision; use 'auto' or 'functional'"
+            )
+        if name != "functional" and chain_ok:
+            assert split is not None
+            cache = budget_for(DEFAULT_CACHE_BUDGET, self.device)
+            return ChainProducts(self.model, self.data, split, cache)
+        vectorized = prep.vmap_works and not (prep.has_conv() and self.device.type == "cpu")
+        if not prep.vmap_works:
+            logger.info("torch.vmap cannot run this model or loss; one product at a time")
+        return FunctionalProducts(self.model, self.data, vectorized=vectorized)
+
+    def _head_vmaps(self) -> bool:
+        """Whether the chain's loss head works: plain cross-entropy, or a loss vmap can run."""
+        y = self.data.y
+        if self.model.default_cross_entropy and y.ndim == 1 and not y.is_floating_point():
+            return True
+        return self.preparation.vmap_works

@@ -1,0 +1,208 @@
+"""``Preparation``: a model and its evaluation data, prepared once and shared by every evaluator of
+a run (the loss evaluator, the curvature evaluator, and the analyses built on them).
+
+Preparing is the costly part that all evaluations share: a private eval-mode copy of the model on
+the device, the evaluation data read once (or streamed), the checks that model and data fit, the
+ranks of a ``torch.distributed`` job (rank 0's buffers, the same data on every rank), and the
+model probes (:mod:`.probes`). An evaluator built on a preparation adds only its own sizing and
+strategy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._runtime import NumThreads, check_num_threads, resolve_device, thread_scope
+from .._validate import check_optional_positive_int
+from .budgets import SMALL_WORK_BYTES
+from .checkpoint import array_fingerprint
+from .data import EvalData
+from .functional import FunctionalModel
+from .points import PlanePoints, WeightPoints
+from .probes import SequentialSplit, activation_bytes, has_conv, split_first_linear, vmap_works
+from .ranks import ProcessGroupRanks, Ranks, SingleProcess, process_group_ranks, rank_device
+from .streamed import StreamedData, streamed_source
+
+__all__ = ["PREPARATION_OPTIONS", "Preparation", "preparation_of"]
+
+#: The options of :class:`Preparation`; an evaluator given a preparation takes none of them.
+PREPARATION_OPTIONS = (
+    "device",
+    "n_examples",
+    "num_threads",
+    "distributed",
+    "stream",
+    "subset_seed",
+)
+
+
+class Preparation:
+    """A model and its evaluation data, prepared once for every evaluator of a run.
+
+    Args:
+        model: supplies the architecture, buffers and ``loss_fn``; a private eval-mode copy is
+            made (the caller's model is never changed), and the weights of each point are passed
+            to it.
+        data: the evaluation data (a data module, ``DataLoader``, ``Dataset`` or ``(X, y)``).
+        device: where to compute; default CPU (``cuda:LOCAL_RANK`` under ``torch.distributed``
+            where there are GPUs).
+        n_examples: use the first ``n_examples`` examples only (streamed: a subset chosen once
+            from ``subset_seed``).
+        num_threads: CPU threads while evaluating (restored afterwards): a count, ``"auto"``
+            (one thread when a forward pass over one data batch touches less than
+            ``SMALL_WORK_BYTES``) or None (torch's setting).
+        distributed: share the work between the ranks of the initialised ``torch.distributed``
+            process group (None: when there is one; False: this process alone).
+        stream: read the data from their dataset for every chunk of points instead of holding
+            them in memory (None: for a dataset that is not a ``TensorDataset`` and is larger
+            than :data:`~.streamed.DEFAULT_STREAM_BYTES`).
+        subset_seed: the seed of the streamed subset.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: Any,
+        *,
+        device: str | torch.device | None = None,
+        n_examples: int | None = None,
+        num_threads: NumThreads = None,
+        distributed: bool | None = None,
+        stream: bool | None = None,
+        subset_seed: int = 0,
+    ):
+        self._ranks: ProcessGroupRanks | None = process_group_ranks(distributed)
+        if device is None and self._ranks is not None:
+            device = rank_device()
+        self.device = resolve_device(device)
+        self.num_threads = check_num_threads(num_threads)
+        self.model = FunctionalModel(model, self.device)
+        self.data = _prepare(data, self.device, self.model.dtype, n_examples, stream, subset_seed)
+        self.model.check(*self.data.head(2))
+        self._data_fingerprint: str | None = None
+        if self._ranks is not None:
+            self._data_fingerprint = self.data.fingerprint()
+            self._ranks.check_same("evaluation data", self._data_fingerprint)
+            for buffer in self.model.module.buffers():
+                self._ranks.broadcast_(buffer)
+        #: Bytes of the intermediate outputs of one example's forward pass.
+        self.example_bytes = activation_bytes(self.model.module, self.data.head(1)[0])
+
+    @property
+    def ranks(self) -> Ranks | None:
+        """The ranks sharing the work (None: this process alone)."""
+        return self._ranks
+
+    @property
+    def n_examples(self) -> int:
+        return self.data.n_examples
+
+    @property
+    def n_params(self) -> int:
+        return self.model.layout.n_params
+
+    @cached_property
+    def split(self) -> SequentialSplit | None:
+        """The model cut after its first layer linear in its weights (None: it cannot be)."""
+        return split_first_linear(self.model.module, self.data.head(2)[0])
+
+    @cached_property
+    def vmap_works(self) -> bool:
+        """Whether ``torch.vmap`` runs the model and its loss."""
+        return vmap_works(self.model, self.data)
+
+    def has_conv(self, *, after_split: bool = False) -> bool:
+        """Whether the model (the part after its hoisted first layer, with ``after_split``)
+        holds a convolution."""
+        mapped = self.split.rest if after_split and self.split is not None else self.model.module
+        return has_conv(mapped)
+
+    def threads(self, batch_bytes: int) -> contextlib.AbstractContextManager[None]:
+        """``num_threads`` applied while a block computes, for work touching ``batch_bytes``
+        bytes of activations per forward pass (``"auto"``: one thread below
+        :data:`SMALL_WORK_BYTES` on the CPU)."""
+        small = self.device.type == "cpu" and batch_bytes < SMALL_WORK_BYTES
+        return thread_scope(self.num_threads, small=small)
+
+    def plane_points(
+        self, origin: np.ndarray, directions: np.ndarray, coords: np.ndarray
+    ) -> tuple[PlanePoints, str]:
+        """The plane points ``origin + coords @ directions`` (rank 0's, should the ranks' differ
+        in the last bits), and their fingerprint (what identifies them in a checkpoint)."""
+        arrays = [np.asarray(a, dtype=np.float64) for a in (origin, directions, coords)]
+        ranks = self._ranks or SingleProcess()
+        origin, directions, coords = (ranks.broadcast_array(a) for a in arrays)
+        points = PlanePoints.of(origin, directions, coords, self.device, self.model.dtype)
+        return points, array_fingerprint(origin, directions, coords)
+
+    def weight_points(self, weights: np.ndarray) -> WeightPoints:
+        """Arbitrary flat weight vectors (K, P) (the same on every rank)."""
+        return WeightPoints.of(weights, self.device, self.model.dtype)
+
+    def identity(self) -> dict[str, Any]:
+        """What every value depends on besides the points and the evaluator's own settings, as
+        JSON values: the model's class, layout and buffers, the evaluation data, the dtype."""
+        if self._data_fingerprint is None:
+            self._data_fingerprint = self.data.fingerprint()
+        layout = json.dumps(self.model.layout.to_json()).encode()
+        return {
+            "model": type(self.model.module).__qualname__,
+            "layout": array_fingerprint(np.frombuffer(layout, dtype=np.uint8)),
+            "buffers": array_fingerprint(*self.model.module.buffers()),
+            "data": self._data_fingerprint,
+            "n_examples": self.n_examples,
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+        }
+
+
+def preparation_of(model: Any, data: Any, options: dict[str, Any]) -> Preparation:
+    """The preparation an evaluator is built on: ``model`` itself when it is a
+    :class:`Preparation` (or an evaluator, whose preparation is shared), else a new one of
+    ``model`` and ``data`` with ``options`` (those of :data:`PREPARATION_OPTIONS` not at their
+    defaults)."""
+    shared = model if isinstance(model, Preparation) else getattr(model, "preparation", None)
+    if not isinstance(shared, Preparation):
+        return Preparation(model, data, **options)
+    given = sorted(name for name, value in options.items() if value != _DEFAULTS[name])
+    if data is not None or given:
+        extra = (["data"] if data is not None else []) + given
+        raise ValueError(
+            f"Expected no {', '.join(extra)} with a prepared model: the preparation "
+            "already has its data and options (pass a model instead to prepare it anew)"
+        )
+    return shared
+
+
+_DEFAULTS: dict[str, Any] = {
+    "device": None,
+    "n_examples": None,
+    "num_threads": None,
+    "distributed": None,
+    "stream": None,
+    "subset_seed": 0,
+}
+
+
+def _prepare(
+    data: Any,
+    device: torch.device,
+    dtype: torch.dtype,
+    n_examples: int | None,
+    stream: bool | None,
+    subset_seed: int,
+) -> EvalData:
+    """The evaluation data: in memory, or streamed from their dataset (see :mod:`.streamed`)."""
+    n_examples = check_optional_positive_int(n_examples, "n_examples")
+    source = streamed_source(data, stream)
+    if source is None:
+        return EvalData.prepare(data, device, dtype, n_examples)
+    if isinstance(subset_seed, bool) or not isinstance(subset_seed, int):
+        raise ValueError(f"Expected subset_seed to be an integer but got {subset_seed!r}")
+    return StreamedData.stream(*source, device, dtype, n_examples, subset_seed)
