@@ -23,6 +23,8 @@ EXPECTED = {
     "record_training",
     "fill_losses",
     "LossEvaluator",
+    "CurvatureEvaluator",
+    "Preparation",
     "path_losses",
     "decision_regions",
     "Style",
@@ -58,6 +60,7 @@ EXPECTED = {
     "MNISTDataModule",
     # errors and warnings
     "DataError",
+    "ConvergenceError",
     "DivergenceWarning",
     "IncompatibleFileError",
     "UnsafeFileError",

@@ -34,8 +34,14 @@ from .analysis import (
 )
 from .data import MNISTDataModule, SpiralsDataModule
 from .directions import project
-from .errors import DataError, DivergenceWarning, IncompatibleFileError, UnsafeFileError
-from .evaluate import LossEvaluator
+from .errors import (
+    ConvergenceError,
+    DataError,
+    DivergenceWarning,
+    IncompatibleFileError,
+    UnsafeFileError,
+)
+from .evaluate import CurvatureEvaluator, LossEvaluator, Preparation
 from .models import MLP, GenericModel, LeNet
 from .pipeline import Comparison, compare_optimizers, loss_landscape_anim
 from .record import TrajectoryRecorder, record_training, train
@@ -67,6 +73,8 @@ __all__ = [
     "MLP",
     "Animation",
     "Comparison",
+    "ConvergenceError",
+    "CurvatureEvaluator",
     "CurvatureGrid",
     "DataError",
     "DecisionRegions",
@@ -83,6 +91,7 @@ __all__ = [
     "PathCurvature",
     "PathLosses",
     "Plane",
+    "Preparation",
     "SpiralsDataModule",
     "Style",
     "Trajectory",

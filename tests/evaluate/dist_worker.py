@@ -14,13 +14,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+import loss_landscape_anim.evaluate.curvature as curvature_module
 import loss_landscape_anim.evaluate.schedule as schedule
-from loss_landscape_anim import compute_loss_grid, path_losses, project, train
+from loss_landscape_anim import compute_loss_grid, curvature_grid, path_losses, project, train
 from loss_landscape_anim.errors import DataError, IncompatibleFileError
 from loss_landscape_anim.models import MLP
 from oracle import random_plane, spirals
 
 GRID = {"resolution": 6, "chunk_size": 4, "progress": False}
+CURVATURE = {"resolution": 4, "chunk_size": 3, "progress": False, "method": "lanczos"}
 
 
 def main() -> None:
@@ -36,6 +38,18 @@ def main() -> None:
         return original(strategy, data, sl)
 
     schedule.chunk_losses = counting
+    making_job = curvature_module.extremes_job
+
+    def counting_job(*args, **kwargs):
+        job = making_job(*args, **kwargs)
+
+        def counted(sl):
+            calls["curvature"] = calls.get("curvature", 0) + 1
+            return job(sl)
+
+        return counted
+
+    curvature_module.extremes_job = counting_job
     torch.manual_seed(0)
     model = MLP(2, 3, hidden_dim=8)
     data = spirals(300)
@@ -63,6 +77,10 @@ def main() -> None:
         compute_loss_grid(model, spirals(300 + int(rank)), plane, **GRID)
     except DataError as exc:
         messages["data"] = str(exc)
+
+    curvature = curvature_grid(model, data, plane, **CURVATURE)
+    results["curvature_max"], results["curvature_min"] = curvature.lambda_max, curvature.lambda_min
+    results["curvature_chunks"] = np.array(calls.get("curvature", 0))
 
     calls["n"] = 0
     results["alone"] = compute_loss_grid(model, data, plane, distributed=False, **GRID).loss

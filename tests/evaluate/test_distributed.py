@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 import loss_landscape_anim.evaluate.schedule as schedule
-from loss_landscape_anim import compute_loss_grid, path_losses, project, train
+from loss_landscape_anim import compute_loss_grid, curvature_grid, path_losses, project, train
 from loss_landscape_anim._runtime import is_writer
 from loss_landscape_anim.evaluate.ranks import process_group_ranks
 from loss_landscape_anim.models import MLP
@@ -25,6 +25,7 @@ from oracle import RTOL, random_plane, spirals
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("dist_worker.py")
 GRID = {"resolution": 6, "chunk_size": 4, "progress": False}
+CURVATURE = {"resolution": 4, "chunk_size": 3, "progress": False, "method": "lanczos"}
 TIMEOUT = 300
 
 
@@ -93,6 +94,7 @@ def test_two_ranks_share_the_grid_and_return_the_single_process_results(
         ]
         wait_all(processes, logs)
 
+    curvature = curvature_grid(model, data, plane, **CURVATURE)
     ranks = [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(2)]
     messages = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     for result in ranks:
@@ -105,6 +107,12 @@ def test_two_ranks_share_the_grid_and_return_the_single_process_results(
     assert [int(r["grid_chunks"]) for r in ranks] == [5, 4]
     assert [int(r["resumed_chunks"]) for r in ranks] == [3, 3]
     assert [int(r["alone_chunks"]) for r in ranks] == [9, 9]  # distributed=False
+    # the convexity map too: 16 points in 6 chunks of 3, dealt in turn
+    assert [int(r["curvature_chunks"]) for r in ranks] == [3, 3]
+    scale = np.abs(curvature.lambda_max).max()
+    for result in ranks:
+        np.testing.assert_allclose(result["curvature_max"], curvature.lambda_max, atol=1e-6 * scale)
+        np.testing.assert_allclose(result["curvature_min"], curvature.lambda_min, atol=1e-6 * scale)
     with np.load(checkpoint) as saved:
         assert saved["done"].all()  # completed by rank 0
     for r, message in enumerate(messages):

@@ -13,7 +13,18 @@ import pytest
 from loss_landscape_anim._io import save_npz
 from loss_landscape_anim.errors import IncompatibleFileError
 from loss_landscape_anim.params.layout import ParamLayout
-from loss_landscape_anim.results import DecisionRegions, LossGrid, PathLosses, Plane, Trajectory
+from loss_landscape_anim.results import (
+    CurvatureGrid,
+    DecisionRegions,
+    HessianSpectrum,
+    HessianTrace,
+    LossGrid,
+    LossLine,
+    PathCurvature,
+    PathLosses,
+    Plane,
+    Trajectory,
+)
 
 LAYOUT = ParamLayout(("w", "b"), ((2, 3), (2,)))  # 8 parameters
 RNG = np.random.default_rng(0)
@@ -222,3 +233,67 @@ def test_a_truncated_trajectory_file_is_refused(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(IncompatibleFileError, match=refused(path, "File is not a zip file")):
         Trajectory.load(path)
+
+
+def curvature_grid_fields(n: int = 4) -> dict:
+    xs, ys = np.linspace(-1, 1, n), np.linspace(0, 2, n + 1)
+    return {
+        "xs": xs,
+        "ys": ys,
+        "lambda_max": np.ones((n + 1, n)),
+        "lambda_min": -np.ones((n + 1, n)),
+    }
+
+
+def path_curvature_fields(T: int = 3) -> dict:
+    return {
+        "rows": np.arange(T),
+        "steps": np.arange(T) * 2,
+        "lambda_max": np.ones(T),
+        "lambda_min": np.zeros(T),
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields", "error", "match"),
+    [
+        (
+            CurvatureGrid,
+            {"lambda_max": np.ones((4, 4))},
+            ValueError,
+            r"lambda_max of shape \(5, 4\)",
+        ),
+        (CurvatureGrid, {"xs": np.array([0.0, 2.0, 1.0, 3.0])}, ValueError, "xs to be strictly"),
+        (CurvatureGrid, {"n_products": -1}, ValueError, "n_products to be None or >= 0"),
+        (CurvatureGrid, {"margin": -0.5}, ValueError, "margin to be None or >= 0"),
+        (CurvatureGrid, {"lambda_min": np.full((5, 4), np.inf)}, ValueError, "lambda_min to be"),
+        (PathCurvature, {"steps": np.arange(4)}, ValueError, r"steps of shape \(3,\)"),
+        (PathCurvature, {"rows": np.array([0, 2, 1])}, ValueError, "rows to be strictly"),
+        (PathCurvature, {"rows": np.zeros(3)}, TypeError, "rows to be an array of ints"),
+        (PathCurvature, {"learning_rate": "fast"}, TypeError, "learning_rate to be a number"),
+        (HessianSpectrum, {"smallest": np.zeros(3)}, ValueError, r"smallest of shape \(2,\)"),
+        (HessianSpectrum, {"largest": np.array([1.0, 2.0])}, ValueError, "largest descending"),
+        (HessianSpectrum, {"largest_vectors": np.ones((3, 5))}, ValueError, "largest_vectors of"),
+        (HessianTrace, {"stderr": -1.0}, ValueError, "stderr to be >= 0"),
+        (HessianTrace, {"n_samples": 0}, ValueError, "n_samples to be None or >= 1"),
+        (HessianTrace, {"estimate": "big"}, TypeError, "estimate to be a number"),
+        (LossLine, {"accuracy": np.ones(4)}, ValueError, r"accuracy of shape \(5,\)"),
+        (LossLine, {"labels": ("a", "b", "c")}, ValueError, "labels to be two names"),
+        (LossLine, {"alphas": np.array([0.0, 0.5, 0.25, 0.75, 1.0])}, ValueError, "strictly"),
+    ],
+)
+def test_curvature_and_line_results_check_themselves(kind, fields, error, match):
+    base = {
+        CurvatureGrid: curvature_grid_fields(),
+        PathCurvature: path_curvature_fields(),
+        HessianSpectrum: {"largest": np.array([2.0, 1.0]), "smallest": np.array([-1.0, 0.0])},
+        HessianTrace: {"estimate": 3.0, "stderr": 0.1, "n_samples": 10},
+        LossLine: {
+            "alphas": np.linspace(0, 1, 5),
+            "loss": np.linspace(1, 2, 5),
+            "accuracy": np.full(5, np.nan),
+        },
+    }[kind]
+    kind(**base)  # the base is valid
+    with pytest.raises(error, match=match):
+        kind(**{**base, **fields})

@@ -4,15 +4,20 @@ a recorded path."""
 from __future__ import annotations
 
 import math
-import os
+import numbers
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from .._io import load_npz, save_npz
 from ..errors import IncompatibleFileError
+from ._base import Result
+from ._checks import (
+    array_field,
+    check_finite,
+    check_increasing,
+    optional_number,
+    optional_str,
+)
 from .plane import Plane
 
 __all__ = ["CurvatureGrid", "PathCurvature", "eigenvalue_ratio"]
@@ -29,7 +34,7 @@ def eigenvalue_ratio(lambda_max: np.ndarray, lambda_min: np.ndarray) -> np.ndarr
 
 
 @dataclass(frozen=True, eq=False)
-class CurvatureGrid:
+class CurvatureGrid(Result):
     """The largest and smallest Hessian eigenvalue on a regular grid of plane coordinates.
 
     Li et al. (2018, *Visualizing the Loss Landscape of Neural Nets*, end of sec. 6) map
@@ -63,6 +68,29 @@ class CurvatureGrid:
     method: str | None = None
     n_products: int = 0
 
+    ARRAYS = ("xs", "ys", "lambda_max", "lambda_min")
+    REQUIRED = ARRAYS
+
+    def __post_init__(self) -> None:
+        xs = array_field(self.xs, "xs", (None,))
+        ys = array_field(self.ys, "ys", (None,))
+        for name, axis in (("xs", xs), ("ys", ys)):
+            check_finite(axis, name)
+            check_increasing(axis, name)
+        shape = (ys.shape[0], xs.shape[0])
+        for name, value in (("xs", xs), ("ys", ys)):
+            object.__setattr__(self, name, value)
+        for name in ("lambda_max", "lambda_min"):
+            values = array_field(getattr(self, name), name, shape)
+            check_finite(values, name, allow_nan=True)
+            object.__setattr__(self, name, values)
+        _check_provenance(self)
+        object.__setattr__(self, "margin", optional_number(self.margin, "margin", low=0))
+        optional_str(self.plane_fingerprint, "plane_fingerprint")
+        optional_str(self.method, "method")
+        n_products = optional_number(self.n_products, "n_products", low=0, integer=True)
+        object.__setattr__(self, "n_products", n_products or 0)
+
     @property
     def ratio(self) -> np.ndarray:
         """(R, R) ``|lambda_min / lambda_max|`` (NaN where undefined). Where ``lambda_min`` is
@@ -81,29 +109,9 @@ class CurvatureGrid:
                 f"{self.plane_fingerprint}, this plane's is {plane.fingerprint()})"
             )
 
-    def save(self, path: str | os.PathLike) -> Path:
-        arrays = {
-            "xs": self.xs,
-            "ys": self.ys,
-            "lambda_max": self.lambda_max,
-            "lambda_min": self.lambda_min,
-        }
-        meta = {name: getattr(self, name) for name in _GRID_META}
-        return save_npz(path, "CurvatureGrid", arrays, meta)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> CurvatureGrid:
-        arrays, meta = load_npz(path, "CurvatureGrid")
-        values: dict[str, Any] = {name: meta.get(name) for name in _GRID_META}
-        values["n_products"] = int(values["n_products"] or 0)
-        return cls(arrays["xs"], arrays["ys"], arrays["lambda_max"], arrays["lambda_min"], **values)
-
-
-_GRID_META = ("margin", "n_examples", "precision", "plane_fingerprint", "method", "n_products")
-
 
 @dataclass(frozen=True, eq=False)
-class PathCurvature:
+class PathCurvature(Result):
     """The largest and smallest Hessian eigenvalue at recorded rows of a path.
 
     For full-batch gradient descent with step size ``eta`` the largest eigenvalue tends to rise
@@ -130,6 +138,28 @@ class PathCurvature:
     n_examples: int | None = None
     precision: str | None = None
 
+    ARRAYS = ("rows", "steps", "lambda_max", "lambda_min")
+    REQUIRED = ARRAYS
+
+    def __post_init__(self) -> None:
+        rows = array_field(self.rows, "rows", (None,), kind="int")
+        check_increasing(rows, "rows")
+        n = rows.shape[0]
+        steps = array_field(self.steps, "steps", (n,), kind="int")
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "steps", steps)
+        for name in ("lambda_max", "lambda_min"):
+            values = array_field(getattr(self, name), name, (n,))
+            check_finite(values, name, allow_nan=True)
+            object.__setattr__(self, name, values)
+        if not isinstance(self.optimizer, str):
+            raise TypeError(f"Expected optimizer to be a string but got {self.optimizer!r}")
+        rate = math.nan if self.learning_rate is None else self.learning_rate
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+            raise TypeError(f"Expected learning_rate to be a number but got {rate!r}")
+        object.__setattr__(self, "learning_rate", float(rate))
+        _check_provenance(self)
+
     def __len__(self) -> int:
         return int(self.rows.shape[0])
 
@@ -142,32 +172,9 @@ class PathCurvature:
             return None
         return 2.0 / lr
 
-    def save(self, path: str | os.PathLike) -> Path:
-        arrays = {
-            "rows": self.rows,
-            "steps": self.steps,
-            "lambda_max": self.lambda_max,
-            "lambda_min": self.lambda_min,
-        }
-        meta = {name: getattr(self, name) for name in _PATH_META}
-        return save_npz(path, "PathCurvature", arrays, meta)
 
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> PathCurvature:
-        arrays, meta = load_npz(path, "PathCurvature")
-        values = {name: meta.get(name) for name in _PATH_META}
-        return cls(
-            arrays["rows"],
-            arrays["steps"],
-            arrays["lambda_max"],
-            arrays["lambda_min"],
-            optimizer=values["optimizer"] or "",
-            learning_rate=float(
-                math.nan if values["learning_rate"] is None else values["learning_rate"]
-            ),
-            n_examples=values["n_examples"],
-            precision=values["precision"],
-        )
-
-
-_PATH_META = ("optimizer", "learning_rate", "n_examples", "precision")
+def _check_provenance(result: CurvatureGrid | PathCurvature) -> None:
+    """``n_examples`` (None or a positive integer) and ``precision`` (None or a string)."""
+    n_examples = optional_number(result.n_examples, "n_examples", low=1, integer=True)
+    object.__setattr__(result, "n_examples", n_examples)
+    optional_str(result.precision, "precision")

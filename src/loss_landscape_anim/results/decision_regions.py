@@ -8,13 +8,14 @@ from typing import Any
 
 import numpy as np
 
+from ._base import Result
 from ._checks import array_field, check_finite, check_increasing
 
 __all__ = ["DecisionRegions"]
 
 
-@dataclass(frozen=True)
-class DecisionRegions:
+@dataclass(frozen=True, eq=False)
+class DecisionRegions(Result):
     """Predicted class on a grid of the input plane, one image per frame.
 
     Attributes:
@@ -31,6 +32,9 @@ class DecisionRegions:
     points: np.ndarray
     labels: np.ndarray
     n_classes: int
+
+    ARRAYS = ("rows", "classes", "points", "labels")
+    REQUIRED = ARRAYS
 
     def __post_init__(self) -> None:
         n_classes = self.n_classes

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import math
-import os
+import numbers
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .._io import load_npz, save_npz
+from ._base import Result
+from ._checks import array_field, check_finite, optional_number, optional_str
 
 __all__ = ["HessianSpectrum", "HessianTrace"]
 
 
 @dataclass(frozen=True, eq=False)
-class HessianSpectrum:
+class HessianSpectrum(Result):
     """Extreme eigenvalues of the Hessian of the mean loss at one weight vector.
 
     Attributes:
@@ -37,43 +37,43 @@ class HessianSpectrum:
     n_examples: int | None = None
     precision: str | None = None
 
+    ARRAYS = ("largest", "smallest", "largest_vectors", "smallest_vectors")
+    REQUIRED = ("largest", "smallest")
+
+    def __post_init__(self) -> None:
+        largest = array_field(self.largest, "largest", (None,))
+        k = largest.shape[0]
+        smallest = array_field(self.smallest, "smallest", (k,))
+        for name, values in (("largest", largest), ("smallest", smallest)):
+            check_finite(values, name)
+            object.__setattr__(self, name, values)
+        if k > 1 and not (np.all(np.diff(largest) <= 0) and np.all(np.diff(smallest) >= 0)):
+            raise ValueError(
+                f"Expected largest descending and smallest ascending but got {largest} and "
+                f"{smallest}"
+            )
+        for name in ("largest_vectors", "smallest_vectors"):
+            vectors = getattr(self, name)
+            if vectors is not None:
+                vectors = array_field(vectors, name, (k, None))
+                check_finite(vectors, name)
+                object.__setattr__(self, name, vectors)
+        n_products = optional_number(self.n_products, "n_products", low=0, integer=True)
+        object.__setattr__(self, "n_products", n_products or 0)
+        n_examples = optional_number(self.n_examples, "n_examples", low=1, integer=True)
+        object.__setattr__(self, "n_examples", n_examples)
+        optional_str(self.precision, "precision")
+
     @property
     def k(self) -> int:
         return int(self.largest.shape[0])
 
-    def save(self, path: str | os.PathLike) -> Path:
-        arrays = {
-            "largest": self.largest,
-            "smallest": self.smallest,
-            "largest_vectors": self.largest_vectors,
-            "smallest_vectors": self.smallest_vectors,
-        }
-        meta = {
-            "n_products": self.n_products,
-            "n_examples": self.n_examples,
-            "precision": self.precision,
-        }
-        return save_npz(path, "HessianSpectrum", arrays, meta)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> HessianSpectrum:
-        arrays, meta = load_npz(path, "HessianSpectrum")
-        return cls(
-            arrays["largest"],
-            arrays["smallest"],
-            arrays.get("largest_vectors"),
-            arrays.get("smallest_vectors"),
-            int(meta.get("n_products", 0)),
-            meta.get("n_examples"),
-            meta.get("precision"),
-        )
-
 
 @dataclass(frozen=True)
-class HessianTrace:
+class HessianTrace(Result):
     """Hutchinson's estimate of the trace of the Hessian (Hutchinson 1989): the mean of
     ``v^T H v`` over random Rademacher vectors ``v`` (entries +1 or -1), whose expectation is the
-    trace.
+    trace. Its fields are numbers, so two traces compare with ``==`` (results with arrays do not).
 
     Attributes:
         estimate: the mean over the probes.
@@ -87,21 +87,17 @@ class HessianTrace:
     n_samples: int
     n_examples: int | None = None
 
-    def save(self, path: str | os.PathLike) -> Path:
-        meta = {
-            "estimate": self.estimate,
-            "stderr": self.stderr,
-            "n_samples": self.n_samples,
-            "n_examples": self.n_examples,
-        }
-        return save_npz(path, "HessianTrace", {}, meta)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> HessianTrace:
-        _, meta = load_npz(path, "HessianTrace")
-        return cls(
-            float(meta.get("estimate", math.nan)),
-            float(meta.get("stderr", math.nan)),
-            int(meta.get("n_samples", 0)),
-            meta.get("n_examples"),
-        )
+    def __post_init__(self) -> None:
+        for name in ("estimate", "stderr"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"Expected {name} to be a number but got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if not (self.stderr >= 0 or math.isnan(self.stderr)):
+            raise ValueError(f"Expected stderr to be >= 0 but got {self.stderr}")
+        n_samples = optional_number(self.n_samples, "n_samples", low=1, integer=True)
+        if n_samples is None:
+            raise TypeError("Expected n_samples to be a positive integer but got None")
+        object.__setattr__(self, "n_samples", n_samples)
+        n_examples = optional_number(self.n_examples, "n_examples", low=1, integer=True)
+        object.__setattr__(self, "n_examples", n_examples)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._io import load_npz, reading, save_npz
 from ..errors import IncompatibleFileError
+from ._base import Result
 from ._checks import array_field, check_finite, check_increasing, optional_number, optional_str
 from .plane import Plane
 
@@ -19,7 +17,7 @@ __all__ = ["LossGrid"]
 
 
 @dataclass(frozen=True, eq=False)
-class LossGrid:
+class LossGrid(Result):
     """Loss values on a regular grid of plane coordinates, with what they were computed from.
 
     Attributes:
@@ -46,6 +44,10 @@ class LossGrid:
     n_examples: int | None = None
     precision: str | None = None
     plane_fingerprint: str | None = None
+
+    ARRAYS = ("xs", "ys", "loss")
+    REQUIRED = ARRAYS
+    DERIVED = ("loss_min", "argmin")
 
     def __post_init__(self) -> None:
         xs = array_field(self.xs, "xs", (None,))
@@ -110,17 +112,10 @@ class LossGrid:
                 f"{self.plane_fingerprint}, this plane's is {plane.fingerprint()})"
             )
 
-    def save(self, path: str | os.PathLike) -> Path:
-        meta = {name: getattr(self, name) for name in _PROVENANCE}
-        return save_npz(path, "LossGrid", {"xs": self.xs, "ys": self.ys, "loss": self.loss}, meta)
-
     @classmethod
-    def load(cls, path: str | os.PathLike) -> LossGrid:
-        """Read a grid written by :meth:`save`; refuses anything that is not one."""
-        arrays, meta = load_npz(path, "LossGrid", arrays=("xs", "ys", "loss"))
+    def _from_saved(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> LossGrid:
         provenance = {name: meta.get(name) for name in _PROVENANCE}
-        with reading(path):
-            return cls.from_values(arrays["xs"], arrays["ys"], arrays["loss"], **provenance)
+        return cls.from_values(arrays["xs"], arrays["ys"], arrays["loss"], **provenance)
 
 
 _PROVENANCE = ("margin", "n_examples", "precision", "plane_fingerprint")

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .._io import load_npz, save_npz
+from ._base import Result
+from ._checks import array_field, check_finite, check_increasing, optional_number
 
 __all__ = ["LossLine"]
 
 
 @dataclass(frozen=True, eq=False)
-class LossLine:
+class LossLine(Result):
     """The loss and accuracy at ``start + alpha * (end - start)`` for each ``alpha``.
 
     Goodfellow et al. 2015 ("Qualitatively characterizing neural network optimization problems")
@@ -38,15 +37,28 @@ class LossLine:
     labels: tuple[str, str] = ("start", "end")
     n_examples: int | None = None
 
+    ARRAYS = ("alphas", "loss", "accuracy")
+    REQUIRED = ARRAYS
+
     def __post_init__(self) -> None:
-        n = len(self.alphas)
-        if self.loss.shape != (n,) or self.accuracy.shape != (n,):
-            raise ValueError(
-                f"Expected alphas, loss and accuracy of one length but got {n}, "
-                f"{self.loss.shape} and {self.accuracy.shape}"
-            )
-        if not (np.isin(0.0, self.alphas) and np.isin(1.0, self.alphas)):
+        alphas = array_field(self.alphas, "alphas", (None,))
+        check_finite(alphas, "alphas")
+        check_increasing(alphas, "alphas")
+        n = alphas.shape[0]
+        loss = array_field(self.loss, "loss", (n,))
+        accuracy = array_field(self.accuracy, "accuracy", (n,))
+        if not (np.isin(0.0, alphas) and np.isin(1.0, alphas)):
             raise ValueError("Expected alphas to include 0 (start) and 1 (end)")
+        labels = self.labels
+        if isinstance(labels, str) or len(labels) != 2:
+            raise ValueError(f"Expected labels to be two names (start, end) but got {labels!r}")
+        object.__setattr__(self, "alphas", alphas)
+        object.__setattr__(self, "loss", loss)
+        object.__setattr__(self, "accuracy", accuracy)
+        object.__setattr__(self, "labels", (str(labels[0]), str(labels[1])))
+        object.__setattr__(
+            self, "n_examples", optional_number(self.n_examples, "n_examples", low=1, integer=True)
+        )
 
     @property
     def start_loss(self) -> float:
@@ -66,24 +78,8 @@ class LossLine:
     @property
     def barrier(self) -> float:
         """The loss barrier: max over alpha in [0, 1] of ``loss(alpha)`` minus the straight
-        line between the two ends. At most 0 for a convex loss (up to rounding); clearly
-        positive when the two ends lie in different basins. NaN if a loss on [0, 1] is NaN."""
+        line between the two ends. Never below 0 (the line meets the loss at both ends): 0 when
+        the loss lies on or below the line everywhere (a convex loss), clearly positive when the
+        two ends lie in different basins. NaN if a loss on [0, 1] is NaN."""
         inside = (self.alphas >= 0.0) & (self.alphas <= 1.0)
         return float(np.max(self.loss[inside] - self.linear[inside]))
-
-    def save(self, path: str | os.PathLike) -> Path:
-        arrays = {"alphas": self.alphas, "loss": self.loss, "accuracy": self.accuracy}
-        meta = {"labels": list(self.labels), "n_examples": self.n_examples}
-        return save_npz(path, "LossLine", arrays, meta)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> LossLine:
-        arrays, meta = load_npz(path, "LossLine")
-        labels = tuple(meta.get("labels", ("start", "end")))
-        return cls(
-            arrays["alphas"],
-            arrays["loss"],
-            arrays["accuracy"],
-            (str(labels[0]), str(labels[1])),
-            meta.get("n_examples"),
-        )

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._base import Result
 from ._checks import array_field
 
 __all__ = ["PathLosses"]
 
 
-@dataclass(frozen=True)
-class PathLosses:
+@dataclass(frozen=True, eq=False)
+class PathLosses(Result):
     """Per-row evaluation of a path on the evaluation data, to show how honest the slice is.
 
     ``true`` is the loss of the recorded weights; ``projected`` the loss at their projection onto
@@ -21,6 +22,9 @@ class PathLosses:
 
     true: np.ndarray
     projected: np.ndarray
+
+    ARRAYS = ("true", "projected")
+    REQUIRED = ARRAYS
 
     def __post_init__(self) -> None:
         true = array_field(self.true, "true", (None,))

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
-from .._io import load_npz, reading, save_npz
 from ..params.blocks import project_rows
+from ._base import Result
 from ._checks import array_field, check_finite, check_independent
 from .trajectory import Trajectory
 
@@ -18,7 +16,7 @@ __all__ = ["Plane"]
 
 
 @dataclass(frozen=True, eq=False)
-class Plane:
+class Plane(Result):
     """A 2D plane in weight space and a path projected onto it.
 
     Attributes:
@@ -38,6 +36,9 @@ class Plane:
     off_plane_distance: np.ndarray
     explained_variance: np.ndarray | None = None
     method: str = "custom"
+
+    ARRAYS = ("origin", "directions", "path_2d", "off_plane_distance", "explained_variance")
+    REQUIRED = ("origin", "directions", "path_2d", "off_plane_distance")
 
     def __post_init__(self) -> None:
         origin = array_field(self.origin, "origin", (None,))
@@ -97,29 +98,3 @@ class Plane:
         """The same plane with ``trajectory`` projected onto it instead."""
         coords, distance = project_rows(trajectory.params, self.origin, self.directions)
         return replace(self, path_2d=coords, off_plane_distance=distance)
-
-    def save(self, path: str | os.PathLike) -> Path:
-        arrays = {
-            "origin": self.origin,
-            "directions": self.directions,
-            "path_2d": self.path_2d,
-            "off_plane_distance": self.off_plane_distance,
-            "explained_variance": self.explained_variance,
-        }
-        return save_npz(path, "Plane", arrays, {"method": self.method})
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> Plane:
-        """Read a plane written by :meth:`save`; refuses anything that is not one."""
-        arrays, meta = load_npz(
-            path, "Plane", arrays=("origin", "directions", "path_2d", "off_plane_distance")
-        )
-        with reading(path):
-            return cls(
-                origin=arrays["origin"],
-                directions=arrays["directions"],
-                path_2d=arrays["path_2d"],
-                off_plane_distance=arrays["off_plane_distance"],
-                explained_variance=arrays.get("explained_variance"),
-                method=meta.get("method", "custom"),
-            )

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._io import load_npz, reading, save_npz
 from ..params.layout import ParamLayout
 from ..params.store import SpilledRows
+from ._base import Result
 from ._checks import array_field, check_finite, check_increasing
 
 if TYPE_CHECKING:
@@ -27,7 +25,7 @@ _BUFFER_PREFIX = "buffer:"
 
 
 @dataclass(frozen=True, eq=False)
-class Trajectory:
+class Trajectory(Result):
     """Weights recorded along training, with the loss and accuracy of those same weights.
 
     Attributes:
@@ -55,6 +53,10 @@ class Trajectory:
     learning_rate: float = math.nan
     diverged: bool = False
     buffers: dict[str, np.ndarray] = field(default_factory=dict)
+
+    ARRAYS = ("params", "loss", "accuracy", "steps")
+    REQUIRED = ARRAYS
+    REQUIRED_META = ("layout",)
 
     def __post_init__(self) -> None:
         if not isinstance(self.layout, ParamLayout):
@@ -152,45 +154,16 @@ class Trajectory:
                     targets[name].copy_(value.to(targets[name].device, targets[name].dtype))
         return model
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write to ``path`` as ``.npz`` (data only, readable with ``allow_pickle=False``)."""
-        arrays = {
-            "params": self.params,
-            "loss": self.loss,
-            "accuracy": self.accuracy,
-            "steps": self.steps,
-            **{_BUFFER_PREFIX + name: value for name, value in self.buffers.items()},
-        }
-        meta = {
-            "layout": self.layout.to_json(),
-            "optimizer": self.optimizer,
-            "learning_rate": self.learning_rate,
-            "diverged": self.diverged,
-        }
-        return save_npz(path, "Trajectory", arrays, meta)
+    def _saved(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        arrays, meta = super()._saved()
+        arrays.update({_BUFFER_PREFIX + name: value for name, value in meta.pop("buffers").items()})
+        meta["layout"] = self.layout.to_json()
+        return arrays, meta
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Trajectory:
-        """Read a trajectory written by :meth:`save`; refuses anything that is not one."""
-        arrays, meta = load_npz(
-            path,
-            "Trajectory",
-            arrays=("params", "loss", "accuracy", "steps"),
-            meta=("layout",),
-        )
-        with reading(path):
-            return cls(
-                params=arrays["params"],
-                loss=arrays["loss"],
-                accuracy=arrays["accuracy"],
-                steps=arrays["steps"],
-                layout=ParamLayout.from_json(meta["layout"]),
-                optimizer=meta.get("optimizer", ""),
-                learning_rate=meta.get("learning_rate", math.nan),
-                diverged=meta.get("diverged", False),
-                buffers={
-                    k[len(_BUFFER_PREFIX) :]: v
-                    for k, v in arrays.items()
-                    if k.startswith(_BUFFER_PREFIX)
-                },
-            )
+    def _from_saved(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Trajectory:
+        buffers = {
+            k[len(_BUFFER_PREFIX) :]: v for k, v in arrays.items() if k.startswith(_BUFFER_PREFIX)
+        }
+        meta = {**meta, "layout": ParamLayout.from_json(meta["layout"]), "buffers": buffers}
+        return super()._from_saved(arrays, meta)
