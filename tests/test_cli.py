@@ -12,10 +12,12 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from loss_landscape_anim import ConvergenceError, DataError
 from loss_landscape_anim.cli import PROG, build_parser, main
 
 TINY = ["--epochs", "5", "--resolution", "8", "--frames", "5", "--no-progress"]
@@ -324,3 +326,72 @@ def test_warnings_are_one_line(tmp_path, capsys):
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"{PROG}: warning: Training diverged to non-finite values")
+
+
+# -- errors: bad input exits 2, running out of memory 1 with the levers, a bug its traceback ------
+
+
+@pytest.fixture
+def failing_run(monkeypatch):
+    """Make the one-call API raise the given exception."""
+    import loss_landscape_anim.pipeline as pipeline
+
+    def make(exc: BaseException) -> None:
+        def run(*args, **kwargs):
+            raise exc
+
+        monkeypatch.setattr(pipeline, "loss_landscape_anim", run)
+
+    return make
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB"),
+        RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 10 GB"),
+        MemoryError(),
+    ],
+)
+def test_out_of_memory_is_one_line_that_names_the_levers(failing_run, capsys, exc):
+    failing_run(exc)
+    with pytest.raises(SystemExit) as info:
+        main(TINY)
+    assert info.value.code == 1
+    assert_one_line_error(capsys.readouterr().err, "out of memory", "--resolution", "--examples")
+
+
+@pytest.mark.parametrize(
+    ("exc", "fragment"),
+    [
+        (ConvergenceError("eigsh did not converge"), "eigsh"),
+        (DataError("labels out of range"), "labels out"),
+        (FileNotFoundError("No such file: 'x.npz'"), "x.npz"),
+        (ImportError("needs plotly: pip install plotly"), "pip install plotly"),
+    ],
+)
+def test_the_package_errors_and_bad_input_exit_2(failing_run, capsys, exc, fragment):
+    failing_run(exc)
+    with pytest.raises(SystemExit) as info:
+        main(TINY)
+    assert info.value.code == 2
+    assert_one_line_error(capsys.readouterr().err, fragment)
+
+
+@pytest.mark.parametrize("exc", [TypeError("unsupported operand"), RuntimeError("shape mismatch")])
+def test_a_bug_is_not_dressed_as_bad_input(failing_run, exc):
+    """An internal error keeps its traceback (Python exits with code 1), not a usage line."""
+    failing_run(exc)
+    with pytest.raises(type(exc), match=str(exc)):
+        main(TINY)
+
+
+def test_line_and_interactive_work_with_compare(tmp_path):
+    assert (
+        main([*TINY, "--compare", "adam,sgd", "--line", "--interactive", "--output", "c.gif"]) == 0
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "c.gif",
+        "c.interactive.html",
+        "c.line.png",
+    ]

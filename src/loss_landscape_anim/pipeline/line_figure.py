@@ -83,5 +83,6 @@ def _several(lines: dict[str, LossLine]) -> tuple[Any, Any]:
     handles, labels = ax.get_legend_handles_labels()
     kept = [(h, lab) for h, lab in zip(handles, labels, strict=True) if lab in names]
     ax.legend([h for h, _ in kept], [lab for _, lab in kept], fontsize=8)
+    ax.set_ylabel("loss", color="black")  # not the last curve's colour: there are several
     ax.set_title("Loss on the line from the initial to each path's final weights")
     return fig, ax
