@@ -128,6 +128,9 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated case names")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed runs of each side first (file caches)"
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="OMP_NUM_THREADS (default: unset)"
     )
     parser.add_argument("--quick", action="store_true", help="small jobs, one repeat")
@@ -151,6 +154,9 @@ def main() -> None:
     checks: dict[str, dict[str, float]] = {c: {} for c in cases}
     load = [os.getloadavg()[0]]
     for case in cases:
+        for _ in range(0 if quick else args.warmup):
+            for checkout in sides.values():
+                run_case(checkout, case, params, args.threads)
         for _ in range(repeats):
             for side, checkout in sides.items():
                 got = run_case(checkout, case, params, args.threads)
