@@ -134,7 +134,13 @@ def flat_params(model: nn.Module, params: Any = None) -> torch.Tensor:
     layout = ParamLayout.of(model)
     dtype = next(model.parameters()).dtype
     if params is None:
-        return layout.flatten(model).to(dtype)
+        w = layout.flatten(model).to(dtype)
+        if not torch.isfinite(w).all():
+            raise ValueError(
+                f"Expected the model's weights to be finite but {int((~torch.isfinite(w)).sum())} "
+                "of them are NaN or inf (a diverged training?): pass finite params= instead"
+            )
+        return w
     try:
         w = torch.as_tensor(np.asarray(torch.as_tensor(params).detach().cpu()), dtype=dtype)
     except (TypeError, ValueError, RuntimeError) as exc:

@@ -119,4 +119,5 @@ def curvature_grid(
         plane_fingerprint=plane.fingerprint(),
         method=found.method,
         n_products=found.n_products,
+        converged=found.converged.reshape(shape),
     )

@@ -55,10 +55,33 @@ def grid_axes(
 
 
 def check_grid_arguments(resolution: Any, margin: Any) -> tuple[int, float]:
-    """Validated ``(resolution, margin)``: an integer >= 2 and a finite number >= 0."""
+    """Validated ``(resolution, margin)``: an integer >= 2 whose grid fits in memory, and a
+    finite number >= 0."""
     if not is_integer(resolution) or resolution < 2:
         raise ValueError(f"Expected resolution to be an integer >= 2 but got {resolution!r}")
+    needed = int(resolution) ** 2 * GRID_BYTES_PER_POINT
+    available = physical_memory()
+    if available is not None and needed > available // 2:
+        raise ValueError(
+            f"Expected a resolution whose grid fits in memory but resolution={resolution} makes "
+            f"{int(resolution) ** 2:.3g} points, whose coordinates and values alone take "
+            f"{needed / 2**30:.3g} GiB (this machine has {available / 2**30:.3g} GiB): the grid "
+            "costs resolution^2 points; lower the resolution"
+        )
     return int(resolution), check_positive_number(margin, "margin", allow_zero=True)
+
+
+#: Bytes a grid holds per point besides the evaluation: its coordinates (2 float64) and their
+#: meshgrid, the loss (float64), and the copies the result makes of them.
+GRID_BYTES_PER_POINT = 64
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine (None where the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def compute_loss_grid(

@@ -97,4 +97,5 @@ def curvature_along_path(
         learning_rate=float(trajectory.learning_rate),
         n_examples=evaluator.n_examples,
         precision=evaluator.precision,
+        converged=found.converged,
     )

@@ -13,13 +13,12 @@ import hashlib
 import logging
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .._io import load_npz, save_npz
+from .._io import check_output_path, load_npz, save_npz
 from ..errors import IncompatibleFileError, UnsafeFileError
 
 __all__ = ["GridCheckpoint", "array_fingerprint"]
@@ -65,7 +64,9 @@ class GridCheckpoint:
         width: int = 1,
         writer: bool = True,
     ):
-        self.path = Path(path)
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(f"Expected checkpoint to be a file path but got {type(path).__name__}")
+        self.path = check_output_path(path, "checkpoint")
         self.job = dict(job)
         self.n_points = int(n_points)
         self.width = int(width)
@@ -128,9 +129,9 @@ class GridCheckpoint:
 
     def _check_job(self, saved: dict[str, Any], saved_points: int) -> None:
         differences = [
-            f"{key}: {saved.get(key, 'absent')!r} in the checkpoint, {self.job.get(key, 'absent')!r} now"
+            _difference(key, saved.get(key, "absent"), self.job.get(key, "absent"))
             for key in sorted(set(saved) | set(self.job))
-            if saved.get(key) != self.job.get(key)
+            if not _same(key, saved.get(key), self.job.get(key))
         ]
         if saved_points != self.n_points and not differences:
             differences.append(f"points: {saved_points} in the checkpoint, {self.n_points} now")
@@ -147,3 +148,32 @@ def _stored(values: np.ndarray, width: int) -> np.ndarray:
     (K, width)."""
     values = np.asarray(values, dtype=np.float64)
     return values.reshape(-1) if width == 1 else values
+
+
+#: Keys of a job compared within rounding rather than exactly: values the model computes (a
+#: resumed job may run on another machine, whose kernels round differently).
+_COMPUTED = ("probe",)
+#: The relative agreement of computed values that counts as the same model: far above float32
+#: rounding (a few 1e-7), far below what another activation or loss changes.
+_COMPUTED_RTOL = 1e-4
+
+
+def _same(key: str, saved: Any, now: Any) -> bool:
+    if key not in _COMPUTED or not isinstance(saved, list) or not isinstance(now, list):
+        return bool(saved == now)
+    if len(saved) != len(now):
+        return False
+    a, b = np.asarray(saved, dtype=np.float64), np.asarray(now, dtype=np.float64)
+    scale = max(float(np.nanmax(np.abs(a), initial=0.0)), 1.0)
+    return bool(
+        np.all(np.abs(a - b) <= _COMPUTED_RTOL * scale) or np.array_equal(a, b, equal_nan=True)
+    )
+
+
+def _difference(key: str, saved: Any, now: Any) -> str:
+    if key in _COMPUTED:
+        return (
+            f"{key}: the model computes other values now (another activation, loss_fn or "
+            "layers than the checkpoint's model)"
+        )
+    return f"{key}: {saved!r} in the checkpoint, {now!r} now"

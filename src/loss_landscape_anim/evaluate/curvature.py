@@ -230,6 +230,7 @@ class CurvatureEvaluator:
             identity = {
                 "points": fingerprint,
                 **self.identity(),
+                "probe": self.preparation.probe(points),
                 **resolved.identity(),
                 **(job or {}),
             }
@@ -245,6 +246,7 @@ class CurvatureEvaluator:
                 desc=desc,
                 checkpoint=store,
                 ranks=self.ranks,
+                job_arguments={**(job or {}), **resolved.identity()},
             )
         return Extremes.of(values, resolved)
 
@@ -273,8 +275,9 @@ class CurvatureEvaluator:
             assert split is not None
             cache = budget_for(DEFAULT_CACHE_BUDGET, self.device)
             return ChainProducts(self.model, self.data, split, cache)
-        vectorized = prep.vmap_works and not (prep.has_conv() and self.device.type == "cpu")
-        if not prep.vmap_works:
+        conv_on_cpu = prep.has_conv() and self.device.type == "cpu"  # grouped convolutions
+        vectorized = not conv_on_cpu and prep.vmap_works
+        if not conv_on_cpu and not vectorized:
             logger.info("torch.vmap cannot run this model or loss; one product at a time")
         return FunctionalProducts(self.model, self.data, vectorized=vectorized)
 

@@ -144,10 +144,10 @@ class LossEvaluator:
             model=self.model,
             data=self.data,
             split=prep.split,
-            vmap_works=prep.vmap_works,
             vectorized=self.vectorized,
             cache_bytes=budget_for(DEFAULT_CACHE_BUDGET, self.device),
             bn_examples=DEFAULT_BN_EXAMPLES,
+            probe_vmap=lambda: prep.vmap_works,
         )
         if self.bn == "recompute":
             self.plane_strategy = self.weight_strategy = choose_strategy(
@@ -188,10 +188,15 @@ class LossEvaluator:
         points, fingerprint = self.preparation.plane_points(origin, directions, coords)
         store = None
         if checkpoint is not None:
-            identity = {"points": fingerprint, **self.identity(), **(job or {})}
+            identity = {
+                "points": fingerprint,
+                **self.identity(),
+                "probe": self.preparation.probe(points),
+                **(job or {}),
+            }
             writer = self.ranks is None or self.ranks.rank == 0
             store = GridCheckpoint(checkpoint, identity, len(points), writer=writer)
-        return self._run(self.plane_strategy, points, progress, desc, store)
+        return self._run(self.plane_strategy, points, progress, desc, store, job)
 
     def weight_losses(
         self, weights: np.ndarray, *, progress: bool = False, desc: str = ""
@@ -212,7 +217,7 @@ class LossEvaluator:
         correct = np.zeros(n, dtype=np.int64)
         model = self.model
         with torch.no_grad(), self._scope():
-            for sl in chunk_slices(n, self.chunk_points(n)) if n else []:
+            for sl in chunk_slices(n, self.chunk_points(n, self.weight_strategy)) if n else []:
                 params = model.params(points.weights(sl))
                 for b in range(self.data.n_batches):
                     xb, yb = self.data.batch(b)
@@ -224,12 +229,13 @@ class LossEvaluator:
                     correct[sl] += counts.cpu().numpy().astype(np.int64)
         return correct / self.n_examples
 
-    def chunk_points(self, n_points: int) -> int:
-        """Points per chunk for a job of ``n_points`` points."""
+    def chunk_points(self, n_points: int, strategy: Strategy | None = None) -> int:
+        """Points per chunk for a job of ``n_points`` points evaluated by ``strategy`` (default:
+        the plane strategy)."""
         if self.chunk_size is not None:
             return min(self.chunk_size, n_points)
         chunk = self.memory_budget // max(self.per_example * self.data.batch_size, 1)
-        strategy = self.plane_strategy
+        strategy = strategy or self.plane_strategy
         if strategy.serial:  # a chunk then holds one point's activations at a time
             chunk = max(chunk, SERIAL_CHUNK_POINTS)
         if strategy.chunk_points is not None:  # the strategy sizes its own chunks
@@ -248,6 +254,7 @@ class LossEvaluator:
         progress: bool,
         desc: str,
         checkpoint: GridCheckpoint | None = None,
+        job: dict[str, Any] | None = None,
     ) -> np.ndarray:
         n = len(points)
         if n == 0:
@@ -256,12 +263,13 @@ class LossEvaluator:
             values = collect(
                 loss_job(strategy, self.data),
                 n,
-                self.chunk_points(n),
+                self.chunk_points(n, strategy),
                 start=lambda: strategy.start(points),
                 progress=progress,
                 desc=desc,
                 checkpoint=checkpoint,
                 ranks=self.ranks,
+                job_arguments={**(job or {}), "strategy": strategy.name},
             )
         return values[:, 0]
 

@@ -22,7 +22,7 @@ from torch.func import grad, jvp
 
 from .data import EvalData
 from .functional import FunctionalModel
-from .hessian_products import HessianProducts
+from .hessian_products import HessianProducts, forward_mode_works, hessian_vector_product
 from .probes import SequentialSplit
 
 __all__ = ["ChainProducts", "chain_products_apply"]
@@ -95,6 +95,7 @@ class ChainProducts(HessianProducts):
         )
         self.primal: list[_Primal] | None = None
         self._buffers: dict[str, torch.Tensor] = {}
+        self.forward_mode = self.cross_entropy or forward_mode_works(model, data)
 
     def start(self, W: torch.Tensor) -> None:
         super().start(W)
@@ -198,11 +199,7 @@ class ChainProducts(HessianProducts):
             s = primal.head[:, None]
             sr = s * Ra
             return (sr - s * sr.sum(dim=2, keepdim=True)) / self.data.n_examples
-        loss = self._batch_loss(b)
-
-        def hvp(logits: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-            return jvp(grad(loss), (logits,), (v,))[1]
-
+        hvp = hessian_vector_product(self._batch_loss(b), forward_mode=self.forward_mode)
         mapped = torch.vmap(torch.vmap(hvp, in_dims=(None, 0)))
         out = mapped(primal.head.transpose(1, 2), Ra.transpose(2, 3))
         return out.transpose(2, 3).contiguous()

@@ -11,6 +11,7 @@ layers and elementwise activations.
 from __future__ import annotations
 
 import contextlib
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,7 +22,15 @@ from torch.func import grad, jvp
 from .data import EvalData
 from .functional import FunctionalModel
 
-__all__ = ["FunctionalProducts", "HessianProducts", "no_autocast"]
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "FunctionalProducts",
+    "HessianProducts",
+    "forward_mode_works",
+    "hessian_vector_product",
+    "no_autocast",
+]
 
 
 class HessianProducts(ABC):
@@ -74,11 +83,15 @@ class HessianProducts(ABC):
 class FunctionalProducts(HessianProducts):
     """Products for any model: ``jvp`` of ``grad`` of the functional loss (forward-over-reverse),
     under ``torch.vmap`` over vectors and points when ``vectorized``, else one at a time
-    (convolutions on the CPU, or a model ``torch.vmap`` cannot run)."""
+    (convolutions on the CPU, or a model ``torch.vmap`` cannot run). A loss without forward-mode
+    derivatives (``F.huber_loss``; ``F.mse_loss``, whose backward makes zero tensors that forward
+    mode cannot write) gets ``grad`` of ``grad`` instead (reverse-over-reverse), found once by a
+    probe on two examples."""
 
     def __init__(self, model: FunctionalModel, data: EvalData, *, vectorized: bool):
         super().__init__(model, data)
         self.vectorized = vectorized
+        self.forward_mode = forward_mode_works(model, data)
 
     def batch_products(self, V: torch.Tensor, b: int) -> torch.Tensor:
         hvp = self._hvp(b)
@@ -96,10 +109,34 @@ class FunctionalProducts(HessianProducts):
         def loss(w: torch.Tensor) -> torch.Tensor:
             return model.loss(model.params(w), xb, yb) * share
 
-        def hvp(w: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-            return jvp(grad(loss), (w,), (v,))[1]
+        return hessian_vector_product(loss, forward_mode=self.forward_mode)
 
-        return hvp
+
+def hessian_vector_product(
+    loss: Callable[[torch.Tensor], torch.Tensor], *, forward_mode: bool
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``(w, v) -> H(w) v`` for the scalar function ``loss`` of flat weights: forward-over-reverse
+    (one forward-mode pass through the gradient), or reverse-over-reverse (the gradient of
+    ``grad(loss) . v``)."""
+    if forward_mode:
+        return lambda w, v: jvp(grad(loss), (w,), (v,))[1]
+    return lambda w, v: grad(lambda u: (grad(loss)(u) * v).sum())(w)
+
+
+def forward_mode_works(model: FunctionalModel, data: EvalData) -> bool:
+    """Whether forward-over-reverse runs the model and its loss (on two examples)."""
+    x, y = data.head(2)
+    w = torch.cat([p.detach().reshape(-1) for p in model.module.parameters()])
+
+    def loss(u: torch.Tensor) -> torch.Tensor:
+        return model.loss(model.params(u), x, y)
+
+    try:
+        jvp(grad(loss), (w,), (torch.ones_like(w),))
+    except (RuntimeError, NotImplementedError) as exc:
+        logger.info("forward-mode derivatives fail (%s); Hessian products by reverse mode", exc)
+        return False
+    return True
 
 
 @contextlib.contextmanager

@@ -25,13 +25,17 @@ from .budgets import SMALL_WORK_BYTES
 from .checkpoint import array_fingerprint
 from .data import EvalData
 from .functional import FunctionalModel
-from .points import PlanePoints, WeightPoints
+from .points import PlanePoints, Points, WeightPoints
 from .probes import SequentialSplit, activation_bytes, has_conv, split_first_linear, vmap_works
 from .ranks import ProcessGroupRanks, Ranks, SingleProcess, process_group_ranks, rank_device
 from .streamed import StreamedData, streamed_source
 
 __all__ = ["PREPARATION_OPTIONS", "Preparation", "preparation_of"]
 
+#: Examples and output values a checkpoint's probe of the model takes (see
+#: :meth:`Preparation.probe`).
+PROBE_EXAMPLES = 8
+PROBE_VALUES = 64
 #: The options of :class:`Preparation`; an evaluator given a preparation takes none of them.
 PREPARATION_OPTIONS = (
     "device",
@@ -92,8 +96,9 @@ class Preparation:
             self._ranks.check_same("evaluation data", self._data_fingerprint)
             for buffer in self.model.module.buffers():
                 self._ranks.broadcast_(buffer)
-        #: Bytes of the intermediate outputs of one example's forward pass.
-        self.example_bytes = activation_bytes(self.model.module, self.data.head(1)[0])
+        #: Bytes of the intermediate outputs of one example's forward pass (measured on two: a
+        #: BatchNorm without running statistics normalises by the batch's, which needs two).
+        self.example_bytes = activation_bytes(self.model.module, self.data.head(2)[0])
 
     @property
     def ranks(self) -> Ranks | None:
@@ -145,6 +150,24 @@ class Preparation:
     def weight_points(self, weights: np.ndarray) -> WeightPoints:
         """Arbitrary flat weight vectors (K, P) (the same on every rank)."""
         return WeightPoints.of(weights, self.device, self.model.dtype)
+
+    def probe(self, points: Points) -> list[float]:
+        """What the model computes at the first of ``points`` on the first examples: its loss
+        and its first outputs (float64, at most :data:`PROBE_VALUES`). Two models of the same
+        class and layout but another activation or ``loss_fn`` give other values: a checkpoint
+        compares them (within rounding) before it resumes."""
+        x, y = self.data.head(PROBE_EXAMPLES)
+        first = points.weights(slice(0, 1))[0]
+        if first.shape[-1] != self.n_params:  # points of another model: its layout tells
+            return []
+        with torch.no_grad():
+            params = self.model.params(first)
+            outputs = self.model.outputs(params, x)
+            loss = self.model.loss_fn(outputs, y)
+        values = [float(loss)]
+        if isinstance(outputs, torch.Tensor):
+            values += outputs.detach().double().reshape(-1)[:PROBE_VALUES].cpu().tolist()
+        return values
 
     def identity(self) -> dict[str, Any]:
         """What every value depends on besides the points and the evaluator's own settings, as

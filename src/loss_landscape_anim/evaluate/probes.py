@@ -147,7 +147,8 @@ def has_batch_norm(module: nn.Module) -> bool:
 
 
 def activation_bytes(model: nn.Module, sample: torch.Tensor) -> int:
-    """Bytes of all intermediate outputs of ``model`` for one example."""
+    """Bytes of all intermediate outputs of ``model`` per example of ``sample`` (a batch of a
+    few examples), rounded up."""
     sizes: list[int] = []
 
     def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
@@ -162,7 +163,9 @@ def activation_bytes(model: nn.Module, sample: torch.Tensor) -> int:
     finally:
         for h in handles:
             h.remove()
-    return sum(sizes) + sum(t.numel() * t.element_size() for t in _tensors(out))
+    total = sum(sizes) + sum(t.numel() * t.element_size() for t in _tensors(out))
+    n = max(int(sample.shape[0]), 1)
+    return -(-total // n)
 
 
 def _tensors(obj: Any) -> Iterator[torch.Tensor]:

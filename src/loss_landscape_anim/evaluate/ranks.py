@@ -15,6 +15,7 @@ one program do.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -66,6 +67,10 @@ class Ranks(Protocol):
         """Rank 0's ``array`` (same shape and dtype on every rank)."""
         ...
 
+    def check_same_job(self, job: dict[str, Any]) -> None:
+        """Raise ``ValueError`` unless every rank asks for the same ``job``."""
+        ...
+
 
 class SingleProcess:
     """One process: every chunk is its own."""
@@ -86,6 +91,9 @@ class SingleProcess:
 
     def broadcast_array(self, array: np.ndarray) -> np.ndarray:
         return array
+
+    def check_same_job(self, job: dict[str, Any]) -> None:
+        return None
 
 
 def _dist() -> Any:
@@ -167,10 +175,10 @@ class ProcessGroupRanks:
             raise _KNOWN_ERRORS.get(name, RuntimeError)(f"{text} (raised on rank 0)")
         return self.broadcast_array(values), self.broadcast_array(done).astype(bool)
 
-    def broadcast_(self, tensor: torch.Tensor) -> None:
-        """Overwrite ``tensor`` with rank 0's, in place."""
+    def broadcast_(self, tensor: torch.Tensor, source: int = 0) -> None:
+        """Overwrite ``tensor`` with rank ``source``'s, in place."""
         moved = tensor.detach().to(self.device).contiguous()
-        _dist().broadcast(moved, 0)
+        _dist().broadcast(moved, source)
         if moved is not tensor:
             with torch.no_grad():
                 tensor.copy_(moved)
@@ -183,18 +191,39 @@ class ProcessGroupRanks:
         self.broadcast_(tensor)
         return tensor.numpy().astype(a.dtype, copy=False)
 
-    def broadcast_text(self, text: str) -> str:
-        """Rank 0's ``text``."""
+    def broadcast_text(self, text: str, source: int = 0) -> str:
+        """Rank ``source``'s ``text``."""
         data = text.encode()
         length = torch.tensor([len(data)], dtype=torch.int64)
-        self.broadcast_(length)
+        self.broadcast_(length, source)
         if not length.item():
             return ""
         payload = torch.tensor(list(data), dtype=torch.uint8)
-        if self.rank != 0:
+        if self.rank != source:
             payload = torch.zeros(int(length.item()), dtype=torch.uint8)
-        self.broadcast_(payload)
+        self.broadcast_(payload, source)
         return bytes(payload.numpy()).decode()
+
+    def check_same_job(self, job: dict[str, Any]) -> None:
+        """Raise ``ValueError`` on every rank unless every rank asks for the same ``job`` (JSON
+        values: the points' count, the chunks, the grid's resolution and margin...), naming what
+        differs: ranks that asked for other points would return values that do not match their
+        axes, or fail in a collective."""
+        text = json.dumps(job, sort_keys=True, default=str)
+        first = json.loads(self.broadcast_text(text))
+        differs = torch.tensor([int(first != json.loads(text))], device=self.device)
+        flags = [torch.empty_like(differs) for _ in range(self.size)]
+        _dist().all_gather(flags, differs)
+        odd = [r for r, flag in enumerate(flags) if int(flag.item())]
+        if not odd:
+            return
+        other = json.loads(self.broadcast_text(text, odd[0]))
+        keys = sorted(k for k in set(first) | set(other) if first.get(k) != other.get(k))
+        details = "; ".join(f"{k}: {first.get(k)!r} on rank 0, {other.get(k)!r}" for k in keys)
+        raise ValueError(
+            f"Expected every rank to make the same call but rank {odd[0]} asked for another job "
+            f"({details}): under torch.distributed every rank must call with the same arguments"
+        )
 
     def check_same(self, what: str, fingerprint: str) -> None:
         """Raise ``DataError`` on every rank unless every rank has the same ``fingerprint`` (a

@@ -10,6 +10,7 @@ values, ``width`` of them per point.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,6 +60,7 @@ def collect(
     desc: str = "",
     checkpoint: GridCheckpoint | None = None,
     ranks: Ranks | None = None,
+    job_arguments: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """The values (K, ``width``) float64 of ``job`` at all ``n_points`` points, in chunks of
     ``chunk``; ``start()`` is called first, unless every point is in the checkpoint already.
@@ -66,8 +68,10 @@ def collect(
     With a ``checkpoint``, the points it holds are taken from it and not evaluated again, and
     finished chunks are written to it as they complete (and when the run fails). With ``ranks``,
     the chunks still to do are dealt round by round, one to each rank, and every rank returns
-    every value. The progress bar (rank 0's) counts resumed points as done."""
+    every value, once every rank has been seen to ask for the same job (``job_arguments`` and the
+    points' count and chunks). The progress bar (rank 0's) counts resumed points as done."""
     ranks = ranks or SingleProcess()
+    ranks.check_same_job({**(job_arguments or {}), "points": n_points, "chunk": chunk})
     values = np.full((n_points, width), np.nan)
     done = np.zeros(n_points, dtype=bool)
     if checkpoint is not None:

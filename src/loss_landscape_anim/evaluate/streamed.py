@@ -9,13 +9,18 @@ data set on disk are often sorted by class).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, TensorDataset
 
 from ..data import split_batch
+from ..data.checks import check_finite_tensor
+from ..errors import DataError
+from ..losses import as_targets
 from .checkpoint import array_fingerprint
 from .data import EvalData
 
@@ -86,6 +91,10 @@ class StreamedData(EvalData):
         """Stream ``dataset`` (``n_examples`` of it, chosen from ``subset_seed``), with the
         workers and collate function of ``loader`` when given."""
         n = len(dataset)  # type: ignore[arg-type]
+        if n == 0:
+            raise DataError(
+                "Expected evaluation data but the dataset to stream is empty (0 examples)"
+            )
         if n_examples is not None and n_examples < n:
             generator = torch.Generator().manual_seed(subset_seed)
             chosen = torch.randperm(n, generator=generator)[:n_examples].sort().values
@@ -123,16 +132,39 @@ class StreamedData(EvalData):
         while cursor["index"] < b:
             cursor["batch"] = self._read(next(cursor["iterator"]))
             cursor["index"] += 1
+            self._check_once(cursor["index"], *cursor["batch"])
         return cursor["batch"]
+
+    def _check_once(self, b: int, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Refuse non-finite inputs or float targets, as in-memory data are refused, the first
+        time batch ``b`` is read (every later pass reads the same examples)."""
+        checked = self._cursor.setdefault("checked", set())
+        if b in checked:
+            return
+        for tensor, name in ((x, "evaluation inputs"), (y, "evaluation targets")):
+            try:
+                check_finite_tensor(tensor, name)
+            except DataError as exc:
+                raise DataError(
+                    f"{exc} (streamed batch {b} of {self.batch_size} examples)"
+                ) from None
+        checked.add(b)
 
     def head(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.X[:k], self.y[:k]
 
     def fingerprint(self) -> str:
-        """A hash of the number of examples, the subset seed and the first examples (reading
-        every example would cost a pass over the data)."""
-        size = torch.tensor([self.n_examples, self.subset_seed])
-        return array_fingerprint(size, self.X, self.y)
+        """A hash of every example and target, in order (one pass over the data, whatever the
+        batch size: the bytes of the examples are hashed one after the other)."""
+        inputs, targets = hashlib.sha256(), hashlib.sha256()
+        for batch in self._loader(self.batch_size):
+            x, y = self._read(batch)
+            for digest, tensor in ((inputs, x), (targets, y)):
+                digest.update(f"{tensor.dtype}{tuple(tensor.shape[1:])}".encode())
+                flat = tensor.detach().cpu().contiguous().reshape(-1)
+                digest.update(flat.view(torch.uint8).numpy().tobytes())
+        size = torch.tensor([self.n_examples])
+        return array_fingerprint(size, np.frombuffer(inputs.digest() + targets.digest(), np.uint8))
 
     def _loader(self, batch_size: int) -> DataLoader:
         return DataLoader(
@@ -147,4 +179,4 @@ class StreamedData(EvalData):
         x, y = split_batch(batch)
         x, y = torch.as_tensor(x), torch.as_tensor(y)
         x = x.to(self.device, self.dtype if x.is_floating_point() else x.dtype)
-        return x, y.to(self.device)
+        return x, as_targets(y.to(self.device))

@@ -18,6 +18,7 @@ import numpy as np
 
 from .._io import atomic_path
 from ..results import CurvatureGrid, LossGrid
+from ..results.curvature import eigenvalue_ratio, shown
 from .style import Style
 
 if TYPE_CHECKING:
@@ -81,7 +82,9 @@ def plot_curvature(
     else:
         fig = ax.figure  # type: ignore[assignment]
     grid = curvature_grid
-    ratio = np.ma.masked_invalid(grid.ratio)
+    ratio = np.ma.masked_invalid(
+        eigenvalue_ratio(shown(grid.lambda_max, grid.converged), grid.lambda_min)
+    )
     if vmax is None:
         vmax = ratio_scale(ratio.compressed())
     mesh = ax.pcolormesh(
@@ -112,6 +115,15 @@ def plot_curvature(
     ax.tick_params(labelsize=text_size - 1)
     if title:
         ax.set_title(title, fontsize=text_size + 2)
+    if grid.converged is not None and not grid.converged.all():
+        ax.text(
+            0.01,
+            0.01,
+            f"{int((~grid.converged).sum())} points left blank: the eigensolver did not converge",
+            transform=ax.transAxes,
+            fontsize=text_size - 1,
+            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"},
+        )
     return fig, ax  # type: ignore[return-value]
 
 

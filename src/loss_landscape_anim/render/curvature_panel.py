@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..results import PathCurvature
+from ..results.curvature import shown
 from .style import Curve, PathView, Style
 
 __all__ = ["THRESHOLD_COLOR", "as_curvature_map", "draw_curvature_panel"]
@@ -66,9 +67,10 @@ def draw_curvature_panel(
         c = curvature.get(p.name)
         if c is None:
             continue
-        curves.append(Curve(np.asarray(c.steps), np.asarray(c.lambda_max), p.color, "-"))
-        curves.append(Curve(np.asarray(c.steps), np.asarray(c.lambda_min), p.color, ":", 1.4))
-        values += [np.asarray(c.lambda_max), np.asarray(c.lambda_min)]
+        top, bottom = shown(c.lambda_max, c.converged), shown(c.lambda_min, c.converged)
+        curves.append(Curve(np.asarray(c.steps), top, p.color, "-"))
+        curves.append(Curve(np.asarray(c.steps), bottom, p.color, ":", 1.4))
+        values += [top, bottom]
         threshold = c.stability_threshold
         if threshold is not None and threshold not in thresholds:
             thresholds.append(threshold)

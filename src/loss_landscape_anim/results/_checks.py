@@ -21,10 +21,11 @@ def array_field(
     shape: tuple[int | None, ...],
     kind: str = "float",
 ) -> np.ndarray:
-    """``value`` as an array of ``shape`` (None: any length) and ``kind`` (``"float"`` or
-    ``"int"``); an array already of the right type is returned as is, not copied."""
+    """``value`` as an array of ``shape`` (None: any length) and ``kind`` (``"float"``,
+    ``"int"`` or ``"bool"``); an array already of the right type is returned as is, not
+    copied."""
     array = value if isinstance(value, np.ndarray) else np.asarray(value)
-    wanted = np.floating if kind == "float" else np.integer
+    wanted = {"float": np.floating, "int": np.integer, "bool": np.bool_}[kind]
     if not np.issubdtype(array.dtype, wanted):
         raise TypeError(f"Expected {name} to be an array of {kind}s but got dtype {array.dtype}")
     if array.ndim != len(shape) or any(

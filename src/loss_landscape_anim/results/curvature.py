@@ -20,7 +20,7 @@ from ._checks import (
 )
 from .plane import Plane
 
-__all__ = ["CurvatureGrid", "PathCurvature", "eigenvalue_ratio"]
+__all__ = ["CurvatureGrid", "PathCurvature", "eigenvalue_ratio", "shown"]
 
 
 def eigenvalue_ratio(lambda_max: np.ndarray, lambda_min: np.ndarray) -> np.ndarray:
@@ -55,6 +55,9 @@ class CurvatureGrid(Result):
         plane_fingerprint: :meth:`Plane.fingerprint` of the plane (None: unknown).
         method: ``"dense"`` or ``"lanczos"`` (None: unknown).
         n_products: Hessian-vector products used in all.
+        converged: (R, R) bool, False where the eigensolver stopped at its iteration limit
+            before its tolerance: the values there are estimates, and the map leaves them blank
+            (None: unknown, files of version 0.2).
     """
 
     xs: np.ndarray
@@ -67,9 +70,10 @@ class CurvatureGrid(Result):
     plane_fingerprint: str | None = None
     method: str | None = None
     n_products: int = 0
+    converged: np.ndarray | None = None
 
-    ARRAYS = ("xs", "ys", "lambda_max", "lambda_min")
-    REQUIRED = ARRAYS
+    ARRAYS = ("xs", "ys", "lambda_max", "lambda_min", "converged")
+    REQUIRED = ("xs", "ys", "lambda_max", "lambda_min")
 
     def __post_init__(self) -> None:
         xs = array_field(self.xs, "xs", (None,))
@@ -84,6 +88,7 @@ class CurvatureGrid(Result):
             values = array_field(getattr(self, name), name, shape)
             check_finite(values, name, allow_nan=True)
             object.__setattr__(self, name, values)
+        _check_converged(self, shape)
         _check_provenance(self)
         object.__setattr__(self, "margin", optional_number(self.margin, "margin", low=0))
         optional_str(self.plane_fingerprint, "plane_fingerprint")
@@ -127,6 +132,8 @@ class PathCurvature(Result):
         learning_rate: its learning rate.
         n_examples: how many examples the loss is the mean over (None: unknown).
         precision: the dtype the products were computed in (None: unknown).
+        converged: (T',) bool, False where the eigensolver stopped at its iteration limit
+            before its tolerance (the panel leaves those rows out; None: unknown).
     """
 
     rows: np.ndarray
@@ -137,9 +144,10 @@ class PathCurvature(Result):
     learning_rate: float = math.nan
     n_examples: int | None = None
     precision: str | None = None
+    converged: np.ndarray | None = None
 
-    ARRAYS = ("rows", "steps", "lambda_max", "lambda_min")
-    REQUIRED = ARRAYS
+    ARRAYS = ("rows", "steps", "lambda_max", "lambda_min", "converged")
+    REQUIRED = ("rows", "steps", "lambda_max", "lambda_min")
 
     def __post_init__(self) -> None:
         rows = array_field(self.rows, "rows", (None,), kind="int")
@@ -158,6 +166,7 @@ class PathCurvature(Result):
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
             raise TypeError(f"Expected learning_rate to be a number but got {rate!r}")
         object.__setattr__(self, "learning_rate", float(rate))
+        _check_converged(self, (n,))
         _check_provenance(self)
 
     def __len__(self) -> int:
@@ -171,6 +180,18 @@ class PathCurvature(Result):
         if self.optimizer.lower() != "sgd" or not math.isfinite(lr) or lr <= 0:
             return None
         return 2.0 / lr
+
+
+def _check_converged(result: CurvatureGrid | PathCurvature, shape: tuple[int, ...]) -> None:
+    if result.converged is not None:
+        converged = array_field(result.converged, "converged", shape, kind="bool")
+        object.__setattr__(result, "converged", converged)
+
+
+def shown(values: np.ndarray, converged: np.ndarray | None) -> np.ndarray:
+    """``values`` with NaN where the eigensolver did not converge: what figures draw."""
+    values = np.asarray(values, dtype=np.float64)
+    return values if converged is None else np.where(converged, values, np.nan)
 
 
 def _check_provenance(result: CurvatureGrid | PathCurvature) -> None:

@@ -21,17 +21,22 @@ __all__ = ["Setting", "Strategy", "map_points"]
 @dataclass(frozen=True, eq=False)
 class Setting:
     """What every strategy is built from: the model and the data (in batches), the model cut
-    after its first layer (None: it cannot be), whether ``torch.vmap`` runs the model, whether
-    points are mapped with it by default, the first-layer cache budget, and how many examples
-    BatchNorm statistics are recomputed from."""
+    after its first layer (None: it cannot be), whether points are mapped with ``torch.vmap`` by
+    default, the first-layer cache budget, how many examples BatchNorm statistics are recomputed
+    from, and a probe of whether ``torch.vmap`` runs the model at all (run only if asked: it
+    costs a vmapped forward pass)."""
 
     model: FunctionalModel
     data: EvalData
     split: SequentialSplit | None
-    vmap_works: bool
     vectorized: bool
     cache_bytes: int
     bn_examples: int
+    probe_vmap: Callable[[], bool]
+
+    @property
+    def vmap_works(self) -> bool:
+        return self.probe_vmap()
 
 
 class Strategy(ABC):

@@ -4,10 +4,13 @@ In eval mode, BatchNorm normalises with the running statistics that training acc
 trained weights. At a point of the plane far from them the activations have other means and
 variances, so those statistics mis-normalise it. This strategy gives each point statistics of its
 own: the mean and variance of every BatchNorm layer's inputs over the first ``n_examples`` examples
-of the evaluation data, with that point's weights (BatchNorm layers in training mode with a
-cumulative average, every other layer in eval mode); the loss is then evaluated in eval mode with
-those statistics. One point at a time: it costs an extra forward pass over those examples per
-point.
+of the evaluation data, with that point's weights, from one training-mode forward pass over those
+examples as one batch (BatchNorm layers in training mode, every other layer in eval mode); the
+loss is then evaluated in eval mode with those statistics. The statistics pass takes its examples
+in one batch whatever the memory budget cuts the evaluation data into, so they are the exact
+statistics of those examples, the same for every budget (averages of per-batch statistics would
+change with the batches). One point at a time: it costs an extra forward pass over those examples
+per point.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..data import EvalData
 from ..points import Points
 from ..probes import has_batch_norm
 from .base import Setting, Strategy
 
-__all__ = ["DEFAULT_BN_EXAMPLES", "BNRecompute"]
+__all__ = ["DEFAULT_BN_EXAMPLES", "BNRecompute", "statistics_inputs"]
 
 #: Examples the statistics of each point are estimated from (the first ones of the data).
 DEFAULT_BN_EXAMPLES = 1024
@@ -38,14 +42,12 @@ class BNRecompute(Strategy):
 
     def __init__(self, setting: Setting):
         super().__init__(setting)
-        model, data, n_examples = setting.model, setting.data, setting.bn_examples
-        self.estimator = copy.deepcopy(model.module).eval()
+        self.estimator = copy.deepcopy(setting.model.module).eval()
         for m in self.estimator.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.train()
                 m.momentum = None  # a cumulative average over the batches
-        self.n_batches = max(1, -(-min(n_examples, data.n_examples) // data.batch_size))
-        self.n_batches = min(self.n_batches, data.n_batches)
+        self._inputs: torch.Tensor | None = None
         self._stats_chunk: slice | None = None
         self._buffers: list[dict[str, torch.Tensor]] = []
 
@@ -55,6 +57,11 @@ class BNRecompute(Strategy):
             return (
                 f"bn='recompute' re-estimates BatchNorm statistics but the "
                 f"{type(setting.model.module).__name__} has no BatchNorm layer"
+            )
+        if setting.data.n_examples < 2:
+            return (
+                "bn='recompute' estimates BatchNorm statistics from at least 2 examples but the "
+                f"evaluation data hold {setting.data.n_examples}"
             )
         return None
 
@@ -85,10 +92,24 @@ class BNRecompute(Strategy):
                 b.zero_()
             elif name.endswith("running_var"):
                 b.fill_(1)
-        for batch in range(self.n_batches):
-            xb, _ = self.data.batch(batch)
-            functional_call(self.estimator, {**params, **buffers}, (xb,))  # updates buffers
+        if self._inputs is None:
+            self._inputs = statistics_inputs(self.data, self.setting.bn_examples)
+        functional_call(self.estimator, {**params, **buffers}, (self._inputs,))  # updates buffers
         return buffers
+
+
+def statistics_inputs(data: EvalData, n_examples: int) -> torch.Tensor:
+    """The inputs of the first ``n_examples`` examples of ``data``, as one batch whatever
+    ``data``'s own batches are."""
+    wanted = min(n_examples, data.n_examples)
+    parts, count = [], 0
+    for b in range(data.n_batches):
+        if count >= wanted:
+            break
+        xb, _ = data.batch(b)
+        parts.append(xb[: wanted - count])
+        count += parts[-1].shape[0]
+    return torch.cat(parts)
 
 
 def _point(params: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
