@@ -2,7 +2,8 @@
 
 Each case runs in a fresh Python process with ``PYTHONPATH=<checkout>/src``, the two sides
 interleaved repeat by repeat (A, B, A, B, ...), so load on a shared machine hits both alike; the
-table gives each side's median, and the ratio B / A of the medians (below 1: B is faster).
+table gives each side's median wall time and CPU time (the process's, all threads: less moved by
+other processes than the wall time), and the ratios B / A of the medians (below 1: B is faster).
 
     python benchmarks/bench_ab.py --a /path/to/old/checkout --b . --repeats 5
     python benchmarks/bench_ab.py --a ../old --b . --cases spirals_grid,lenet_grid --quick
@@ -44,9 +45,9 @@ CASES = {
     "spirals_grid": _SPIRALS_SETUP
     + """
 from loss_landscape_anim import compute_loss_grid
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 grid = compute_loss_grid(trained, data, plane, resolution={resolution}, progress=False)
-seconds = time.perf_counter() - t0
+seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
 check = float(grid.loss_min)
 """,
     "lenet_grid": """
@@ -63,42 +64,42 @@ flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).double().
 rng = np.random.default_rng(0)
 directions = rng.standard_normal((2, flat.size)) * 0.01
 plane = Plane(flat, directions, np.zeros((1, 2)), np.zeros(1))
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 grid = compute_loss_grid(model, (X, y), plane, resolution={lenet_resolution}, margin=1.0,
                          progress=False)
-seconds = time.perf_counter() - t0
+seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
 check = float(grid.loss_min)
 """,
     "curvature_map": _SPIRALS_SETUP
     + """
 from loss_landscape_anim import curvature_grid
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 curv = curvature_grid(trained, data, plane, resolution={curvature_resolution}, progress=False)
-seconds = time.perf_counter() - t0
+seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
 check = float(np.nanmax(curv.lambda_max)) if (np := __import__("numpy")) else 0.0
 """,
     "default_job": """
 import time
 from loss_landscape_anim import loss_landscape_anim
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 loss_landscape_anim(n_epochs={epochs}, seed=0, progress=False)
-seconds = time.perf_counter() - t0
+seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
 check = 0.0
 """,
     "full_run": """
 import time
 from loss_landscape_anim import loss_landscape_anim
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 loss_landscape_anim(n_epochs={epochs}, seed=0, progress=False, curvature=True,
                     reduction_method="hessian", line_output="line.png")
-seconds = time.perf_counter() - t0
+seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
 check = 0.0
 """,
 }
 
 _FOOTER = """
 import json
-print(json.dumps({{"seconds": seconds, "check": check}}))
+print(json.dumps({{"seconds": seconds, "cpu": cpu, "check": check}}))
 """
 
 
@@ -151,6 +152,7 @@ def main() -> None:
     repeats = 1 if quick else args.repeats
     sides = {"A": args.a.resolve(), "B": args.b.resolve()}
     times: dict[str, dict[str, list[float]]] = {c: {"A": [], "B": []} for c in cases}
+    cpu: dict[str, dict[str, list[float]]] = {c: {"A": [], "B": []} for c in cases}
     checks: dict[str, dict[str, float]] = {c: {} for c in cases}
     load = [os.getloadavg()[0]]
     for case in cases:
@@ -161,6 +163,7 @@ def main() -> None:
             for side, checkout in sides.items():
                 got = run_case(checkout, case, params, args.threads)
                 times[case][side].append(got["seconds"])
+                cpu[case][side].append(got["cpu"])
                 checks[case][side] = got["check"]
     load.append(os.getloadavg()[0])
     rows = []
@@ -175,6 +178,8 @@ def main() -> None:
                 "checks": checks[case],
                 "A_all": times[case]["A"],
                 "B_all": times[case]["B"],
+                "A_cpu_s": statistics.median(cpu[case]["A"]),
+                "B_cpu_s": statistics.median(cpu[case]["B"]),
             }
         )
     if args.json:
@@ -183,11 +188,15 @@ def main() -> None:
         )
         return
     print(f"A = {sides['A']}\nB = {sides['B']}\nload average {load[0]:.2f} -> {load[1]:.2f}")
-    print(f"{'case':<16}{'A median s':>12}{'B median s':>12}{'B / A':>8}   checks A / B")
+    print(
+        f"{'case':<16}{'A median s':>12}{'B median s':>12}{'B / A':>8}"
+        f"{'A cpu s':>10}{'B cpu s':>10}{'B / A':>8}   checks A / B"
+    )
     for r in rows:
         c = r["checks"]
         print(
-            f"{r['case']:<16}{r['A_s']:>12.3f}{r['B_s']:>12.3f}{r['ratio']:>8.3f}   "
+            f"{r['case']:<16}{r['A_s']:>12.3f}{r['B_s']:>12.3f}{r['ratio']:>8.3f}"
+            f"{r['A_cpu_s']:>10.3f}{r['B_cpu_s']:>10.3f}{r['B_cpu_s'] / r['A_cpu_s']:>8.3f}   "
             f"{c.get('A', float('nan')):.6g} / {c.get('B', float('nan')):.6g}"
         )
 

@@ -167,6 +167,7 @@ def test_console_script_help(tmp_path):
             ["argument --seed", "from -2**63 to 2**64 - 1 but got '99999999999999999999999'"],
         ),
         (["--resolution", "1"], ["argument --resolution", "an integer >= 2 but got '1'", "--help"]),
+        (["--resolution", "100000"], ["resolution=100000 makes 1e+10 points", "GiB"]),
         (["--output", ".gif"], ["argument --output", "file name before its suffix", "'.gif'"]),
         (["--output", "adir.gif"], ["argument --output", "is a directory"]),
         (["--output", "afile/x.gif"], ["argument --output", "'afile' is not a folder"]),

@@ -82,6 +82,16 @@ def main() -> None:
     results["curvature_max"], results["curvature_min"] = curvature.lambda_max, curvature.lambda_min
     results["curvature_chunks"] = np.array(calls.get("curvature", 0))
 
+    for name, change in (
+        ("margin", {"margin": 0.3 + 0.1 * int(rank)}),
+        ("resolution", {"resolution": 6 + int(rank)}),
+        ("chunk_size", {"chunk_size": 4 + int(rank)}),
+    ):
+        try:
+            compute_loss_grid(model, data, plane, **{**GRID, **change})
+        except ValueError as exc:
+            messages[name] = str(exc)
+
     calls["n"] = 0
     results["alone"] = compute_loss_grid(model, data, plane, distributed=False, **GRID).loss
     results["alone_chunks"] = np.array(calls["n"])

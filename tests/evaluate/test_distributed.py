@@ -119,6 +119,10 @@ def test_two_ranks_share_the_grid_and_return_the_single_process_results(
         assert "resolution: 6 in the checkpoint, 7 now" in message["other_job"]
         assert ("raised on rank 0" in message["other_job"]) == (r == 1)
         assert "Expected the same evaluation data on every rank but rank 1 has" in message["data"]
+        # ranks asking for other jobs are refused before they exchange anything
+        assert "rank 1 asked for another job (margin: 0.3 on rank 0, 0.4)" in message["margin"]
+        assert "resolution: 6 on rank 0, 7" in message["resolution"]
+        assert "chunk: 4 on rank 0, 5" in message["chunk_size"]
 
 
 def test_without_a_process_group_nothing_is_distributed() -> None:

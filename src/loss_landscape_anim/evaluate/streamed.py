@@ -157,10 +157,11 @@ class StreamedData(EvalData):
         """A hash of every example and target, in order (one pass over the data, whatever the
         batch size: the bytes of the examples are hashed one after the other)."""
         inputs, targets = hashlib.sha256(), hashlib.sha256()
+        for digest, tensor in ((inputs, self.X), (targets, self.y)):
+            digest.update(f"{tensor.dtype}{tuple(tensor.shape[1:])}".encode())
         for batch in self._loader(self.batch_size):
             x, y = self._read(batch)
             for digest, tensor in ((inputs, x), (targets, y)):
-                digest.update(f"{tensor.dtype}{tuple(tensor.shape[1:])}".encode())
                 flat = tensor.detach().cpu().contiguous().reshape(-1)
                 digest.update(flat.view(torch.uint8).numpy().tobytes())
         size = torch.tensor([self.n_examples])

@@ -37,7 +37,8 @@ def choose_strategy(name: str, setting: Setting, *, plane: bool) -> Strategy:
     if name == "auto":
         for cls in TABLE:
             usable = cls.auto and (plane or not cls.needs_plane)
-            if usable and cls.refusal(setting) is None and cls.preferred(setting):
+            # preferred() first: it is cheap, refusal() may probe the model (vmap)
+            if usable and cls.preferred(setting) and cls.refusal(setting) is None:
                 return cls(setting)
         raise AssertionError("per_point applies to every model")
     cls = _BY_NAME[name]
