@@ -29,6 +29,8 @@ ALLOWED = {
     "evaluate": {"params", "results", "data", "losses", "integrations"},
     "analysis": {"params", "results", "data", "evaluate"},
     "render": {"results"},
+    # exporters read results and draw through render; they never compute
+    "export": {"params", "results", "render"},
     # at the edge: the Lightning callback records through record/; distributed knows only torch
     "integrations": {"params", "results", "record"},
     "lightning": {"integrations"},
@@ -44,6 +46,7 @@ ALLOWED = {
         "analysis",
         "render",
         "integrations",
+        "export",
     },
     "cli": {"pipeline", "data", "models", "record", "directions", "render", "integrations"},
 }
@@ -58,6 +61,7 @@ HEADLESS = (
     "evaluate",
     "analysis",
     "integrations",
+    "export",  # pictures come from render, never drawn here
 )
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80

@@ -35,9 +35,7 @@ def write_like_reference(path, xs, ys, *, key="train_loss", extra=None):
     return values
 
 
-@pytest.mark.parametrize(
-    ("nx", "ny"), [(7, 7), (6, 4), (3, 5)], ids=["square", "wide", "tall"]
-)
+@pytest.mark.parametrize(("nx", "ny"), [(7, 7), (6, 4), (3, 5)], ids=["square", "wide", "tall"])
 def test_a_reference_file_loads_point_by_point(tmp_path, nx, ny):
     xs = np.linspace(-1.0, 1.0, nx)
     ys = np.linspace(-0.5, 2.0, ny)
@@ -118,7 +116,7 @@ def test_a_1d_surface_is_refused(tmp_path):
     with h5py.File(tmp_path / "line.h5", "w") as fh:
         fh["xcoordinates"] = np.linspace(-1, 1, 5)
         fh["train_loss"] = np.ones(5)
-    with pytest.raises(IncompatibleFileError, match="no dataset 'ycoordinates'.*1-D surface"):
+    with pytest.raises(IncompatibleFileError, match=r"no dataset 'ycoordinates'.*1-D surface"):
         LossGrid.load_h5(tmp_path / "line.h5")
 
 
@@ -145,5 +143,5 @@ def test_not_hdf5_missing_file_and_bad_key(tmp_path):
     grid = grid_with_provenance()
     with pytest.raises(ValueError, match="Expected key to be the name of a surface dataset"):
         grid.save_h5(tmp_path / "g.h5", key="xcoordinates")
-    with pytest.raises(ValueError, match="Expected key .* but got 3"):
+    with pytest.raises(ValueError, match=r"Expected key .* but got 3"):
         LossGrid.load_h5(tmp_path / "g.h5", key=3)  # type: ignore[arg-type]
