@@ -32,7 +32,8 @@ ALLOWED = {
     # exporters read results and draw through render; they never compute
     "export": {"params", "results", "render"},
     # at the edge: the Lightning callback records through record/; distributed knows only torch
-    "integrations": {"params", "results", "record"},
+    # and logs results to a trainer's loggers through export/
+    "integrations": {"params", "results", "record", "export"},
     "lightning": {"integrations"},
     "pipeline": {
         "params",
