@@ -25,6 +25,7 @@ def run(tmp_path, monkeypatch):
     run = wandb.init(project="loss-landscape-test", dir=str(tmp_path), mode="offline")
     yield run
     run.finish()
+    wandb.teardown()  # the next wandb.init sets up afresh (its folder, its mode)
 
 
 def plotly_array(value) -> np.ndarray:

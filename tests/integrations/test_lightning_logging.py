@@ -19,7 +19,7 @@ from oracle import spirals
 
 lightning = pytest.importorskip("lightning")
 pytest.importorskip("tensorboard")
-pytest.importorskip("wandb")
+wandb = pytest.importorskip("wandb")
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger  # noqa: E402
 from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
 
@@ -110,6 +110,7 @@ def test_logs_to_the_trainers_tensorboard_and_wandb(tmp_path, monkeypatch):
     videos = sorted((Path(run.dir) / "media" / "videos" / "loss_landscape").glob("animation_*"))
     assert [v.read_bytes() for v in videos] == [results["animation"].read_bytes()]
     run.finish()
+    wandb.teardown()  # the next wandb.init sets up afresh (its folder, its mode)
 
 
 def test_other_loggers_are_skipped_with_a_warning(tmp_path, monkeypatch, caplog):
