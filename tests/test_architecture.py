@@ -49,7 +49,17 @@ ALLOWED = {
         "integrations",
         "export",
     },
-    "cli": {"pipeline", "data", "models", "record", "directions", "render", "integrations"},
+    "cli": {
+        "pipeline",
+        "data",
+        "models",
+        "record",
+        "directions",
+        "render",
+        "integrations",
+        "cli_exports",
+    },
+    "cli_exports": {"pipeline"},  # the CLI's export options
 }
 SHARED = {"_io", "_validate", "_runtime", "errors"}
 #: Computing packages run headless (on a GPU node, under torchrun): no matplotlib, no writers.

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from ._io import check_output_path
 from ._runtime import SEED_RANGE
 from ._validate import check_choice
+from .cli_exports import add_export_arguments, check_export_arguments, run_from_h5
 from .directions import METHODS
 from .pipeline.options import DEFAULT_FPS, DEFAULT_FRAMES, DEFAULT_MARGIN, DEFAULT_RESOLUTION
 from .record.optimizers import OPTIMIZERS
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--seed", type=_seed, default=0, help="random seed (default 0)")
     _add_output_and_grid_arguments(add)
+    add_export_arguments(parser)
     return parser
 
 
@@ -129,6 +131,7 @@ def _add_output_and_grid_arguments(add: Callable[..., Any]) -> None:
         choices=["contour", "surface"],
         default="contour",
         type=str.lower,
+        action=_Given,
         help="contours from above, or the loss surface in 3D (default contour)",
     )
     add(
@@ -239,7 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _warn_in_one_line
-            _run_on_ranks(args)
+            if args.from_h5 is not None:
+                run_from_h5(args, getattr(args, "given", set()))
+            else:
+                _run_on_ranks(args)
     except (ValueError, TypeError, OSError, RuntimeError, ImportError) as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -255,6 +261,7 @@ def _check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespac
     from .render.writers import check_fps, format_for
 
     given: set[str] = getattr(args, "given", set())
+    check_export_arguments(parser, args)
     if args.center is not None and args.compare is None:
         parser.error("--center needs --compare")
     if args.compare is not None:
@@ -366,6 +373,8 @@ def _run(args: argparse.Namespace) -> None:
         batch_size=batch_size,
         line_output=line_path(args.output) if args.line else None,
         interactive_output=interactive_path(args.output) if args.interactive else None,
+        export=args.export,
+        tensorboard=args.tensorboard,
         **common,
     )
 

@@ -4,6 +4,7 @@ objects, then only composes the stages."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from ..render import Animation, Style, frame_indices, interactive_surface
 from ..render.interactive import check_plotly, write_interactive_html
 from ..results import Trajectory
 from .curvature import check_curvature, panel_curvature, write_curvature_map
+from .exports import check_exports, write_exports
 from .line_figure import write_loss_line
 from .options import (
     DEFAULT_FPS,
@@ -87,6 +89,8 @@ def loss_landscape_anim(
     line_output: str | os.PathLike | None = None,
     view: str = "contour",
     interactive_output: str | os.PathLike | None = None,
+    export: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    tensorboard: str | os.PathLike | None = None,
 ) -> Animation | tuple[list[np.ndarray], list[float], list[float]] | None:
     """Train a model, project its path onto 2 directions, evaluate the loss around the final
     weights and animate the path over the loss contours.
@@ -144,6 +148,11 @@ def loss_landscape_anim(
             ``plotly``: the ``[interactive]`` extra).
         line_output: also write the loss on the straight line from the initial to the final
             weights (Goodfellow et al. 2015) as a PNG figure here.
+        export: also write the grid to these files, by suffix: ``.vts``, ``.vtp`` (with the
+            path), ``.obj``, ``.stl``, ``.ply`` (:func:`export_surface`), ``.h5`` (Li et al.'s
+            layout, :meth:`LossGrid.save_h5`).
+        tensorboard: also log the animation (when a GIF), the figure and the surface to this
+            TensorBoard folder (:func:`log_tensorboard`), at the run's last step.
 
     Returns:
         ``(optim_path, loss_steps, accu_steps)`` with ``return_data``; else the
@@ -163,6 +172,7 @@ def loss_landscape_anim(
         check_output_path(interactive_output, "interactive_output")
     if line_output is not None:
         check_output_path(line_output, "line_output")
+    exports, tensorboard_dir = check_exports(export, tensorboard)
     grid_options = GridOptions(resolution, margin, n_examples, strategy, precision)
     curvature = check_curvature(curvature)
     render_options = RenderOptions.of(
@@ -230,6 +240,10 @@ def loss_landscape_anim(
         with timed("interactive surface"):
             figure = interactive_surface(grid, plane=plane, trajectory=trajectory)
             write_interactive_html(figure, interactive_output)
+    if (exports or tensorboard_dir) and is_writer():
+        with timed("exports"):
+            last_step = int(trajectory.steps[-1])
+            write_exports(grid, plane, animation, exports, tensorboard_dir, step=last_step)
     if not load_model:
         files.save(trained, trajectory)
     if return_data:
