@@ -28,7 +28,8 @@ ALLOWED = {
     "directions": {"params", "results", "evaluate"},
     "analysis": {"params", "results", "data", "evaluate"},
     "render": {"results"},
-    "integrations": {"params", "results", "record", "optimizers"},
+    "export": {"params", "results", "render"},
+    "integrations": {"params", "results", "record", "optimizers", "export"},
     "lightning": {"integrations"},
     "pipeline": {
         "params",
@@ -42,6 +43,7 @@ ALLOWED = {
         "evaluate",
         "analysis",
         "render",
+        "export",
     },
     "cli": {"pipeline"},
 }
@@ -59,6 +61,7 @@ HEADLESS = (
     "optimizers",
     "losses",
     "models",
+    "export",
 )
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80

@@ -39,6 +39,10 @@ EXPECTED = {
     "interactive_surface",
     "plot_loss_line",
     "loss_along_line",
+    # where results go next: TensorBoard, W&B, 3D surface files
+    "log_tensorboard",
+    "log_wandb",
+    "export_surface",
     # their results
     "Trajectory",
     "Plane",
@@ -100,7 +104,8 @@ def test_import_does_not_import_matplotlib_or_optional_packages():
     code = (
         "import sys\n"
         "import loss_landscape_anim\n"
-        "heavy = ('matplotlib', 'IPython', 'lightning', 'imageio_ffmpeg', 'scipy', 'plotly')\n"
+        "heavy = ('matplotlib', 'IPython', 'lightning', 'imageio_ffmpeg', 'scipy', 'plotly',\n"
+        "         'h5py', 'meshio', 'pyvista', 'tensorboard', 'wandb')\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )
     result = subprocess.run(

@@ -25,6 +25,7 @@ SMALLER = {
     "train(model, data": {"n_epochs=300": "n_epochs=12", "resolution=100": "resolution=6"},
     "compare_optimizers": {"n_epochs=200": "n_epochs=6"},
     "TrajectoryRecorder(": {"range(100)": "range(12)", "record(100,": "record(12,"},
+    "log_tensorboard(": {"n_epochs=30": "n_epochs=4", "resolution=30": "resolution=5"},
 }
 
 
@@ -78,6 +79,13 @@ def test_each_readme_example_runs(index: int, tmp_path: Path, monkeypatch) -> No
         assert set(result.trajectories) == {"adam", "sgd", "adagrad", "rmsprop"}
     if "TrajectoryRecorder(" in code:
         assert namespace["plane"].path_2d.shape == (13, 2)
+    if "log_tensorboard(" in code:
+        # every target of "Logging and export" wrote its files
+        assert (tmp_path / "runs" / "spirals").is_dir() and (tmp_path / "wandb").is_dir()
+        written = {"spirals_surface.h5", "spirals.vtp", "spirals.vts", "spirals.ply", "spirals.stl"}
+        assert written <= {p.name for p in tmp_path.iterdir()}
+        np.testing.assert_array_equal(namespace["same"].loss, namespace["grid"].loss)
+        namespace["wandb"].teardown()  # a later wandb.init sets up afresh
     if "record_training" in code:
         assert len(namespace["trajectory"]) == 101
         assert np.isfinite(namespace["trajectory"].loss).all()  # the final row's, filled

@@ -42,6 +42,7 @@ from .errors import (
     UnsafeFileError,
 )
 from .evaluate import CurvatureEvaluator, LossEvaluator, Preparation
+from .export import export_surface, log_tensorboard, log_wandb
 from .models import MLP, GenericModel, LeNet
 from .pipeline import Comparison, compare_optimizers, loss_landscape_anim
 from .record import TrajectoryRecorder, record_training, train
@@ -103,10 +104,13 @@ __all__ = [
     "curvature_along_path",
     "curvature_grid",
     "decision_regions",
+    "export_surface",
     "fill_losses",
     "hessian_eigenvalues",
     "hessian_trace",
     "interactive_surface",
+    "log_tensorboard",
+    "log_wandb",
     "loss_along_line",
     "loss_landscape_anim",
     "path_losses",

@@ -21,6 +21,7 @@ from ..pipeline import (
     check_fps,
     format_for,
 )
+from .exports import add_export_arguments, check_export_arguments
 
 __all__ = ["PROG", "build_parser", "check_combinations"]
 
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--seed", type=_seed, default=0, help="random seed (default 0)")
     _add_output_and_grid_arguments(add)
+    add_export_arguments(parser)
     return parser
 
 
@@ -130,6 +132,7 @@ def _add_output_and_grid_arguments(add: Callable[..., Any]) -> None:
         choices=["contour", "surface"],
         default="contour",
         type=str.lower,
+        action=_Given,
         help="contours from above, or the loss surface in 3D (default contour)",
     )
     add(
@@ -233,6 +236,7 @@ def check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace
     """Refuse, before any work, options that do not apply together or values that only the
     other options make wrong; each message names the option."""
     given: set[str] = getattr(args, "given", set())
+    check_export_arguments(parser, args)
     if args.center is not None and args.compare is None:
         parser.error("--center needs --compare")
     if args.compare is not None:

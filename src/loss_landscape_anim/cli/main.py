@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 from ..errors import PACKAGE_ERRORS
 from ..pipeline import DEFAULT_FRAMES
 from .arguments import PROG, build_parser, check_combinations
+from .exports import run_from_h5
 
 __all__ = ["main"]
 
@@ -33,7 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _warn_in_one_line
-            _run_on_ranks(args)
+            if args.from_h5 is not None:
+                run_from_h5(args, getattr(args, "given", set()))
+            else:
+                _run_on_ranks(args)
     except _BAD_INPUT as exc:
         _fail(exc)
     except (MemoryError, RuntimeError) as exc:
@@ -109,6 +113,8 @@ def _run(args: argparse.Namespace) -> None:
         precision=args.precision,
         line_output=line_path(args.output) if args.line else None,
         interactive_output=interactive_path(args.output) if args.interactive else None,
+        export=args.export,
+        tensorboard=args.tensorboard,
     )
     if args.compare is not None:
         from ..pipeline import compare_optimizers

@@ -81,6 +81,8 @@ class LossLandscapeCallback(Callback):
         self._recording: LoopRecorder | None = None
         self._saved: dict[str, Any] | None = None
         self._step_before = 0
+        self._loggers: list[Any] | None = None  # the trainer's, once training ended
+        self._last_step = 0
 
     @property
     def trajectory(self) -> Trajectory | None:
@@ -130,6 +132,46 @@ class LossLandscapeCallback(Callback):
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         if self._recording is not None:
             self._recording.finish()
+        self._loggers = list(trainer.loggers) if trainer.is_global_zero else []
+        self._last_step = trainer.global_step
+
+    def log_landscape(
+        self,
+        *,
+        animation: Any = None,
+        grid: Any = None,
+        plane: Any = None,
+        trajectory: Any = None,
+        tag: str = "loss_landscape",
+    ) -> list[str]:
+        """Log a landscape to the loggers of the trainer this callback last trained with, at
+        its last global step: to a ``TensorBoardLogger`` with
+        :func:`~loss_landscape_anim.log_tensorboard`, to a ``WandbLogger`` with
+        :func:`~loss_landscape_anim.log_wandb` (other loggers are skipped, with a warning;
+        nothing is logged on ranks other than global zero).
+
+        Example::
+
+            trainer = Trainer(logger=TensorBoardLogger("runs"), callbacks=[callback])
+            trainer.fit(model, datamodule)
+            plane = project(callback.trajectory, "pca")
+            grid = compute_loss_grid(model, datamodule, plane)
+            animation = animate(callback.trajectory, plane, grid, None, format="gif")
+            callback.log_landscape(animation=animation, grid=grid, plane=plane)
+
+        Returns:
+            The tags written, each prefixed by the logger's kind (``"tensorboard:"``,
+            ``"wandb:"``).
+        """
+        if self._loggers is None:
+            raise RuntimeError(
+                "log_landscape logs to the trainer's loggers: call it after Trainer.fit has "
+                "run with this callback"
+            )
+        from .trainer_loggers import log_to_loggers
+
+        results = {"animation": animation, "grid": grid, "plane": plane, "trajectory": trajectory}
+        return log_to_loggers(self._loggers, FRAMEWORK, step=self._last_step, tag=tag, **results)
 
     def state_dict(self) -> dict[str, Any]:
         """The rows recorded so far (tensors and lists) and the settings."""

@@ -7,6 +7,7 @@ from ..evaluate.ranks import launched_group
 from ..optimizers import OPTIMIZERS
 from ..render.writers import MAX_GIF_FPS, check_fps, format_for
 from .compare import Comparison, compare_optimizers
+from .exports import SURFACE_FRAMES, animate_surface_file, check_exports, write_exports
 from .line_figure import interactive_path, line_path
 from .one_call import loss_landscape_anim
 from .options import DEFAULT_FPS, DEFAULT_FRAMES, DEFAULT_MARGIN, DEFAULT_RESOLUTION
@@ -20,7 +21,10 @@ __all__ = [
     "MAX_GIF_FPS",
     "METHODS",
     "OPTIMIZERS",
+    "SURFACE_FRAMES",
     "Comparison",
+    "animate_surface_file",
+    "check_exports",
     "check_fps",
     "compare_optimizers",
     "format_for",
@@ -29,4 +33,5 @@ __all__ = [
     "line_path",
     "loss_landscape_anim",
     "mnist_job",
+    "write_exports",
 ]

@@ -115,6 +115,8 @@ def compare_optimizers(
     decision_regions: bool | None = False,
     line_output: str | os.PathLike | None = None,
     interactive_output: str | os.PathLike | None = None,
+    export: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    tensorboard: str | os.PathLike | None = None,
 ) -> Comparison:
     """Train one copy of the model per optimizer from identical initial weights, project all
     paths onto one shared plane through ``center``'s final weights, and animate them together.
@@ -146,6 +148,8 @@ def compare_optimizers(
             optimizer's final weights, one curve each, as a PNG figure here.
         interactive_output: also write the rotatable 3D surface with ``center``'s path as one
             self-contained HTML file here (needs ``plotly``).
+        export, tensorboard: also write the grid to these files and log the animation, figure
+            and surface to this TensorBoard folder, as for :func:`loss_landscape_anim`.
     """
     specs = _optimizer_specs(optimizers)
     center = next(iter(specs)) if center is None else _label(center, specs, "center")
@@ -153,7 +157,7 @@ def compare_optimizers(
     n_epochs = check_positive_int(n_epochs, "n_epochs")
     check_method(reduction_method)
     grid_options = GridOptions(resolution, margin, n_examples, strategy, precision)
-    extras = check_extras(curvature, line_output, interactive_output)
+    extras = check_extras(curvature, line_output, interactive_output, export, tensorboard)
     check_positive_int(giffps, "giffps")
     check_optional_positive_int(n_frames, "n_frames")
     render_options = (

@@ -38,6 +38,7 @@ from ..results import (
     Trajectory,
 )
 from .curvature import panel_curvature, write_curvature_map
+from .exports import write_exports
 from .line_figure import write_loss_lines
 from .options import Extras, GridOptions, PlaneOptions, RenderOptions, RunOptions
 from .stages import render, timed
@@ -138,6 +139,12 @@ def run_landscape(
             **_render_panels(panels, single, center),
         )
     figures = _figures(result, trajectories, center, data, render_options, extras, run, evaluators)
+    if (extras.exports or extras.tensorboard) and is_writer():
+        with timed("exports"):
+            step = int(trajectories[center].steps[-1])
+            write_exports(
+                loss_grid, plane, animation, extras.exports, extras.tensorboard, step=step
+            )
     return _with(result, animation=animation, **figures)
 
 

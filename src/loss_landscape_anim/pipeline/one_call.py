@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -75,6 +76,8 @@ def loss_landscape_anim(
     line_output: str | os.PathLike | None = None,
     view: str = "contour",
     interactive_output: str | os.PathLike | None = None,
+    export: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    tensorboard: str | os.PathLike | None = None,
 ) -> Animation | tuple[list[np.ndarray], list[float], list[float]] | None:
     """Train a model, project its path onto 2 directions, evaluate the loss around the final
     weights and animate the path over the loss contours.
@@ -132,6 +135,11 @@ def loss_landscape_anim(
             ``plotly``: the ``[interactive]`` extra).
         line_output: also write the loss on the straight line from the initial to the final
             weights (Goodfellow et al. 2015) as a PNG figure here.
+        export: also write the grid to these files, by suffix: ``.vts``, ``.vtp`` (with the
+            path), ``.obj``, ``.stl``, ``.ply`` (:func:`export_surface`), ``.h5`` (Li et al.'s
+            layout, :meth:`LossGrid.save_h5`).
+        tensorboard: also log the animation (when a GIF), the figure and the surface to this
+            TensorBoard folder (:func:`log_tensorboard`), at the run's last step.
 
     Returns:
         ``(optim_path, loss_steps, accu_steps)`` with ``return_data``; else the
@@ -145,7 +153,7 @@ def loss_landscape_anim(
     if learning_rate is not None:
         check_positive_number(learning_rate, "learning_rate")
     check_optional_positive_int(record_every, "record_every")
-    extras = check_extras(curvature, line_output, interactive_output)
+    extras = check_extras(curvature, line_output, interactive_output, export, tensorboard)
     grid_options = GridOptions(resolution, margin, n_examples, strategy, precision)
     render_options = RenderOptions.of(
         output_filename if output_to_file else None,

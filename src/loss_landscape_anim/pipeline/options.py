@@ -176,19 +176,30 @@ class PlaneOptions:
 class Extras:
     """What a run computes beside the grid and the animation: the true and projected loss of
     each frame (``show_path_losses``), the decision regions, the curvature panel and map, the
-    figure of the loss on the line from the initial to the final weights (``line_output``), and
-    the interactive surface (``interactive_output``)."""
+    figure of the loss on the line from the initial to the final weights (``line_output``), the
+    interactive surface (``interactive_output``), the files the grid is exported to
+    (``exports``: meshes, HDF5) and a TensorBoard folder to log to (``tensorboard``)."""
 
     show_path_losses: bool = True
     decision_regions: bool = False
     curvature: bool = False
     line_output: Path | None = None
     interactive_output: Path | None = None
+    exports: tuple[Path, ...] = ()
+    tensorboard: Path | None = None
 
 
-def check_extras(curvature: Any, line_output: Any, interactive_output: Any) -> Extras:
+def check_extras(
+    curvature: Any,
+    line_output: Any,
+    interactive_output: Any,
+    export: Any = None,
+    tensorboard: Any = None,
+) -> Extras:
     """The curvature flag and the extra outputs, checked before any work: the output paths can
-    be written, and the interactive surface has ``plotly``."""
+    be written, and the packages they need are installed."""
+    from .exports import check_exports
+
     if not isinstance(curvature, bool):
         raise ValueError(f"Expected curvature to be True or False but got {curvature!r}")
     if interactive_output is not None:
@@ -198,8 +209,13 @@ def check_extras(curvature: Any, line_output: Any, interactive_output: Any) -> E
         interactive_output = check_output_path(interactive_output, "interactive_output")
     if line_output is not None:
         line_output = check_output_path(line_output, "line_output")
+    exports, folder = check_exports(export, tensorboard)
     return Extras(
-        curvature=curvature, line_output=line_output, interactive_output=interactive_output
+        curvature=curvature,
+        line_output=line_output,
+        interactive_output=interactive_output,
+        exports=tuple(exports),
+        tensorboard=folder,
     )
 
 

@@ -124,7 +124,8 @@ class LandscapeFigure:
             self.points.append(point)
             self.moving += [line, point]
         if not style.panels:
-            info = self.ax.text(
+            text = getattr(self.ax, "text2D", self.ax.text)  # 2D text on a 3D axes: text2D
+            info = text(
                 0.02,
                 0.98,
                 "",

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._io import reading
 from ..errors import IncompatibleFileError
 from ._base import Result
 from ._checks import array_field, check_finite, check_increasing, optional_number, optional_str
@@ -116,6 +119,29 @@ class LossGrid(Result):
     def _from_saved(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> LossGrid:
         provenance = {name: meta.get(name) for name in _PROVENANCE}
         return cls.from_values(arrays["xs"], arrays["ys"], arrays["loss"], **provenance)
+
+    def save_h5(self, path: str | os.PathLike, *, key: str = "train_loss") -> Path:
+        """Write the grid as an HDF5 surface file in the layout of Li et al.'s reference code
+        (``xcoordinates``, ``ycoordinates``, the losses as ``key``; see
+        :mod:`loss_landscape_anim.results.hdf5`), with the provenance as file attributes, so
+        their plotting scripts open it. Needs h5py (the ``[export]`` extra)."""
+        from .hdf5 import save_h5
+
+        provenance = {n: getattr(self, n) for n in _PROVENANCE}
+        return save_h5(self.xs, self.ys, self.loss, path, key=key, provenance=provenance)
+
+    @classmethod
+    def load_h5(cls, path: str | os.PathLike, key: str = "train_loss") -> LossGrid:
+        """Read surface ``key`` (``"train_loss"``, ``"test_loss"``, ``"train_acc"``, ...) of an
+        HDF5 surface file in Li et al.'s layout, written by their ``plot_surface.py`` or by
+        :meth:`save_h5`; the provenance attributes :meth:`save_h5` writes are read back. Needs
+        h5py (the ``[export]`` extra)."""
+        from .hdf5 import load_h5
+
+        arrays, attrs = load_h5(path, key=key)
+        provenance = {name: attrs.get(name) for name in _PROVENANCE}
+        with reading(path):
+            return cls.from_values(arrays["xs"], arrays["ys"], arrays["loss"], **provenance)
 
 
 _PROVENANCE = ("margin", "n_examples", "precision", "plane_fingerprint")
