@@ -10,7 +10,6 @@ import torch
 
 from ._validate import check_positive_int, is_integer
 
-
 #: The kinds of device computations run on (``torch.device(...).type``).
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 
