@@ -63,8 +63,8 @@ class Comparison:
             (``curvature=True``).
         curvature_grid: the convexity map of the plane (``curvature=True`` with an output file).
         barriers: ``(a, b)`` -> the loss barrier on the straight line between the final weights
-            of optimizers ``a`` and ``b`` (:attr:`LossLine.barrier`): about 0 or below when they
-            found the same basin, clearly positive when a ridge separates them.
+            of optimizers ``a`` and ``b`` (:attr:`LossLine.barrier`, never below 0): about 0
+            when they found the same basin, clearly positive when a ridge separates them.
     """
 
     trajectories: dict[str, Trajectory]
