@@ -3,12 +3,15 @@ caller's axes (2D and 3D), colour bars in loss values on a log scale, the path o
 
 from __future__ import annotations
 
+import dataclasses
+
 import matplotlib
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
 from loss_landscape_anim import LossGrid, Plane, Trajectory, plot_landscape
+from loss_landscape_anim.errors import IncompatibleFileError
 from loss_landscape_anim.params.layout import ParamLayout
 from loss_landscape_anim.render.loss_scale import LossScale, nice_ticks
 from loss_landscape_anim.render.surface import grid_loss_at
@@ -190,3 +193,30 @@ def test_plot_does_not_change_global_style():
     before = dict(matplotlib.rcParams)
     plot_landscape(bowl(), plane=plane_with_path(), view="surface")
     assert dict(matplotlib.rcParams) == before
+
+
+def test_a_grid_of_another_plane_is_refused():
+    plane = plane_with_path()
+    grid = dataclasses.replace(bowl(), plane_fingerprint=plane.fingerprint())
+    plot_landscape(grid, plane=plane)  # its own plane
+    other = dataclasses.replace(plane, origin=np.ones(3))
+    with pytest.raises(
+        IncompatibleFileError,
+        match=rf"computed on another plane \(fingerprint {plane.fingerprint()}, this plane's is "
+        rf"{other.fingerprint()}\)",
+    ):
+        plot_landscape(grid, plane=other)
+
+
+@pytest.mark.parametrize("n_params", [2, 5])
+def test_a_trajectory_of_another_model_is_refused(n_params):
+    """Fewer parameters drew a garbage path, more raised numpy's broadcasting error."""
+    layout = ParamLayout(("w",), ((n_params,),))
+    trajectory = Trajectory(
+        np.zeros((4, n_params)), np.ones(4), np.full(4, np.nan), np.arange(4), layout
+    )
+    with pytest.raises(
+        IncompatibleFileError,
+        match=rf"Expected a trajectory of a model with 3 parameters \(the plane's\) but its rows hold {n_params}",
+    ):
+        plot_landscape(bowl(), plane=plane_with_path(), trajectory=trajectory)

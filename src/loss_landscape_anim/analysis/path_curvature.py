@@ -116,4 +116,5 @@ def curvature_along_path(
         learning_rate=float(trajectory.learning_rate),
         n_examples=evaluator.n_examples,
         precision=evaluator.precision,
+        trajectory_fingerprint=trajectory.fingerprint(),
     )

@@ -79,7 +79,7 @@ def interactive_surface(
     if not isinstance(grid, LossGrid):
         raise TypeError(f"Expected grid to be a LossGrid but got {type(grid).__name__}")
     max_steps = check_positive_int(max_steps, "max_steps")
-    xy = path_coordinates(plane, trajectory)
+    xy = path_coordinates(plane, trajectory, grid)
     scale = LossScale.of(grid.loss, 2, log)
     if scale is None:
         raise ValueError("The grid has fewer than two distinct finite losses: nothing to draw")

@@ -119,6 +119,7 @@ class PathCurvature:
         learning_rate: its learning rate.
         n_examples: how many examples the loss is the mean over (None: unknown).
         precision: the dtype the products were computed in (None: unknown).
+        trajectory_fingerprint: :meth:`Trajectory.fingerprint` of the path (None: unknown).
     """
 
     rows: np.ndarray
@@ -129,6 +130,7 @@ class PathCurvature:
     learning_rate: float = math.nan
     n_examples: int | None = None
     precision: str | None = None
+    trajectory_fingerprint: str | None = None
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])
@@ -167,7 +169,8 @@ class PathCurvature:
             ),
             n_examples=values["n_examples"],
             precision=values["precision"],
+            trajectory_fingerprint=values["trajectory_fingerprint"],
         )
 
 
-_PATH_META = ("optimizer", "learning_rate", "n_examples", "precision")
+_PATH_META = ("optimizer", "learning_rate", "n_examples", "precision", "trajectory_fingerprint")
