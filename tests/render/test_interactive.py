@@ -120,3 +120,16 @@ def test_a_grid_of_another_plane_or_a_trajectory_of_another_model_is_refused():
     trajectory = Trajectory(np.zeros((2, 4)), np.ones(2), np.ones(2), np.arange(2), layout)
     with pytest.raises(IncompatibleFileError, match=r"3 parameters .* but its rows hold 4"):
         interactive_surface(grid, plane=plane, trajectory=trajectory)
+
+
+def test_the_same_figure_gives_the_same_html_file(tmp_path):
+    """Plotly names the figure's element with a random id unless told one."""
+    files = [
+        write_interactive_html(
+            interactive_surface(bowl(), plane=plane_with_path()), tmp_path / f"{k}.html"
+        )
+        for k in range(2)
+    ]
+    first, second = (f.read_bytes() for f in files)
+    assert first == second
+    assert b'id="loss-landscape"' in first

@@ -220,3 +220,22 @@ def test_a_trajectory_of_another_model_is_refused(n_params):
         match=rf"Expected a trajectory of a model with 3 parameters \(the plane's\) but its rows hold {n_params}",
     ):
         plot_landscape(bowl(), plane=plane_with_path(), trajectory=trajectory)
+
+
+@pytest.mark.parametrize("low", [0.02, 1e-300, 1e-310])
+def test_the_surface_colour_bar_reads_in_losses_down_to_the_smallest_floats(low, tmp_path):
+    """Matplotlib's log norm takes losses below about 1e-287 for 0: the bar is drawn in heights
+    (log10 of the loss) and labelled in losses."""
+    grid = bowl(low=low)
+    fig, _ = plot_landscape(grid, view="surface")
+    fig.savefig(tmp_path / "surface.png")  # drawing the colour bar failed on tiny losses
+    bar = colorbar_axes(fig)
+    assert bar.get_ylabel() == "loss (log scale)"
+    ticks = tick_values(bar.yaxis)
+    finite = grid.loss[np.isfinite(grid.loss)]
+    assert len(ticks) >= 3
+    assert ticks.min() >= finite.min() * (1 - 1e-9) and ticks.max() <= finite.max() * (1 + 1e-9)
+    # each label sits at the height of its loss (labels have 6 significant digits)
+    np.testing.assert_allclose(bar.get_yticks(), np.log10(ticks), rtol=0, atol=1e-5)
+    low_height, high_height = bar.get_ylim()
+    np.testing.assert_allclose([low_height, high_height], np.log10([finite.min(), finite.max()]))
