@@ -67,10 +67,10 @@ def _detached(value: Any, name: str) -> Any:
     return as_number(value, name)
 
 
-def _versions(model: nn.Module) -> tuple[int, ...]:
-    """The version counters of the model's parameters: each in-place change of a parameter (an
-    optimizer's update, a line search's trial step) moves its counter."""
-    return tuple(p._version for p in model.parameters())
+def _versions(params: list[torch.Tensor]) -> tuple[int, ...]:
+    """The version counters of ``params``: each in-place change of a parameter (an optimizer's
+    update, a line search's trial step) moves its counter."""
+    return tuple(p._version for p in params)
 
 
 class LoopRecorder:
@@ -91,6 +91,8 @@ class LoopRecorder:
         self.diverged = False
         self._measured: dict[int, _Measurements] = {}
         self._pending = False
+        self._maybe_lazy = True  # until a row was taken: lazy parameters are shaped by then
+        self._params: list[torch.Tensor] = []  # the model's, read when a row is taken
         self._versions: tuple[int, ...] = ()
 
     def start(self, step: int = 0) -> None:
@@ -104,12 +106,13 @@ class LoopRecorder:
     def take(self) -> None:
         """Record the row that is due, if any, from the weights the model holds now: the loop is
         about to measure them or to step away from them."""
-        if not self._pending or lazy_tensor_names(self.recorder.model):
+        if not self._pending or (self._maybe_lazy and lazy_tensor_names(self.recorder.model)):
             return
-        self._pending = False
+        self._pending = self._maybe_lazy = False
         if not self.diverged:
             self._record()
-            self._versions = _versions(self.recorder.model)
+            self._params = list(self.recorder.model.parameters())
+            self._versions = _versions(self._params)
 
     def report_loss(self, loss: Any, accuracy: Any = None, *, step: int | None = None) -> None:
         """Report the loss (and accuracy in [0, 1]) the loop measured on the weights it holds now,
@@ -128,7 +131,7 @@ class LoopRecorder:
         accuracy = None if accuracy is None else _detached(accuracy, "accuracy")
         if step is None:
             self.take()
-            if self.diverged or _versions(self.recorder.model) != self._versions:
+            if self.diverged or _versions(self._params) != self._versions:
                 return
             step = self.step
         if not self.recorder.has_row(step):
