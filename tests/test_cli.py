@@ -88,6 +88,13 @@ def test_main_line_and_interactive_write_beside_the_animation(tmp_path):
     )
 
 
+def test_identical_runs_write_identical_interactive_html(tmp_path):
+    for name in ("a", "b"):
+        assert main([*TINY, "--output", f"{name}.gif", "--interactive"]) == 0
+    first = (tmp_path / "a.interactive.html").read_bytes()
+    assert first == (tmp_path / "b.interactive.html").read_bytes()
+
+
 def test_interactive_without_plotly_fails_before_any_work(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "plotly", None)
     monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)

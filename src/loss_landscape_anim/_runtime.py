@@ -11,21 +11,28 @@ import torch
 
 from ._validate import check_positive_int, is_integer
 
+#: The kinds of device computations run on (``torch.device(...).type``).
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
 
 def resolve_device(device: str | torch.device | None = None, gpus: int = 0) -> torch.device:
     """The device to compute on: ``device`` if given, else CUDA when ``gpus`` >= 1, else CPU.
 
-    Raises ``ValueError`` for an unknown device string or when CUDA is asked for and not available.
+    Raises ``ValueError`` for an unknown device string, a device of another kind than
+    :data:`DEVICE_TYPES` (``"meta"`` holds shapes without values: nothing can be computed on it),
+    or when CUDA or MPS is asked for and not available.
     """
     gpus = check_positive_int(gpus, "gpus", allow_zero=True)
     if device is None:
         device = "cuda" if gpus > 0 else "cpu"
+    accepted = "Expected device to be 'cpu', 'cuda', 'cuda:N' or 'mps'"
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"Expected device to be 'cpu', 'cuda', 'cuda:N' or 'mps' but got {device!r}"
-        ) from exc
+        raise ValueError(f"{accepted} but got {device!r}") from exc
+    if resolved.type not in DEVICE_TYPES:
+        why = " (a device of shapes without values)" if resolved.type == "meta" else ""
+        raise ValueError(f"{accepted} but got {str(resolved)!r}{why}")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"Asked for device {str(resolved)!r} (gpus={gpus}) but CUDA is not available on this "

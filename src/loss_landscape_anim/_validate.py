@@ -55,10 +55,33 @@ def check_model(model: Any, name: str = "model") -> None:
 
     if not isinstance(model, nn.Module):
         raise TypeError(f"Expected {name} to be a torch.nn.Module but got {type(model).__name__}")
+    check_materialised(model, name)
     tensors = [*model.parameters(), *model.buffers()]
     if any(t.is_meta for t in tensors):
         raise ValueError(
             f"Expected {name} to hold its weights but {type(model).__name__} has tensors on the "
             "'meta' device (shapes without data): materialise it first, e.g. "
             "model.to_empty(device='cpu') then initialise or load_state_dict(...)"
+        )
+
+
+def lazy_tensor_names(model: Any) -> list[str]:
+    """Names of the parameters and buffers of ``model`` that lazy modules (``nn.LazyLinear``,
+    ``nn.LazyConv2d``, ...) have not materialised yet: they get their shapes from the first batch
+    the model runs on."""
+    from torch.nn.parameter import is_lazy
+
+    named = [*model.named_parameters(), *model.named_buffers()]
+    return [n for n, t in named if is_lazy(t)]
+
+
+def check_materialised(model: Any, name: str = "model") -> None:
+    """Raise ``ValueError`` when ``model`` has lazy parameters or buffers not materialised yet."""
+    lazy = lazy_tensor_names(model)
+    if lazy:
+        shown = ", ".join(lazy[:3]) + (f", ... ({len(lazy) - 3} more)" if len(lazy) > 3 else "")
+        raise ValueError(
+            f"Expected {name} to have materialised parameters but {type(model).__name__} has "
+            f"lazy ones without a shape yet ({shown}): run one batch through it first, e.g. "
+            f"{name}(x), so that its lazy modules take their shapes"
         )

@@ -142,6 +142,8 @@ def test_path_rows_and_saving(tmp_path, setup):
     back = PathCurvature.load(chosen.save(tmp_path / "p.npz"))
     np.testing.assert_array_equal(back.lambda_min, chosen.lambda_min)
     assert (back.optimizer, back.learning_rate, len(back)) == ("sgd", 0.25, 4)
+    # the path it was computed along, kept through saving: animate checks it
+    assert chosen.trajectory_fingerprint == back.trajectory_fingerprint == trajectory.fingerprint()
     adam = PathCurvature(back.rows, back.steps, back.lambda_max, back.lambda_min, "adam", 0.1)
     assert adam.stability_threshold is None
 

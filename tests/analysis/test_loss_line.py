@@ -108,23 +108,100 @@ def test_two_basins_of_a_network_show_a_barrier():
     assert line.barrier > 0.05
 
 
-def test_margin_extends_the_line_at_the_same_spacing(mlp_ends):
+def test_margin_extends_the_line_to_exactly_the_margin(mlp_ends):
     model, start, end = mlp_ends
     line = loss_along_line(model, spirals(100), start, end, n_points=11, margin=0.25)
-    step = 0.1
-    assert line.alphas[0] == pytest.approx(-0.3) and line.alphas[-1] == pytest.approx(1.3)
-    np.testing.assert_allclose(np.diff(line.alphas), step, rtol=1e-12)
+    assert line.alphas[0] == -0.25 and line.alphas[-1] == 1.25  # not rounded up to 1.3
+    np.testing.assert_allclose(np.diff(line.alphas[1:-1]), 0.1, rtol=1e-12)  # the same spacing
+    np.testing.assert_allclose(np.diff(line.alphas)[[0, -1]], 0.05, rtol=1e-12)  # then the rest
     assert 0.0 in line.alphas and 1.0 in line.alphas
     assert len(line.loss) == len(line.alphas) == 17
+    X, y = spirals(100)
+    a, b = start.astype(np.float64), end.astype(np.float64)
+    for k in (0, -1):  # the outermost points are evaluated where the alphas say
+        weights = a + line.alphas[k] * (b - a)
+        assert line.loss[k] == pytest.approx(loss_at(model, weights, X, y), rel=RTOL)
 
 
-@pytest.mark.parametrize(("n_points", "margin"), [(2, 0.0), (51, 0.0), (3, 0.5), (7, 1.0)])
-def test_line_alphas_hold_0_and_1_exactly(n_points, margin):
+@pytest.mark.parametrize(
+    ("n_points", "margin"),
+    [(2, 0.0), (51, 0.0), (3, 0.5), (7, 1.0), (11, 0.25), (11, 0.04), (11, 0.15), (51, 0.333)],
+)
+def test_line_alphas_hold_0_and_1_and_both_ends_exactly(n_points, margin):
     alphas = line_alphas(n_points, margin)
-    assert alphas[0] <= -margin + 1e-12 and alphas[-1] >= 1 + margin - 1e-12
+    assert alphas[0] == -margin and alphas[-1] == 1 + margin
     assert np.count_nonzero((alphas >= 0) & (alphas <= 1)) == n_points
     assert 0.0 in alphas and 1.0 in alphas
-    assert np.all(np.diff(alphas) > 0)
+    gaps = np.diff(alphas)
+    assert np.all(gaps > 0)
+    step = 1 / (n_points - 1)
+    assert np.all(gaps <= 1.5 * step * (1 + 1e-12))
+    if margin >= step / 2:  # no sliver of a gap at the outside
+        assert min(gaps[0], gaps[-1]) >= step / 2 * (1 - 1e-12)
+
+
+def test_a_margin_that_asks_for_too_many_points_is_refused_before_any_work(mlp_ends):
+    model, start, end = mlp_ends
+    with pytest.raises(
+        ValueError,
+        match=r"Expected n_points=51 and margin=1000000\.0 to give at most 100,000 points along "
+        r"the line but they give 100,000,051",
+    ):
+        loss_along_line(model, "not data", start, end, margin=1e6)  # refused before the data
+    with pytest.raises(ValueError, match="they give 200,001"):
+        line_alphas(200_001, 0.0)
+
+
+def test_large_lines_are_evaluated_in_blocks_of_weights(mlp_ends, monkeypatch):
+    from loss_landscape_anim.analysis import loss_line
+
+    model, start, end = mlp_ends
+    whole = loss_along_line(model, spirals(100), start, end, n_points=9, margin=0.5)
+    n_params = start.size
+    monkeypatch.setattr(loss_line, "WEIGHT_BLOCK_BYTES", 3 * 8 * n_params)  # 3 points a block
+    blocks = loss_along_line(model, spirals(100), start, end, n_points=9, margin=0.5)
+    np.testing.assert_array_equal(blocks.alphas, whole.alphas)
+    np.testing.assert_allclose(blocks.loss, whole.loss, rtol=RTOL)
+    np.testing.assert_array_equal(blocks.accuracy, whole.accuracy)
+
+
+@pytest.mark.parametrize(
+    ("labels", "error", "match"),
+    [
+        (
+            ("one",),
+            ValueError,
+            r"Expected labels to be two strings, the names of start and end, but got \('one',\)",
+        ),
+        (("a", "b", "c"), ValueError, r"two strings.* but got \('a', 'b', 'c'\)"),
+        (("a", 2), ValueError, r"two strings.* but got \('a', 2\)"),
+        ("ab", TypeError, r"Expected labels to be a pair of names \(start, end\) but got str 'ab'"),
+        (None, TypeError, "a pair of names"),
+    ],
+)
+def test_labels_must_be_a_pair_of_names(mlp_ends, labels, error, match):
+    model, start, end = mlp_ends
+    with pytest.raises(error, match=match):
+        loss_along_line(model, spirals(10), start, end, labels=labels)
+
+
+def test_a_list_of_two_labels_is_a_pair(mlp_ends):
+    model, start, end = mlp_ends
+    line = loss_along_line(model, spirals(10), start, end, n_points=2, labels=["init", "final"])
+    assert line.labels == ("init", "final")
+    with pytest.raises(
+        ValueError, match=r"Expected labels to be a pair \(start, end\) but got \('a',\)"
+    ):
+        LossLine(line.alphas, line.loss, line.accuracy, ("a",))
+
+
+def test_the_barrier_is_never_below_0():
+    """A max over alpha in [0, 1] whose ends are 0 by construction, whatever the curve."""
+    alphas = np.linspace(0, 1, 5)
+    below = LossLine(alphas, np.array([1.0, 0.2, 0.1, 0.2, 0.5]), np.full(5, np.nan))
+    assert below.barrier == 0.0
+    above = LossLine(alphas, np.array([1.0, 2.0, 0.1, 0.2, 0.5]), np.full(5, np.nan))
+    assert above.barrier == pytest.approx(2.0 - (0.75 * 1.0 + 0.25 * 0.5))
 
 
 def test_accuracy_is_nan_for_a_regression_model():

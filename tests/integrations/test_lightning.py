@@ -217,3 +217,164 @@ def test_pytorch_lightning_is_used_where_lightning_is_not_installed(tmp_path, mo
     np.testing.assert_allclose(
         callback.trajectory.loss[:4], [seen[s] for s in (0, 2, 4, 6)], rtol=1e-6
     )
+
+
+def batches(module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return list(module.train_dataloader())
+
+
+def loss_at(module, row: np.ndarray, batch) -> float:
+    """Oracle: the cross-entropy of the flat weights ``row`` on ``batch``."""
+    net = copy.deepcopy(module.net)
+    torch.nn.utils.vector_to_parameters(torch.from_numpy(np.array(row)), net.parameters())
+    with torch.no_grad():
+        return F.cross_entropy(net(batch[0]), batch[1]).item()
+
+
+def test_gradient_accumulation_records_the_losses_training_step_returned(tmp_path) -> None:
+    """Lightning hands on_train_batch_end the loss divided by accumulate_grad_batches."""
+    from loss_landscape_anim.lightning import LossLandscapeCallback
+
+    module = make_module()
+    callback = LossLandscapeCallback()
+    fit(module, [callback], tmp_path, accumulate_grad_batches=2)
+    trajectory = callback.trajectory
+    assert trajectory.steps.tolist() == [0, 1, 2, 3, 4]  # 2 epochs of 2 accumulated steps
+    seen = np.array(module.seen)
+    expected = [seen[seen[:, 0] == s, 1].mean() for s in range(4)]  # both micro-batches
+    np.testing.assert_allclose(trajectory.loss[:4], expected, rtol=1e-6)
+    data = batches(module)
+    own = [
+        np.mean([loss_at(module, trajectory.params[t], b) for b in data[2 * (t % 2) :][:2]])
+        for t in range(4)
+    ]
+    np.testing.assert_allclose(trajectory.loss[:4], own, rtol=1e-5)
+
+
+def test_lbfgs_rows_keep_the_loss_of_their_own_weights(tmp_path) -> None:
+    """LBFGS evaluates the closure on trial weights after its first call; Lightning hands the
+    callback the last call's outputs."""
+    from loss_landscape_anim.lightning import LossLandscapeCallback
+
+    module = make_module()
+    module.configure_optimizers = lambda: torch.optim.LBFGS(module.parameters(), lr=0.5, max_iter=4)
+    callback = LossLandscapeCallback()
+    fit(module, [callback], tmp_path, epochs=1)
+    trajectory = callback.trajectory
+    assert trajectory.steps.tolist() == [0, 1, 2, 3, 4]
+    assert len(module.seen) > 4  # several evaluations per step
+    first = {}
+    for step, loss in module.seen:
+        first.setdefault(step, loss)
+    np.testing.assert_allclose(trajectory.loss[:4], [first[s] for s in range(4)], rtol=1e-6)
+    data = batches(module)
+    own = [loss_at(module, trajectory.params[t], data[t]) for t in range(4)]
+    np.testing.assert_allclose(trajectory.loss[:4], own, rtol=1e-5)
+    assert np.isnan(trajectory.accuracy[:4]).all()  # only the last evaluation's is handed over
+    assert trajectory.optimizer == "lbfgs"
+
+
+@pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty:UserWarning")
+def test_two_callbacks_in_one_trainer_record_and_checkpoint_apart(tmp_path) -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from loss_landscape_anim.lightning import LossLandscapeCallback
+
+    every, thinned = LossLandscapeCallback(), LossLandscapeCallback(every_n_steps=3)
+    saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="both")
+    fit(make_module(), [every, thinned, saver], tmp_path, enable_checkpointing=True)
+    assert every.trajectory.steps.tolist() == list(range(9))
+    assert thinned.trajectory.steps.tolist() == [0, 3, 6, 8]
+    np.testing.assert_array_equal(thinned.trajectory.params, every.trajectory.params[[0, 3, 6, 8]])
+    saved = torch.load(tmp_path / "ckpt" / "both.ckpt", map_location="cpu", weights_only=True)
+    states = {k: v for k, v in saved["callbacks"].items() if k.startswith("LossLandscapeCallback")}
+    assert sorted(s["every_n_steps"] for s in states.values()) == [1, 3]
+    # saved at the end of the last epoch, before the final row of the thinned one
+    assert sorted(len(s["recording"]["steps"]) for s in states.values()) == [3, 9]
+
+
+def test_a_lazy_module_is_recorded_from_its_first_batch(tmp_path) -> None:
+    from loss_landscape_anim.lightning import LossLandscapeCallback
+
+    module = make_module()
+    torch.manual_seed(1)
+    module.net[0] = nn.LazyLinear(6)
+    measured = {}  # global step -> the weights training_step measured (oracle)
+    step = module.training_step
+
+    def training_step(batch, batch_idx):
+        out = step(batch, batch_idx)
+        measured.setdefault(
+            module.trainer.global_step,
+            parameters_to_vector(module.net.parameters()).detach().numpy().copy(),
+        )
+        return out
+
+    module.training_step = training_step
+    callback = LossLandscapeCallback()
+    fit(module, [callback], tmp_path, epochs=1)
+    trajectory = callback.trajectory
+    assert trajectory.steps.tolist() == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(trajectory.params[:4], np.stack([measured[s] for s in range(4)]))
+    np.testing.assert_array_equal(
+        trajectory.params[4], parameters_to_vector(module.net.parameters()).detach().numpy()
+    )
+    seen = dict(module.seen)
+    np.testing.assert_allclose(trajectory.loss[:4], [seen[s] for s in range(4)], rtol=1e-6)
+
+
+@pytest.mark.filterwarnings(
+    "ignore:.*returned `None`, this fit will run with no optimizer:UserWarning"
+)
+def test_without_an_optimizer_the_trajectory_names_none(tmp_path) -> None:
+    from loss_landscape_anim.lightning import LossLandscapeCallback
+
+    module = make_module()
+    module.configure_optimizers = lambda: None
+    callback = LossLandscapeCallback()
+    fit(module, [callback], tmp_path, epochs=1)
+    trajectory = callback.trajectory
+    assert trajectory.optimizer == ""
+    assert math.isnan(trajectory.learning_rate)
+
+
+def test_a_bad_spill_dir_is_refused_when_the_callback_is_made(tmp_path) -> None:
+    from loss_landscape_anim.lightning import LossLandscapeCallback
+
+    with pytest.raises(
+        ValueError, match=r"Expected spill_dir to be an existing folder but .* does not exist"
+    ):
+        LossLandscapeCallback(spill_dir=tmp_path / "missing")
+
+
+@pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty:UserWarning")
+@pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`:UserWarning")
+def test_a_checkpoint_whose_state_key_is_the_class_name_alone_is_resumed(tmp_path) -> None:
+    """Checkpoints written before the key named every_n_steps keep their rows."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from loss_landscape_anim.lightning import LossLandscapeCallback
+
+    whole = LossLandscapeCallback(every_n_steps=2)
+    fit(make_module(), [whole], tmp_path)
+    saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="half")
+    fit(
+        make_module(),
+        [LossLandscapeCallback(every_n_steps=2), saver],
+        tmp_path,
+        epochs=1,
+        enable_checkpointing=True,
+    )
+    path = tmp_path / "ckpt" / "half.ckpt"
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    (key,) = [k for k in checkpoint["callbacks"] if str(k).startswith("LossLandscapeCallback")]
+    assert key == "LossLandscapeCallback{'every_n_steps': 2}"
+    checkpoint["callbacks"]["LossLandscapeCallback"] = checkpoint["callbacks"].pop(key)
+    torch.save(checkpoint, path)
+
+    resumed = LossLandscapeCallback(every_n_steps=2)
+    fit(make_module(), [resumed], tmp_path, ckpt_path=path)
+    np.testing.assert_array_equal(resumed.trajectory.steps, whole.trajectory.steps)
+    np.testing.assert_allclose(
+        resumed.trajectory.params, whole.trajectory.params, rtol=1e-6, atol=1e-7
+    )

@@ -160,3 +160,28 @@ def test_scalar_parameter_round_trips() -> None:
     assert named["temperature"].item() == 1.5
     batched = layout.unflatten(torch.stack([layout.flatten(model)] * 3))
     assert batched["temperature"].shape == (3,)
+
+
+def test_a_model_with_lazy_parameters_is_refused_with_what_to_do() -> None:
+    model = nn.Sequential(nn.LazyLinear(4), nn.ReLU(), nn.LazyLinear(2), nn.LazyBatchNorm1d())
+    with pytest.raises(
+        ValueError,
+        match=r"Expected model to have materialised parameters but Sequential has lazy ones "
+        r"without a shape yet \(0\.weight, 0\.bias, 2\.weight, \.\.\. \(\d more\)\): run one "
+        r"batch through it first, e\.g\. model\(x\)",
+    ):
+        ParamLayout.of(model)
+    model(torch.randn(3, 5))  # the first batch gives every lazy module its shapes
+    assert ParamLayout.of(model).shapes == ((4, 5), (4,), (2, 4), (2,), (2,), (2,))
+
+
+def test_every_entry_point_refuses_a_lazy_model_with_the_same_message() -> None:
+    from loss_landscape_anim import LossEvaluator, train
+
+    X, y = torch.randn(8, 5), torch.randint(0, 2, (8,))
+    for call in (
+        lambda m: train(m, (X, y), 1, progress=False),
+        lambda m: LossEvaluator(m, (X, y)),
+    ):
+        with pytest.raises(ValueError, match="lazy ones without a shape yet"):
+            call(nn.Sequential(nn.LazyLinear(2)))

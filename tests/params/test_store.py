@@ -131,3 +131,31 @@ def test_spilled_rows_keep_their_dtype_and_read_back_exactly(tmp_path: Path, dty
         np.hstack([b for _, _, b in iter_column_blocks(params, 40)]), rows
     )
     np.testing.assert_array_equal(np.vstack([b for _, _, b in iter_row_blocks(params, 40)]), rows)
+
+
+def test_the_spill_dir_is_checked_when_the_store_is_made(tmp_path: Path) -> None:
+    from loss_landscape_anim.params.store import check_spill_dir
+
+    assert check_spill_dir(None) is None
+    assert check_spill_dir(tmp_path) == tmp_path
+    assert os.listdir(tmp_path) == []  # the probe file leaves nothing behind
+    a_file = tmp_path / "rows"
+    a_file.write_bytes(b"")
+    with pytest.raises(
+        ValueError, match=r"Expected spill_dir to be an existing folder but .*rows' is not a folder"
+    ):
+        RowStore(4, spill_dir=a_file)
+    with pytest.raises(ValueError, match="does not exist"):
+        RowStore(4, spill_dir=tmp_path / "missing")
+    with pytest.raises(TypeError, match="Expected spill_dir to be a folder path"):
+        RowStore(4, spill_dir=b"/tmp")  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_folder_no_file_can_be_made_in_is_refused_as_spill_dir() -> None:
+    # /proc takes no new files, whoever runs the test (root ignores permission bits)
+    with pytest.raises(
+        ValueError,
+        match="Expected spill_dir to be a folder files can be created in but creating one in '/proc' failed",
+    ):
+        RowStore(4, spill_dir="/proc")

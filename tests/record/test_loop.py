@@ -183,8 +183,8 @@ def test_non_finite_weights_stop_the_recording_with_a_warning() -> None:
     model = small_net()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     with record_training(model, optimizer) as recording:
-        run_loop(model, optimizer, X, y, 1, recording)
-        with torch.no_grad():
+        run_loop(model, optimizer, X, y, 2, recording)
+        with torch.no_grad():  # after step 2, before its row is taken: part of that row
             model[0].weight[0, 0] = math.inf
         with pytest.warns(DivergenceWarning, match="not finite after step 2"):
             run_loop(model, optimizer, X, y, 2, recording)
@@ -226,9 +226,138 @@ def test_a_loss_that_is_not_a_scalar_is_refused() -> None:
     model = small_net()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     with record_training(model, optimizer) as recording:
-        with pytest.raises(
-            ValueError, match=r"scalar loss or accuracy but got a tensor of shape \(3,\)"
-        ):
+        with pytest.raises(ValueError, match=r"scalar loss but got a tensor of shape \(3,\)"):
             recording.report_loss(torch.ones(3))
-        with pytest.raises(TypeError, match="number or a scalar tensor but got str"):
+        with pytest.raises(ValueError, match=r"scalar accuracy but got an array of shape \(2,\)"):
+            recording.report_loss(1.0, np.ones(2))
+        with pytest.raises(
+            TypeError,
+            match="Expected loss to be a number, a scalar tensor or a 0-d array but got str",
+        ):
             recording.report_loss("0.5")
+        for flag in (True, np.bool_(True), torch.tensor(True)):
+            with pytest.raises(TypeError, match="Expected loss to be a"):
+                recording.report_loss(flag)
+
+
+def test_numpy_scalars_and_0d_arrays_are_reported_as_numbers() -> None:
+    X, y = spirals()
+    model = small_net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    reported = []
+    kinds = (np.float32, np.float64, np.array, lambda v: np.array([v], dtype=np.float32))
+    with record_training(model, optimizer) as recording:
+        for as_kind in kinds:
+            out = model(X)
+            loss = F.cross_entropy(out, y)
+            accuracy = (out.argmax(1) == y).float().mean().item()
+            recording.report_loss(as_kind(loss.item()), as_kind(accuracy))
+            reported.append((as_kind(loss.item()).item(), as_kind(accuracy).item()))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    trajectory = recording.trajectory()
+    np.testing.assert_array_equal(trajectory.loss[:4], [r[0] for r in reported])
+    np.testing.assert_array_equal(trajectory.accuracy[:4], [r[1] for r in reported])
+
+
+@pytest.mark.parametrize("line_search", [None, "strong_wolfe"])
+def test_lbfgs_rows_keep_the_loss_of_their_own_weights_not_of_trial_weights(line_search) -> None:
+    """LBFGS calls the closure on trial weights after the first call: only the first call
+    measured the row's weights."""
+    X, y = spirals()
+    model = small_net()
+    optimizer = torch.optim.LBFGS(
+        model.parameters(), lr=0.5, max_iter=5, line_search_fn=line_search
+    )
+    calls = []
+    with record_training(model, optimizer) as recording:
+        for _ in range(3):
+
+            def closure():
+                optimizer.zero_grad()
+                out = model(X)
+                loss = F.cross_entropy(out, y)
+                recording.report_loss(loss, (out.argmax(1) == y).float().mean())
+                calls.append(loss.item())
+                loss.backward()
+                return loss
+
+            optimizer.step(closure)
+    assert len(calls) > 3  # trial weights were evaluated
+    trajectory = recording.trajectory()
+    assert trajectory.steps.tolist() == [0, 1, 2, 3]
+    np.testing.assert_array_equal(trajectory.params[-1], flat(model))
+    own = [loss_of(model, row, X, y) for row in trajectory.params[:3]]  # oracle: a direct loss
+    np.testing.assert_allclose(trajectory.loss[:3], own, rtol=1e-6)
+    assert math.isnan(trajectory.loss[3])
+
+
+@pytest.mark.parametrize("report", [True, False])
+def test_a_second_optimizer_stepping_after_the_recorded_one_is_in_every_row(report) -> None:
+    """Row t holds the weights after the whole iteration t, the last row the final weights."""
+    X, y = spirals()
+    model = small_net()
+    first = torch.optim.SGD(model[0].parameters(), lr=0.5)
+    second = torch.optim.SGD(model[2].parameters(), lr=0.5)
+    weights, losses = [flat(model)], []
+    with record_training(model, first) as recording:
+        for _ in range(4):
+            loss = F.cross_entropy(model(X), y)
+            if report:
+                recording.report_loss(loss)
+            losses.append(loss.item())
+            first.zero_grad()
+            second.zero_grad()
+            loss.backward()
+            first.step()
+            second.step()
+            weights.append(flat(model))
+    trajectory = recording.trajectory()
+    assert trajectory.steps.tolist() == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(trajectory.params, np.stack(weights))
+    np.testing.assert_array_equal(trajectory.params[-1], flat(model))  # the final weights
+    if report:
+        np.testing.assert_allclose(trajectory.loss[:4], losses, rtol=1e-12)
+        own = [loss_of(model, row, X, y) for row in trajectory.params[:4]]
+        np.testing.assert_allclose(trajectory.loss[:4], own, rtol=1e-6)
+
+
+def test_a_lazy_model_is_recorded_from_its_first_batch() -> None:
+    X, y = spirals()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.LazyLinear(8), nn.Tanh(), nn.Linear(8, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    weights, losses = [], []
+    with record_training(model, optimizer) as recording:
+        for _ in range(3):
+            loss = F.cross_entropy(model(X), y)  # the first batch gives LazyLinear its shape
+            weights.append(flat(model))
+            recording.report_loss(loss)
+            losses.append(loss.item())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    trajectory = recording.trajectory()
+    assert trajectory.steps.tolist() == [0, 1, 2, 3]
+    np.testing.assert_array_equal(trajectory.params, np.stack([*weights, flat(model)]))
+    np.testing.assert_allclose(trajectory.loss[:3], losses, rtol=1e-12)
+    assert trajectory.layout.names[0] == "0.weight" and trajectory.n_params == 2 * 8 + 8 + 27
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_a_bad_spill_dir_is_refused_on_entering_the_block(tmp_path, kind) -> None:
+    folder = tmp_path / "missing"
+    if kind == "file":
+        folder = tmp_path / "a-file"
+        folder.write_text("")
+    model = small_net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    what = "does not exist" if kind == "missing" else "is not a folder"
+    with (
+        pytest.raises(
+            ValueError, match=f"Expected spill_dir to be an existing folder but .* {what}"
+        ),
+        record_training(model, optimizer, spill_dir=folder),
+    ):
+        pytest.fail("the block must not run")

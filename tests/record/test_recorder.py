@@ -160,3 +160,52 @@ def test_threads_change_only_when_asked_and_are_restored(num_threads, inside) ->
     train(Spy(2, 3), SpiralsDataModule(), 1, num_threads=num_threads, progress=False)
     assert set(seen) == {before if inside is None else inside}
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("step", [-1, 1.5, True, "2"])
+def test_a_step_that_is_not_a_count_of_steps_is_refused_at_once(step) -> None:
+    recorder = TrajectoryRecorder(tiny())
+    with pytest.raises(
+        ValueError, match=rf"Expected step to be a non-negative integer but got {step!r}"
+    ):
+        recorder.record(step)
+    with pytest.raises(ValueError, match="Expected step to be a non-negative integer"):
+        recorder.due(step)
+    assert len(recorder) == 0
+    assert recorder.record(np.int64(3))  # numpy integers are counts too
+    assert recorder.trajectory().steps.tolist() == [3]
+
+
+def test_losses_are_checked_when_recorded() -> None:
+    recorder = TrajectoryRecorder(tiny())
+    with pytest.raises(
+        TypeError, match="Expected loss to be a number, a scalar tensor or a 0-d array but got str"
+    ):
+        recorder.record(0, "0.5")  # type: ignore[arg-type]
+    assert recorder.record(0, np.float32(0.5), torch.tensor(0.25))
+    trajectory = recorder.trajectory()
+    assert (trajectory.loss[0], trajectory.accuracy[0]) == (0.5, 0.25)
+
+
+def test_a_lazy_model_gets_its_rows_once_its_parameters_have_shapes(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.LazyLinear(3), nn.Linear(3, 2))
+    recorder = TrajectoryRecorder(model, spill_dir=tmp_path)  # nothing to lay out yet
+    with pytest.raises(
+        ValueError, match=r"lazy ones without a shape yet \(0\.weight, 0\.bias\): run one batch"
+    ):
+        recorder.record(0)
+    model(torch.randn(4, 5))
+    assert recorder.record(0)
+    np.testing.assert_array_equal(
+        recorder.trajectory().params[0], parameters_to_vector(model.parameters()).detach().numpy()
+    )
+
+
+def test_a_bad_spill_dir_is_refused_when_the_recorder_is_made(tmp_path) -> None:
+    with pytest.raises(
+        ValueError, match=r"Expected spill_dir to be an existing folder but .* does not exist"
+    ):
+        TrajectoryRecorder(tiny(), spill_dir=tmp_path / "missing")
+    with pytest.raises(TypeError, match="Expected spill_dir to be a folder path"):
+        TrajectoryRecorder(tiny(), spill_dir=3)  # type: ignore[arg-type]

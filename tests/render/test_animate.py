@@ -28,6 +28,7 @@ from loss_landscape_anim import (
     project,
     train,
 )
+from loss_landscape_anim.errors import IncompatibleFileError
 from loss_landscape_anim.render import Style, frame_indices
 from loss_landscape_anim.render.animator import path_views
 from loss_landscape_anim.render.writers import _TRANSPARENT, PaletteMapper
@@ -540,3 +541,84 @@ def test_bad_view(pipeline, tmp_path):
     ):
         animate(pipeline.trajectory, pipeline.plane, pipeline.grid, tmp_path / "a.gif", view="flat")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- results that do not belong together -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def other_run(pipeline):
+    """The same model and data, trained from other initial weights: same rows, same steps."""
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        model = MLP(2, 3)
+    trajectory = train(model, pipeline.data, EPOCHS, seed=1, progress=False)
+    return trajectory, project(trajectory, "pca")
+
+
+def test_a_grid_of_another_plane_is_refused(pipeline, other_run, tmp_path):
+    _, plane = other_run
+    with pytest.raises(IncompatibleFileError, match="This loss grid was computed on another plane"):
+        animate(
+            pipeline.trajectory,
+            plane.with_path(pipeline.trajectory),
+            pipeline.grid,
+            tmp_path / "a.gif",
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_trajectory_of_another_run_is_refused_even_with_as_many_rows(pipeline, other_run):
+    trajectory, _ = other_run
+    assert len(trajectory) == len(pipeline.trajectory)  # the shapes alone cannot tell
+    with pytest.raises(IncompatibleFileError, match="The plane's path is not this trajectory's"):
+        animate(trajectory, pipeline.plane, pipeline.grid, None)
+    # projected onto the plane, it is drawn
+    animation = animate(
+        trajectory,
+        pipeline.plane.with_path(trajectory),
+        pipeline.grid,
+        None,
+        n_frames=2,
+        progress=False,
+    )
+    assert animation.n_frames == 2
+
+
+@pytest.mark.parametrize("hidden", [4, 16])
+def test_a_trajectory_of_another_model_is_refused(pipeline, hidden):
+    model = torch.nn.Sequential(
+        torch.nn.Linear(2, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 3)
+    )
+    other = train(model, pipeline.data, 2, progress=False)
+    n_params = pipeline.trajectory.n_params
+    match = (
+        rf"a model with {n_params} parameters \(the plane's\) but its rows hold {other.n_params}"
+    )
+    with pytest.raises(IncompatibleFileError, match=match):
+        animate(other, pipeline.plane, pipeline.grid, None)
+
+
+def test_path_losses_of_another_length_are_refused(pipeline):
+    losses = PathLosses(np.ones(ROWS - 1), np.ones(ROWS - 1))
+    with pytest.raises(
+        ValueError, match=rf"path losses of 'adam' to have {ROWS} values .* have {ROWS - 1}"
+    ):
+        animate(pipeline.trajectory, pipeline.plane, pipeline.grid, None, path_losses=losses)
+
+
+def test_decision_regions_of_rows_the_trajectory_does_not_have_are_refused(pipeline):
+    from loss_landscape_anim.results import DecisionRegions
+
+    regions = DecisionRegions(
+        np.array([0, ROWS]),
+        np.zeros((2, 4, 4), np.uint8),
+        (-1.0, 1.0, -1.0, 1.0),
+        np.zeros((3, 2)),
+        np.zeros(3, np.int64),
+        3,
+    )
+    with pytest.raises(
+        ValueError, match=rf"decision_regions of rows below {ROWS} .* up to row {ROWS}"
+    ):
+        animate(pipeline.trajectory, pipeline.plane, pipeline.grid, None, decision_regions=regions)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from matplotlib.axes import Axes
@@ -18,6 +20,7 @@ from loss_landscape_anim import (
     animate,
     plot_curvature,
 )
+from loss_landscape_anim.errors import IncompatibleFileError
 from loss_landscape_anim.params.layout import ParamLayout
 from loss_landscape_anim.render.animator import path_views
 from loss_landscape_anim.render.curvature import RATIO_CMAP, ratio_scale, save_curvature_png
@@ -106,14 +109,16 @@ LAYOUT = ParamLayout(("w",), ((4,),))
 
 def path(optimizer: str, lr: float) -> tuple[Trajectory, Plane]:
     rng = np.random.default_rng(0)
-    params = np.cumsum(rng.normal(size=(T, 4)), axis=0).astype(np.float32)
+    params = np.cumsum(rng.normal(size=(T, 4)), axis=0)
+    xy = np.stack([np.linspace(-1, 0, T), np.linspace(-2, 0, T)], axis=1)
+    params[:, :2] = params[-1, :2] + xy  # the path runs over the grid
+    params = params.astype(np.float32)
     steps = np.arange(T) * 2
     trajectory = Trajectory(
         params, np.linspace(2, 1, T), np.full(T, 0.5), steps, LAYOUT, optimizer, lr
     )
-    xy = np.stack([np.linspace(-1, 0, T), np.linspace(-2, 0, T)], axis=1)
     plane = Plane(params[-1].astype(np.float64), np.eye(2, 4), xy, np.zeros(T))
-    return trajectory, plane
+    return trajectory, plane.with_path(trajectory)
 
 
 def curvature_of(trajectory: Trajectory, rows: list[int], scale: float = 1.0) -> PathCurvature:
@@ -205,3 +210,57 @@ def test_curvature_of_unknown_paths_or_types_is_refused():
         )
     with pytest.raises(TypeError, match="Expected curvature to be a PathCurvature or a mapping"):
         animate(trajectory, plane, loss_grid(), None, curvature=[1, 2], progress=False)
+
+
+def test_curvature_of_another_run_is_refused():
+    """Same steps, optimizer and learning rate: only the fingerprint tells the runs apart."""
+    trajectory, plane = path("sgd", 0.5)
+    other = Trajectory(
+        np.asarray(trajectory.params) + 1.0,
+        trajectory.loss,
+        trajectory.accuracy,
+        trajectory.steps,
+        LAYOUT,
+        "sgd",
+        0.5,
+    )
+    curvature = dataclasses.replace(
+        curvature_of(other, [0, 10]), trajectory_fingerprint=other.fingerprint()
+    )
+    with pytest.raises(
+        IncompatibleFileError,
+        match=rf"The curvature of 'sgd' was computed along another path: its trajectory "
+        rf"fingerprint is {other.fingerprint()}, this trajectory's {trajectory.fingerprint()}",
+    ):
+        animate(trajectory, plane, loss_grid(), None, curvature=curvature, progress=False)
+    own = dataclasses.replace(curvature, trajectory_fingerprint=trajectory.fingerprint())
+    animate(trajectory, plane, loss_grid(), None, curvature=own, n_frames=2, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"steps": np.array([0, 18])}, "its row 10 is at step 18, this trajectory's at step 20"),
+        ({"rows": np.array([0, 11]), "steps": np.array([0, 22])}, "not rows of this 11-row"),
+        ({"optimizer": "adam"}, "its optimizer is 'adam', this trajectory's 'sgd'"),
+        ({"learning_rate": 0.1}, "its learning rate is 0.1, this trajectory's 0.5"),
+    ],
+)
+def test_curvature_without_a_fingerprint_is_checked_by_its_steps(change, match):
+    """Files written before curvature recorded its trajectory."""
+    trajectory, plane = path("sgd", 0.5)
+    curvature = dataclasses.replace(curvature_of(trajectory, [0, 10]), **change)
+    with pytest.raises(IncompatibleFileError, match=match):
+        animate(trajectory, plane, loss_grid(), None, curvature=curvature, progress=False)
+
+
+def test_plot_curvature_refuses_a_loss_grid_of_another_plane():
+    grid = dataclasses.replace(curvature_grid(), plane_fingerprint="a" * 16)
+    plot_curvature(grid, loss_grid=dataclasses.replace(loss_grid(), plane_fingerprint="a" * 16))
+    plot_curvature(grid, loss_grid=loss_grid())  # a grid that does not record its plane
+    with pytest.raises(
+        IncompatibleFileError,
+        match=r"The loss grid and the curvature grid lie on different planes \(fingerprints "
+        r"bbbbbbbbbbbbbbbb and aaaaaaaaaaaaaaaa\)",
+    ):
+        plot_curvature(grid, loss_grid=dataclasses.replace(loss_grid(), plane_fingerprint="b" * 16))

@@ -3,6 +3,7 @@ the step slider, the loss-valued colour bar, and the self-contained HTML file.""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from loss_landscape_anim import LossGrid, Plane, Trajectory, interactive_surface
+from loss_landscape_anim.errors import IncompatibleFileError
 from loss_landscape_anim.params.layout import ParamLayout
 from loss_landscape_anim.render.interactive import write_interactive_html
 from loss_landscape_anim.render.surface import grid_loss_at
@@ -106,3 +108,28 @@ def test_without_plotly_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
     with pytest.raises(ImportError, match=r"pip install 'loss-landscape-anim\[interactive\]'"):
         interactive_surface(bowl())
+
+
+def test_a_grid_of_another_plane_or_a_trajectory_of_another_model_is_refused():
+    plane = plane_with_path()
+    grid = dataclasses.replace(bowl(), plane_fingerprint=plane.fingerprint())
+    other = dataclasses.replace(plane, directions=plane.directions[::-1])
+    with pytest.raises(IncompatibleFileError, match="This loss grid was computed on another plane"):
+        interactive_surface(grid, plane=other)
+    layout = ParamLayout(("w",), ((4,),))
+    trajectory = Trajectory(np.zeros((2, 4)), np.ones(2), np.ones(2), np.arange(2), layout)
+    with pytest.raises(IncompatibleFileError, match=r"3 parameters .* but its rows hold 4"):
+        interactive_surface(grid, plane=plane, trajectory=trajectory)
+
+
+def test_the_same_figure_gives_the_same_html_file(tmp_path):
+    """Plotly names the figure's element with a random id unless told one."""
+    files = [
+        write_interactive_html(
+            interactive_surface(bowl(), plane=plane_with_path()), tmp_path / f"{k}.html"
+        )
+        for k in range(2)
+    ]
+    first, second = (f.read_bytes() for f in files)
+    assert first == second
+    assert b'id="loss-landscape"' in first

@@ -3,12 +3,15 @@ caller's axes (2D and 3D), colour bars in loss values on a log scale, the path o
 
 from __future__ import annotations
 
+import dataclasses
+
 import matplotlib
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
 from loss_landscape_anim import LossGrid, Plane, Trajectory, plot_landscape
+from loss_landscape_anim.errors import IncompatibleFileError
 from loss_landscape_anim.params.layout import ParamLayout
 from loss_landscape_anim.render.loss_scale import LossScale, nice_ticks
 from loss_landscape_anim.render.surface import grid_loss_at
@@ -190,3 +193,49 @@ def test_plot_does_not_change_global_style():
     before = dict(matplotlib.rcParams)
     plot_landscape(bowl(), plane=plane_with_path(), view="surface")
     assert dict(matplotlib.rcParams) == before
+
+
+def test_a_grid_of_another_plane_is_refused():
+    plane = plane_with_path()
+    grid = dataclasses.replace(bowl(), plane_fingerprint=plane.fingerprint())
+    plot_landscape(grid, plane=plane)  # its own plane
+    other = dataclasses.replace(plane, origin=np.ones(3))
+    with pytest.raises(
+        IncompatibleFileError,
+        match=rf"computed on another plane \(fingerprint {plane.fingerprint()}, this plane's is "
+        rf"{other.fingerprint()}\)",
+    ):
+        plot_landscape(grid, plane=other)
+
+
+@pytest.mark.parametrize("n_params", [2, 5])
+def test_a_trajectory_of_another_model_is_refused(n_params):
+    """Fewer parameters drew a garbage path, more raised numpy's broadcasting error."""
+    layout = ParamLayout(("w",), ((n_params,),))
+    trajectory = Trajectory(
+        np.zeros((4, n_params)), np.ones(4), np.full(4, np.nan), np.arange(4), layout
+    )
+    with pytest.raises(
+        IncompatibleFileError,
+        match=rf"Expected a trajectory of a model with 3 parameters \(the plane's\) but its rows hold {n_params}",
+    ):
+        plot_landscape(bowl(), plane=plane_with_path(), trajectory=trajectory)
+
+
+@pytest.mark.parametrize("low", [0.02, 1e-300, 1e-310])
+def test_the_surface_colour_bar_reads_in_losses_down_to_the_smallest_floats(low, tmp_path):
+    """Matplotlib's log norm takes losses below about 1e-287 for 0: the bar is drawn in heights
+    (log10 of the loss) and labelled in losses."""
+    grid = bowl(low=low)
+    fig, _ = plot_landscape(grid, view="surface")
+    fig.savefig(tmp_path / "surface.png")  # drawing the colour bar failed on tiny losses
+    bar = colorbar_axes(fig)
+    assert bar.get_ylabel() == "loss (log scale)"
+    ticks = tick_values(bar.yaxis)
+    finite = grid.loss[np.isfinite(grid.loss)]
+    assert len(ticks) >= 3
+    assert ticks.min() >= finite.min() * (1 - 1e-9) and ticks.max() <= finite.max() * (1 + 1e-9)
+    # each label sits at the height of its loss (labels have 6 significant digits)
+    np.testing.assert_allclose(bar.get_yticks(), np.log10(ticks), rtol=0, atol=1e-5)
+    low_height, high_height = bar.get_ylim()
+    np.testing.assert_allclose([low_height, high_height], np.log10([finite.min(), finite.max()]))

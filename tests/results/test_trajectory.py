@@ -110,3 +110,39 @@ def test_a_float64_trajectory_keeps_its_dtype_through_save_and_state_dict(tmp_pa
     state = loaded.state_dict(2)
     assert state["w"].dtype == torch.float64
     np.testing.assert_array_equal(state["w"].numpy().ravel(), wide.params[2, :6])
+
+
+def test_the_fingerprint_tells_runs_apart_but_not_filled_losses() -> None:
+    layout = ParamLayout(("w",), ((3,),))
+    params = np.arange(12, dtype=np.float32).reshape(4, 3)
+    a = Trajectory(params, np.full(4, np.nan), np.full(4, np.nan), np.arange(4), layout)
+    filled = Trajectory(params, np.ones(4), np.full(4, np.nan), np.arange(4), layout)
+    assert a.fingerprint() == filled.fingerprint()  # fill_losses keeps the run
+    moved = params.copy()
+    moved[-1, 0] += 1.0
+    for other in (
+        Trajectory(moved, a.loss, a.accuracy, a.steps, layout),
+        Trajectory(params, a.loss, a.accuracy, np.arange(4) * 2, layout),
+    ):
+        assert other.fingerprint() != a.fingerprint()
+
+
+def test_a_plane_knows_the_path_it_holds() -> None:
+    from loss_landscape_anim.results import Plane
+
+    layout = ParamLayout(("w",), ((3,),))
+    rng = np.random.default_rng(0)
+    params = rng.normal(size=(5, 3))
+    trajectory = Trajectory(params, np.ones(5), np.ones(5), np.arange(5), layout)
+    plane = Plane(params[-1], np.eye(2, 3), np.zeros((1, 2)), np.zeros(1)).with_path(trajectory)
+    plane.check_path(trajectory)
+    other = Trajectory(params + 0.5, np.ones(5), np.ones(5), np.arange(5), layout)
+    with pytest.raises(IncompatibleFileError, match="The plane's path is not this trajectory's"):
+        plane.check_path(other)
+    wider = Trajectory(
+        np.zeros((5, 4)), np.ones(5), np.ones(5), np.arange(5), ParamLayout(("w",), ((4,),))
+    )
+    with pytest.raises(
+        IncompatibleFileError, match=r"3 parameters \(the plane's\) but its rows hold 4"
+    ):
+        plane.with_path(wider)

@@ -278,7 +278,7 @@ def path_curvature_fields(T: int = 3) -> dict:
         (HessianTrace, {"n_samples": 0}, ValueError, "n_samples to be None or >= 1"),
         (HessianTrace, {"estimate": "big"}, TypeError, "estimate to be a number"),
         (LossLine, {"accuracy": np.ones(4)}, ValueError, r"accuracy of shape \(5,\)"),
-        (LossLine, {"labels": ("a", "b", "c")}, ValueError, "labels to be two names"),
+        (LossLine, {"labels": ("a", "b", "c")}, ValueError, "labels to be a pair"),
         (LossLine, {"alphas": np.array([0.0, 0.5, 0.25, 0.75, 1.0])}, ValueError, "strictly"),
     ],
 )

@@ -98,4 +98,5 @@ def curvature_along_path(
         n_examples=evaluator.n_examples,
         precision=evaluator.precision,
         converged=found.converged,
+        trajectory_fingerprint=trajectory.fingerprint(),
     )

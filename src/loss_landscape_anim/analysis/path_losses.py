@@ -11,6 +11,7 @@ from torch import nn
 from ..evaluate import LossEvaluator
 from ..results import PathLosses, Plane, Trajectory
 from ._evaluators import loss_evaluator, require
+from .fill_losses import ROW_BLOCK_BYTES
 
 __all__ = ["path_losses"]
 
@@ -37,6 +38,9 @@ def path_losses(
     evaluator = loss_evaluator(model, data, evaluator, evaluator_options)
     true = np.full(len(trajectory), np.nan)
     projected = np.full(len(trajectory), np.nan)
-    true[rows] = evaluator.weight_losses(np.asarray(trajectory.params[rows]))
+    block = max(1, ROW_BLOCK_BYTES // (trajectory.params.dtype.itemsize * trajectory.n_params))
+    for first in range(0, rows.size, block):  # a spilled trajectory is read block by block
+        chosen = rows[first : first + block]
+        true[chosen] = evaluator.weight_losses(np.asarray(trajectory.params[chosen]))
     projected[rows] = evaluator.plane_losses(plane.origin, plane.directions, plane.path_2d[rows])
     return PathLosses(true, projected)

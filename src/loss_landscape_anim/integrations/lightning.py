@@ -12,8 +12,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from .._validate import lazy_tensor_names
 from ..optimizers import optimizer_summary
-from ..params.store import DEFAULT_MEMORY_LIMIT
+from ..params.store import DEFAULT_MEMORY_LIMIT, check_spill_dir
 from ..record.loop import LoopRecorder
 from ..record.recorder import TrajectoryRecorder
 from ..results import Trajectory
@@ -43,14 +44,22 @@ class LossLandscapeCallback(Callback):
     Row 0 holds the initial weights, paired with the loss of the first training batch (the loss
     ``training_step`` returned, measured on those weights); then the weights after every
     ``every_n_steps``-th optimizer step (``trainer.global_step``), each paired with the loss of the
-    batch that was measured on them; the last row the final weights. NaN where no batch measured a
+    batch that was measured on them (the mean over the micro-batches of gradient accumulation,
+    each as ``training_step`` returned it, before Lightning divides it by
+    ``accumulate_grad_batches``); the last row the final weights. NaN where no batch measured a
     row's weights (``every_n_steps`` > 1 keeps only the due steps' losses). An ``"accuracy"`` entry
-    in what ``training_step`` returns is recorded as the accuracy.
+    in what ``training_step`` returns is recorded as the accuracy. With an optimizer that
+    evaluates its closure several times per step (LBFGS), the row's loss is the first
+    evaluation's, on the row's own weights (and its accuracy NaN: Lightning hands the callback
+    only the last evaluation's outputs, measured on trial weights).
 
-    Only the rank that is global zero records; the weights are copied to the CPU (past
-    ``memory_limit`` bytes, to a temporary file in ``spill_dir``). The rows are part of the
-    callback's state, saved in Lightning checkpoints and restored from them, so a resumed fit
-    continues the same trajectory.
+    A module with lazy modules (``nn.LazyLinear``, ...) is recorded from its first batch, which
+    gives their parameters their shapes. Only the rank that is global zero records; the weights
+    are copied to the CPU (past ``memory_limit`` bytes, to a temporary file in ``spill_dir``,
+    checked when the callback is made). The rows are part of the callback's state, saved in
+    Lightning checkpoints and restored from them, so a resumed fit continues the same
+    trajectory; several callbacks in one ``Trainer`` must differ in ``every_n_steps``, which
+    names their state.
 
     Example::
 
@@ -61,7 +70,8 @@ class LossLandscapeCallback(Callback):
     Args:
         every_n_steps: record every k-th optimizer step (>= 1).
         memory_limit: bytes of rows kept in memory before spilling to disk.
-        spill_dir: folder of the spill file (default: the system's temporary folder).
+        spill_dir: an existing folder for the spill file (default: the system's temporary
+            folder).
     """
 
     def __init__(
@@ -77,12 +87,35 @@ class LossLandscapeCallback(Callback):
                 raise ValueError(f"Expected {name} to be a positive integer but got {value!r}")
         self.every_n_steps = every_n_steps
         self.memory_limit = memory_limit
-        self.spill_dir = spill_dir
+        self.spill_dir = check_spill_dir(spill_dir)
         self._recording: LoopRecorder | None = None
         self._saved: dict[str, Any] | None = None
         self._step_before = 0
         self._loggers: list[Any] | None = None  # the trainer's, once training ended
         self._last_step = 0
+        self._first_loss: Any = None
+        self._evaluations = 0
+
+    @property
+    def state_key(self) -> str:
+        """The key of this callback's state in a checkpoint: the class name, followed by
+        ``every_n_steps`` unless it is 1 (the key every checkpoint had before several callbacks
+        could share a ``Trainer``)."""
+        if self.every_n_steps == 1:
+            return type(self).__qualname__
+        return self._generate_state_key(every_n_steps=self.every_n_steps)
+
+    def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        """Find this callback's state in a checkpoint written when every callback's key was the
+        class name alone."""
+        states = checkpoint.get("callbacks") or {}
+        old = states.get(type(self).__qualname__)
+        if (
+            self.state_key not in states
+            and isinstance(old, Mapping)
+            and old.get("every_n_steps") == self.every_n_steps
+        ):
+            self.load_state_dict(dict(old))
 
     @property
     def trajectory(self) -> Trajectory | None:
@@ -95,9 +128,7 @@ class LossLandscapeCallback(Callback):
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         if not trainer.is_global_zero:
             return
-        name, lr = (
-            optimizer_summary(trainer.optimizers[0]) if trainer.optimizers else ("", math.nan)
-        )
+        name, lr = _optimizer_summary(trainer.optimizers, pl_module)
         recorder = TrajectoryRecorder(
             pl_module,
             every=self.every_n_steps,
@@ -118,15 +149,35 @@ class LossLandscapeCallback(Callback):
         self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int
     ) -> None:
         self._step_before = trainer.global_step
+        self._first_loss, self._evaluations = None, 0
+
+    def on_before_backward(self, trainer: Any, pl_module: Any, loss: Any) -> None:
+        if self._recording is None:
+            return
+        self._recording.take()  # row 0 of a lazy module, now that its first batch shaped it
+        if pl_module.automatic_optimization:  # one backward per evaluation of the closure
+            self._evaluations += 1
+            if self._first_loss is None:
+                self._first_loss = loss.detach().clone()
 
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if self._recording is None:
             return
+        if not len(self._recording) and not self._recording.diverged:
+            # Row 0 of a lazy module that no backward pass has followed yet: it starts from the
+            # weights the module holds now.
+            if lazy_tensor_names(pl_module):
+                if trainer.global_step > self._step_before:
+                    _refuse_lazy(pl_module)
+                return
+            self._recording.start(trainer.global_step)
         loss, accuracy = _loss_and_accuracy(outputs)
-        if loss is not None and self._recording.step == self._step_before:
-            self._recording.report_loss(loss, accuracy)
+        if pl_module.automatic_optimization:
+            loss, accuracy = self._measured(trainer, loss, accuracy)
+        if loss is not None:
+            self._recording.report_loss(loss, accuracy, step=self._step_before)
         self._recording.advance(trainer.global_step)
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
@@ -192,6 +243,36 @@ class LossLandscapeCallback(Callback):
             )
         self._saved = state_dict.get("recording")
         self._recording = None
+
+    def _measured(self, trainer: Any, loss: Any, accuracy: Any) -> tuple[Any, Any]:
+        """The loss and accuracy ``training_step`` measured on the weights the batch started
+        from, under automatic optimization: Lightning hands the callback the loss divided by
+        ``accumulate_grad_batches``, and, when the optimizer evaluated its closure more than once
+        (LBFGS), the outputs of the last evaluation, on trial weights."""
+        scale = trainer.accumulate_grad_batches
+        if self._evaluations > 1:
+            scaled = getattr(getattr(trainer, "precision_plugin", None), "scaler", None) is not None
+            loss = None if scaled or self._first_loss is None else self._first_loss
+            accuracy = None
+        return (None if loss is None else loss * scale), accuracy
+
+
+def _optimizer_summary(optimizers: list[Any], module: Any) -> tuple[str, float]:
+    """The name and learning rate of the first optimizer that updates parameters of ``module``
+    (``("", nan)`` when none does: Lightning stands a placeholder in for a missing optimizer)."""
+    owned = {id(p) for p in module.parameters()}
+    for optimizer in optimizers:
+        if any(id(p) in owned for g in optimizer.param_groups for p in g["params"]):
+            return optimizer_summary(optimizer)
+    return "", math.nan
+
+
+def _refuse_lazy(module: Any) -> None:
+    raise ValueError(
+        f"LossLandscapeCallback cannot record {type(module).__name__}: its lazy parameters "
+        f"{lazy_tensor_names(module)[:3]} still have no shape after a training step; its "
+        "training_step must run every lazy module on the batch"
+    )
 
 
 def _loss_and_accuracy(outputs: Any) -> tuple[Any, Any]:

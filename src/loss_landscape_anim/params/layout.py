@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._validate import check_materialised
 from ..errors import IncompatibleFileError
 
 
@@ -49,6 +50,9 @@ class ParamLayout:
 
     @classmethod
     def of(cls, model: nn.Module) -> ParamLayout:
+        """The layout of ``model``'s parameters; ``ValueError`` for a model with lazy parameters
+        not materialised yet, or with none."""
+        check_materialised(model)
         named = list(model.named_parameters())
         if not named:
             raise ValueError(

@@ -16,10 +16,33 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-__all__ = ["DEFAULT_MEMORY_LIMIT", "RowStore", "SpilledRows"]
+__all__ = ["DEFAULT_MEMORY_LIMIT", "RowStore", "SpilledRows", "check_spill_dir"]
 
 #: Default number of bytes of rows held in memory before spilling to disk.
 DEFAULT_MEMORY_LIMIT = 512 * 2**20
+
+
+def check_spill_dir(spill_dir: Any, name: str = "spill_dir") -> str | os.PathLike | None:
+    """``spill_dir`` if it is None or an existing folder a file can be created in: checked when a
+    recording starts rather than at its first spill, which can come hours into training."""
+    if spill_dir is None:
+        return None
+    if not isinstance(spill_dir, (str, os.PathLike)):
+        raise TypeError(
+            f"Expected {name} to be a folder path (str or os.PathLike) or None but got "
+            f"{type(spill_dir).__name__}"
+        )
+    if not os.path.isdir(spill_dir):
+        what = "is not a folder" if os.path.exists(spill_dir) else "does not exist"
+        raise ValueError(f"Expected {name} to be an existing folder but {str(spill_dir)!r} {what}")
+    try:
+        tempfile.TemporaryFile(dir=os.fsdecode(spill_dir)).close()
+    except OSError as exc:
+        raise ValueError(
+            f"Expected {name} to be a folder files can be created in but creating one in "
+            f"{str(spill_dir)!r} failed: {exc.strerror or exc}"
+        ) from None
+    return spill_dir
 
 
 class SpillFile:
@@ -79,7 +102,7 @@ class RowStore:
         self.n_params = n_params
         self.dtype = np.dtype(dtype)
         self.memory_limit = memory_limit
-        self.spill_dir = spill_dir
+        self.spill_dir = check_spill_dir(spill_dir)
         self.expected_rows = expected_rows
         self._block: np.ndarray | None = None
         self._file: SpillFile | None = None

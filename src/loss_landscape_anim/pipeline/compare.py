@@ -64,8 +64,8 @@ class Comparison:
             (``curvature=True``).
         curvature_grid: the convexity map of the plane (``curvature=True`` with an output file).
         barriers: ``(a, b)`` -> the loss barrier on the straight line between the final weights
-            of optimizers ``a`` and ``b`` (:attr:`LossLine.barrier`): near 0 when they found the
-            same basin, clearly positive when a ridge separates them.
+            of optimizers ``a`` and ``b`` (:attr:`LossLine.barrier`, never below 0): about 0
+            when they found the same basin, clearly positive when a ridge separates them.
         lines: optimizer name -> the loss on the line from the initial to its final weights
             (with ``line_output``).
         decision_regions: the decision regions of ``center``'s path (2-input classifiers).

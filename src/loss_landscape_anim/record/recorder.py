@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import bisect
 import math
+import numbers
 import os
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._validate import check_positive_int
+from .._validate import check_positive_int, lazy_tensor_names
 from ..params.layout import ParamLayout, flatten_params
-from ..params.store import DEFAULT_MEMORY_LIMIT, RowStore
+from ..params.store import DEFAULT_MEMORY_LIMIT, RowStore, check_spill_dir
 from ..results.trajectory import Trajectory
 
 __all__ = ["TrajectoryRecorder"]
@@ -37,14 +39,17 @@ class TrajectoryRecorder:
 
     Use :meth:`due` to ask whether a step is one to record, :meth:`record` to record the weights
     the model holds now, and :meth:`trajectory` at the end. The recorder reads the model; it never
-    changes it, its mode or torch's settings.
+    changes it, its mode or torch's settings. A model with lazy modules (``nn.LazyLinear``, ...)
+    can be given before its first batch: rows can be recorded once that batch has given its
+    parameters their shapes.
 
     Args:
         model: the model being trained (its parameters are read, not copied, until recorded).
         every: record every k-th step (steps 0, k, 2k, ...).
         memory_limit: bytes of rows held in memory before spilling to a temporary file.
         expected_rows: how many rows to preallocate room for, when known.
-        spill_dir: folder of the spill file (default: the system's temporary folder).
+        spill_dir: an existing folder for the spill file, checked at once (default: the
+            system's temporary folder).
         optimizer, learning_rate: recorded with the trajectory, for labels and legends.
     """
 
@@ -64,27 +69,39 @@ class TrajectoryRecorder:
                 f"Expected model to be a torch.nn.Module but got {type(model).__name__}"
             )
         self.model = model
-        self.layout = ParamLayout.of(model)
         self.every = check_positive_int(every, "every")
         self.optimizer = optimizer
         self.learning_rate = learning_rate
-        self._store = RowStore(
-            self.layout.n_params,
-            _row_dtype(next(model.parameters()).dtype),
-            memory_limit=check_positive_int(memory_limit, "memory_limit"),
-            expected_rows=expected_rows,
-            spill_dir=spill_dir,
-        )
+        self._memory_limit = check_positive_int(memory_limit, "memory_limit")
+        self._expected_rows = expected_rows
+        self._spill_dir = check_spill_dir(spill_dir)
+        self._layout: ParamLayout | None = None
+        self._store: RowStore | None = None
+        if not lazy_tensor_names(model):
+            self._open()
         self.loss: list[float] = []
         self.accuracy: list[float] = []
         self.steps: list[int] = []
 
+    @property
+    def layout(self) -> ParamLayout:
+        """The layout of the rows (``ValueError`` while lazy parameters have no shape yet)."""
+        self._open()
+        assert self._layout is not None
+        return self._layout
+
     def __len__(self) -> int:
-        return len(self._store)
+        return 0 if self._store is None else len(self._store)
 
     def due(self, step: int) -> bool:
-        """True when ``step`` is one of the steps to record (every ``every``-th)."""
-        return step % self.every == 0
+        """True when ``step`` (a number of optimizer steps, >= 0) is one to record (every
+        ``every``-th)."""
+        return check_positive_int(step, "step", allow_zero=True) % self.every == 0
+
+    def has_row(self, step: int) -> bool:
+        """True when the row of ``step`` was recorded."""
+        index = bisect.bisect_left(self.steps, step)
+        return index < len(self.steps) and self.steps[index] == step
 
     def record(
         self,
@@ -94,11 +111,19 @@ class TrajectoryRecorder:
         *,
         weights: torch.Tensor | None = None,
     ) -> bool:
-        """Record the weights the model holds now as the row of ``step``, with the loss and
-        accuracy measured on these same weights (NaN: not measured). ``weights`` (P,) records
-        those flat weights instead (rows saved earlier, restored).
+        """Record the weights the model holds now as the row of ``step`` (optimizer steps
+        taken, an integer >= 0 above the last row's), with the loss and accuracy measured on
+        these same weights (numbers; NaN: not measured). ``weights`` (P,) records those flat
+        weights instead (rows saved earlier, restored).
 
         Returns False, and records nothing, when the weights are not all finite."""
+        step = check_positive_int(step, "step", allow_zero=True)
+        if self.steps and step <= self.steps[-1]:
+            raise ValueError(
+                f"Expected steps to increase but step {step} follows step {self.steps[-1]}"
+            )
+        loss, accuracy = as_number(loss, "loss"), as_number(accuracy, "accuracy")
+        store = self._open()
         flat = flatten_params(self.model) if weights is None else weights.reshape(-1)
         if flat.numel() != self.layout.n_params:
             raise ValueError(
@@ -106,14 +131,10 @@ class TrajectoryRecorder:
             )
         if not bool(torch.isfinite(flat).all()):
             return False
-        if self.steps and step <= self.steps[-1]:
-            raise ValueError(
-                f"Expected steps to increase but step {step} follows step {self.steps[-1]}"
-            )
-        self._store.append(flat)
-        self.loss.append(float(loss))
-        self.accuracy.append(float(accuracy))
-        self.steps.append(int(step))
+        store.append(flat)
+        self.loss.append(loss)
+        self.accuracy.append(accuracy)
+        self.steps.append(step)
         return True
 
     def set_measurement(self, step: int, loss: float, accuracy: float = math.nan) -> None:
@@ -124,12 +145,12 @@ class TrajectoryRecorder:
         index = bisect.bisect_left(self.steps, step)
         if index == len(self.steps) or self.steps[index] != step:
             raise KeyError(f"No row of step {step} was recorded")
-        self.loss[index] = float(loss)
-        self.accuracy[index] = float(accuracy)
+        self.loss[index] = as_number(loss, "loss")
+        self.accuracy[index] = as_number(accuracy, "accuracy")
 
     def rows(self) -> np.ndarray:
         """The (T, P) rows recorded so far (a read-only map of the spill file once spilled)."""
-        return self._store.rows()
+        return self._open().rows()
 
     def trajectory(self, *, diverged: bool = False) -> Trajectory:
         """The recorded rows as a :class:`Trajectory`, with the model's buffers (BatchNorm
@@ -137,7 +158,7 @@ class TrajectoryRecorder:
         if not len(self):
             raise ValueError("Expected at least one recorded row but nothing was recorded")
         return Trajectory(
-            params=self._store.rows(),
+            params=self.rows(),
             loss=np.array(self.loss, dtype=np.float64),
             accuracy=np.array(self.accuracy, dtype=np.float64),
             steps=np.array(self.steps, dtype=np.int64),
@@ -150,7 +171,43 @@ class TrajectoryRecorder:
 
     def close(self) -> None:
         """Drop what was recorded (and any spill file); for a run that failed."""
-        self._store.close()
+        if self._store is not None:
+            self._store.close()
+
+    def _open(self) -> RowStore:
+        """The row store, made when the model's parameters have their shapes (a model with lazy
+        modules gets them from its first batch)."""
+        if self._store is None:
+            self._layout = ParamLayout.of(self.model)
+            dtype = _row_dtype(next(self.model.parameters()).dtype)
+            self._store = RowStore(
+                self._layout.n_params,
+                dtype,
+                memory_limit=self._memory_limit,
+                expected_rows=self._expected_rows,
+                spill_dir=self._spill_dir,
+            )
+        return self._store
+
+
+def as_number(value: Any, name: str) -> float:
+    """``value`` as a float: a real number (``float``, ``np.float32``, ...; not a bool), or a
+    tensor or array holding one real value."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        value = (value.double() if value.is_floating_point() else value).numpy()
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise ValueError(f"Expected a scalar {name} but got an array of shape {value.shape}")
+        if value.dtype.kind not in "iuf":
+            raise TypeError(f"Expected {name} to be a real number but got a {value.dtype} value")
+        return float(value.reshape(()))
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"Expected {name} to be a number, a scalar tensor or a 0-d array but got "
+            f"{type(value).__name__}"
+        )
+    return float(value)
 
 
 def _row_dtype(dtype: torch.dtype) -> type:

@@ -18,6 +18,7 @@ import numpy as np
 from .._io import check_output_path
 from .._runtime import progress_bar
 from .._validate import check_choice, check_optional_positive_int, check_positive_int
+from ..errors import IncompatibleFileError
 from ..results import DecisionRegions, LossGrid, PathCurvature, PathLosses, Plane, Trajectory
 from .animation import Animation
 from .curvature_panel import as_curvature_map
@@ -25,7 +26,14 @@ from .landscape_plot import VIEWS
 from .style import PathView, Style
 from .writers import check_fps, encode_frames, format_for
 
-__all__ = ["DEFAULT_FPS", "DEFAULT_FRAMES", "animate", "frame_indices", "path_views"]
+__all__ = [
+    "DEFAULT_FPS",
+    "DEFAULT_FRAMES",
+    "animate",
+    "check_curvature",
+    "frame_indices",
+    "path_views",
+]
 
 
 #: Default frames per second of an animation.
@@ -97,10 +105,20 @@ def animate(
     if output is not None:
         check_output_path(output, "output")
     style = style or Style()
+    if isinstance(grid, LossGrid) and isinstance(plane, (Plane, Mapping)):
+        for each in [plane] if isinstance(plane, Plane) else plane.values():
+            if isinstance(each, Plane):
+                grid.check_plane(each)
     paths = path_views(trajectory, plane, path_losses, style)
     n_rows = max(len(p.steps) for p in paths)
     frames = frame_indices(n_rows, n_frames)
     curves = as_curvature_map(curvature, [p.name for p in paths])
+    check_curvature(curves, _as_mapping(trajectory, Trajectory, "trajectory"))
+    if decision_regions is not None and int(np.max(decision_regions.rows, initial=0)) >= n_rows:
+        raise ValueError(
+            f"Expected decision_regions of rows below {n_rows} (the trajectory's) but they "
+            f"go up to row {int(np.max(decision_regions.rows))}: they are another run's"
+        )
     from .figure import LandscapeFigure
     from .surface_figure import SurfaceFigure
 
@@ -151,12 +169,13 @@ def path_views(
     views = []
     for k, (name, traj) in enumerate(trajectories.items()):
         pl = plane if isinstance(plane, Plane) else planes[name]
-        if pl.path_2d.shape[0] != len(traj):
-            raise ValueError(
-                f"Expected the plane's path of {name!r} to have {len(traj)} points (one per row "
-                f"of the trajectory) but it has {pl.path_2d.shape[0]}"
-            )
+        pl.check_path(traj)
         pls = loss_map.get(name)
+        if pls is not None and len(pls.true) != len(traj):
+            raise ValueError(
+                f"Expected the path losses of {name!r} to have {len(traj)} values (one per row "
+                f"of the trajectory) but they have {len(pls.true)}: they are another run's"
+            )
         views.append(
             PathView(
                 name=name,
@@ -171,6 +190,46 @@ def path_views(
             )
         )
     return views
+
+
+def check_curvature(
+    curves: Mapping[str, PathCurvature], trajectories: Mapping[str, Trajectory]
+) -> None:
+    """Raise :class:`~loss_landscape_anim.errors.IncompatibleFileError` unless each curvature
+    was computed along the path it is drawn with: the trajectory's fingerprint (when the
+    curvature records it), rows within the trajectory, the same steps at those rows, the same
+    optimizer and learning rate (where both are known)."""
+    for name, c in curves.items():
+        why = _other_path(c, trajectories[name])
+        if why:
+            raise IncompatibleFileError(
+                f"The curvature of {name!r} was computed along another path: {why}"
+            )
+
+
+def _other_path(c: PathCurvature, traj: Trajectory) -> str:
+    """Why ``c`` was not computed along ``traj`` ("" when nothing says so)."""
+    if c.trajectory_fingerprint is not None and c.trajectory_fingerprint != traj.fingerprint():
+        return (
+            f"its trajectory fingerprint is {c.trajectory_fingerprint}, this trajectory's "
+            f"{traj.fingerprint()}"
+        )
+    rows, steps = np.asarray(c.rows), np.asarray(c.steps)
+    if rows.shape != steps.shape or (rows.size and not 0 <= rows.min() <= rows.max() < len(traj)):
+        return f"its rows {rows.tolist()[:5]}... are not rows of this {len(traj)}-row trajectory"
+    differ = np.flatnonzero(np.asarray(traj.steps)[rows] != steps)
+    if differ.size:
+        k = int(differ[0])
+        return (
+            f"its row {int(rows[k])} is at step {int(steps[k])}, this trajectory's at step "
+            f"{int(traj.steps[rows[k]])}"
+        )
+    if c.optimizer and traj.optimizer and c.optimizer != traj.optimizer:
+        return f"its optimizer is {c.optimizer!r}, this trajectory's {traj.optimizer!r}"
+    rates = (c.learning_rate, traj.learning_rate)
+    if all(np.isfinite(rates)) and rates[0] != rates[1]:
+        return f"its learning rate is {rates[0]!r}, this trajectory's {rates[1]!r}"
+    return ""
 
 
 def _as_mapping(value: Any, kind: type, name: str) -> dict[str, Any]:

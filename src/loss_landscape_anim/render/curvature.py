@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._io import atomic_path
+from ..errors import IncompatibleFileError
 from ..results import CurvatureGrid, LossGrid
 from ..results.curvature import eigenvalue_ratio, shown
 from .style import Style
@@ -72,6 +73,13 @@ def plot_curvature(
         )
     if loss_grid is not None and not isinstance(loss_grid, LossGrid):
         raise TypeError(f"Expected loss_grid to be a LossGrid but got {type(loss_grid).__name__}")
+    ours = curvature_grid.plane_fingerprint
+    theirs = None if loss_grid is None else loss_grid.plane_fingerprint
+    if None not in (ours, theirs) and ours != theirs:
+        raise IncompatibleFileError(
+            f"The loss grid and the curvature grid lie on different planes (fingerprints "
+            f"{theirs} and {ours}): pass the loss grid of the curvature grid's plane"
+        )
     if ax is None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure

@@ -17,7 +17,7 @@ from .._io import atomic_path
 from .._validate import check_positive_int
 from ..results import LossGrid, Plane, Trajectory
 
-__all__ = ["check_plotly", "interactive_surface", "write_interactive_html"]
+__all__ = ["HTML_DIV_ID", "check_plotly", "interactive_surface", "write_interactive_html"]
 
 _PATH_COLOR = "#ff7f0e"
 #: Most positions the step slider offers (spread evenly over the path, first and last kept).
@@ -79,7 +79,7 @@ def interactive_surface(
     if not isinstance(grid, LossGrid):
         raise TypeError(f"Expected grid to be a LossGrid but got {type(grid).__name__}")
     max_steps = check_positive_int(max_steps, "max_steps")
-    xy = path_coordinates(plane, trajectory)
+    xy = path_coordinates(plane, trajectory, grid)
     scale = LossScale.of(grid.loss, 2, log)
     if scale is None:
         raise ValueError("The grid has fewer than two distinct finite losses: nothing to draw")
@@ -181,8 +181,20 @@ def _slider(xy: np.ndarray, z: np.ndarray, steps: np.ndarray, max_steps: int) ->
     }
 
 
+#: The id of the figure's element in the HTML file: fixed, where Plotly draws a random one, so
+#: that the same figure always gives the same file.
+HTML_DIV_ID = "loss-landscape"
+
+
 def write_interactive_html(fig: Any, path: str | os.PathLike) -> Path:
-    """Write ``fig`` as one self-contained HTML file (Plotly's script inline), atomically."""
+    """Write ``fig`` as one self-contained HTML file (Plotly's script inline), atomically; the
+    same figure gives the same bytes."""
     with atomic_path(path) as tmp:
-        fig.write_html(str(tmp), include_plotlyjs=True, full_html=True, include_mathjax=False)
+        fig.write_html(
+            str(tmp),
+            include_plotlyjs=True,
+            full_html=True,
+            include_mathjax=False,
+            div_id=HTML_DIV_ID,
+        )
     return Path(path)

@@ -73,7 +73,7 @@ def plot_landscape(
     view = check_choice(view, "view", VIEWS)
     if not isinstance(grid, LossGrid):
         raise TypeError(f"Expected grid to be a LossGrid but got {type(grid).__name__}")
-    xy = path_coordinates(plane, trajectory)
+    xy = path_coordinates(plane, trajectory, grid)
     scale = LossScale.of(grid.loss, levels, log)
     with matplotlib.rc_context({"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9}):
         fig, ax = _axes(ax, view)
@@ -91,10 +91,17 @@ def plot_landscape(
     return fig, ax
 
 
-def path_coordinates(plane: Plane | None, trajectory: Trajectory | None) -> np.ndarray | None:
-    """The path to draw: ``plane.path_2d``, or ``trajectory`` projected onto ``plane``."""
+def path_coordinates(
+    plane: Plane | None, trajectory: Trajectory | None, grid: LossGrid | None = None
+) -> np.ndarray | None:
+    """The path to draw: ``plane.path_2d``, or ``trajectory`` projected onto ``plane``.
+
+    Raises :class:`~loss_landscape_anim.errors.IncompatibleFileError` when ``grid`` was computed
+    on another plane, or ``trajectory`` holds another model's weights."""
     if plane is not None and not isinstance(plane, Plane):
         raise TypeError(f"Expected plane to be a Plane or None but got {type(plane).__name__}")
+    if plane is not None and grid is not None:
+        grid.check_plane(plane)
     if trajectory is None:
         return None if plane is None else np.asarray(plane.path_2d)
     if not isinstance(trajectory, Trajectory):

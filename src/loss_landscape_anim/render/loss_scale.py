@@ -94,10 +94,21 @@ class LossScale:
     def tick_labels(self) -> list[str]:
         return [f"{t:.6g}" for t in self.ticks()]
 
-    def colorbar(self, fig: Any, mappable: Any, ax: Any, text_size: float, **kwargs: Any) -> Any:
-        """A colour bar for ``mappable`` beside ``ax``, ticked in loss values."""
+    def colorbar(
+        self,
+        fig: Any,
+        mappable: Any,
+        ax: Any,
+        text_size: float,
+        *,
+        in_heights: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """A colour bar for ``mappable`` beside ``ax``, ticked in loss values; ``in_heights``:
+        ``mappable`` maps the heights of :meth:`height`, not the losses."""
         bar = fig.colorbar(mappable, ax=ax, **kwargs)
-        bar.set_ticks(self.ticks(), labels=self.tick_labels())
+        ticks = self.height(self.ticks()) if in_heights else self.ticks()
+        bar.set_ticks(ticks, labels=self.tick_labels())
         bar.ax.minorticks_off()
         label = "loss (log scale)" if self.log else "loss"
         bar.set_label(label, fontsize=text_size)

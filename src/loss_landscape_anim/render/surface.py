@@ -60,6 +60,7 @@ def draw_surface(
     height axis ticked in loss values, and a colour bar beside it. Returns the surface."""
     import matplotlib
     from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
 
     X, Y = np.meshgrid(grid.xs, grid.ys)
     Z = np.ma.masked_invalid(scale.height(grid.loss))
@@ -84,6 +85,10 @@ def draw_surface(
     ax.set_ylim(grid.ys[0], grid.ys[-1])
     ax.tick_params(labelsize=text_size - 1)
     if colorbar:
-        mappable = ScalarMappable(norm=scale.norm, cmap=cmap)
-        scale.colorbar(fig, mappable, ax, text_size, shrink=0.6, pad=0.1)
+        # Coloured over the heights, as the surface is: on a log scale, log10(loss) stays a
+        # plain number where matplotlib's log norm fails (losses below about 1e-287, which its
+        # colour bar takes for 0).
+        norm = Normalize(*scale.height([scale.low, scale.high]))
+        mappable = ScalarMappable(norm=norm, cmap=cmap)
+        scale.colorbar(fig, mappable, ax, text_size, in_heights=True, shrink=0.6, pad=0.1)
     return surface

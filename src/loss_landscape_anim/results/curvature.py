@@ -134,6 +134,7 @@ class PathCurvature(Result):
         precision: the dtype the products were computed in (None: unknown).
         converged: (T',) bool, False where the eigensolver stopped at its iteration limit
             before its tolerance (the panel leaves those rows out; None: unknown).
+        trajectory_fingerprint: :meth:`Trajectory.fingerprint` of the path (None: unknown).
     """
 
     rows: np.ndarray
@@ -145,6 +146,7 @@ class PathCurvature(Result):
     n_examples: int | None = None
     precision: str | None = None
     converged: np.ndarray | None = None
+    trajectory_fingerprint: str | None = None
 
     ARRAYS = ("rows", "steps", "lambda_max", "lambda_min", "converged")
     REQUIRED = ("rows", "steps", "lambda_max", "lambda_min")
@@ -168,6 +170,7 @@ class PathCurvature(Result):
         object.__setattr__(self, "learning_rate", float(rate))
         _check_converged(self, (n,))
         _check_provenance(self)
+        optional_str(self.trajectory_fingerprint, "trajectory_fingerprint")
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])

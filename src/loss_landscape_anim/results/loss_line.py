@@ -50,8 +50,10 @@ class LossLine(Result):
         if not (np.isin(0.0, alphas) and np.isin(1.0, alphas)):
             raise ValueError("Expected alphas to include 0 (start) and 1 (end)")
         labels = self.labels
-        if isinstance(labels, str) or len(labels) != 2:
-            raise ValueError(f"Expected labels to be two names (start, end) but got {labels!r}")
+        if isinstance(labels, list):  # as a file's JSON metadata holds them
+            labels = tuple(labels)
+        if not (isinstance(labels, tuple) and len(labels) == 2):
+            raise ValueError(f"Expected labels to be a pair (start, end) but got {labels!r}")
         object.__setattr__(self, "alphas", alphas)
         object.__setattr__(self, "loss", loss)
         object.__setattr__(self, "accuracy", accuracy)
@@ -78,8 +80,9 @@ class LossLine(Result):
     @property
     def barrier(self) -> float:
         """The loss barrier: max over alpha in [0, 1] of ``loss(alpha)`` minus the straight
-        line between the two ends. Never below 0 (the line meets the loss at both ends): 0 when
-        the loss lies on or below the line everywhere (a convex loss), clearly positive when the
-        two ends lie in different basins. NaN if a loss on [0, 1] is NaN."""
+        line between the two ends. Never below 0: at alpha 0 and 1 the difference is 0. About
+        0 (up to rounding) for a loss that is convex along the line, where the curve lies on
+        or under the straight line; clearly positive when the two ends lie in different basins.
+        NaN if a loss on [0, 1] is NaN."""
         inside = (self.alphas >= 0.0) & (self.alphas <= 1.0)
         return float(np.max(self.loss[inside] - self.linear[inside]))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..errors import IncompatibleFileError
 from ..params.blocks import project_rows
 from ._base import Result
 from ._checks import array_field, check_finite, check_independent
@@ -96,5 +97,44 @@ class Plane(Result):
 
     def with_path(self, trajectory: Trajectory) -> Plane:
         """The same plane with ``trajectory`` projected onto it instead."""
+        self._check_weights(trajectory)
         coords, distance = project_rows(trajectory.params, self.origin, self.directions)
         return replace(self, path_2d=coords, off_plane_distance=distance)
+
+    def check_path(self, trajectory: Trajectory) -> None:
+        """Raise :class:`IncompatibleFileError` unless ``path_2d`` is ``trajectory`` projected
+        onto this plane: the same parameter count, one point per row, and its first and last
+        rows projecting onto the path's first and last points."""
+        self._check_weights(trajectory)
+        T = self.path_2d.shape[0]
+        if len(trajectory) != T:
+            raise IncompatibleFileError(
+                f"Expected the plane's path to have {len(trajectory)} points (one per row of the "
+                f"trajectory) but it has {T}"
+            )
+        ends = [0, T - 1]
+        coords, _ = project_rows(np.asarray(trajectory.params[ends]), self.origin, self.directions)
+        # The same projection, summed in other blocks: equal up to float64 rounding (about
+        # P * 1e-16 of the path's scale, below 1e-7 for any P a run holds), while another run's
+        # or model's rows differ at the scale of the path itself.
+        scale = max(float(np.max(np.abs(self.path_2d))), float(np.max(self.off_plane_distance)))
+        tolerance = 1e-6 * max(scale, float(np.finfo(np.float64).tiny))
+        if not np.allclose(coords, self.path_2d[ends], rtol=0.0, atol=tolerance):
+            raise IncompatibleFileError(
+                "The plane's path is not this trajectory's: its first and last rows project "
+                f"onto {np.round(coords, 6).tolist()} but the path runs from "
+                f"{np.round(self.path_2d[0], 6).tolist()} to "
+                f"{np.round(self.path_2d[-1], 6).tolist()} (another run, or another model); "
+                "project it with plane.with_path(trajectory)"
+            )
+
+    def _check_weights(self, trajectory: Trajectory) -> None:
+        if not isinstance(trajectory, Trajectory):
+            raise TypeError(
+                f"Expected trajectory to be a Trajectory but got {type(trajectory).__name__}"
+            )
+        if trajectory.n_params != self.origin.shape[0]:
+            raise IncompatibleFileError(
+                f"Expected a trajectory of a model with {self.origin.shape[0]} parameters (the "
+                f"plane's) but its rows hold {trajectory.n_params}: it is another model's"
+            )

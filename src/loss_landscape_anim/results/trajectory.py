@@ -3,6 +3,8 @@ and accuracy of those same weights."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -119,6 +121,15 @@ class Trajectory(Result):
     def dtype(self) -> np.dtype:
         """The dtype of the recorded weights (the model's)."""
         return self.params.dtype
+
+    def fingerprint(self) -> str:
+        """A short hash of the layout, the steps and the first and last rows: what tells one
+        run's path from another's (the losses are left out: :func:`fill_losses` changes them)."""
+        digest = hashlib.sha256(json.dumps(self.layout.to_json()).encode())
+        digest.update(np.ascontiguousarray(self.steps, dtype=np.int64).tobytes())
+        for row in (self.params[0], self.params[-1]):
+            digest.update(np.ascontiguousarray(row).tobytes())
+        return digest.hexdigest()[:16]
 
     def state_dict(self, t: int = -1) -> dict[str, torch.Tensor]:
         """The weights of row ``t`` as a ``state_dict`` of the parameters (new tensors, in the
