@@ -103,6 +103,13 @@ def _run(args: argparse.Namespace) -> None:
     data, model = _data_and_model(args)
     batch_size = args.batch_size if data is None else None  # MNIST's is set on its data module
     common = dict(
+        datamodule=data,
+        model=model,
+        reduction_method=args.method,
+        seed=args.seed,
+        output_filename=args.output,
+        giffps=args.fps,
+        batch_size=batch_size,
         learning_rate=args.lr,
         resolution=args.resolution,
         margin=args.margin,
@@ -120,34 +127,16 @@ def _run(args: argparse.Namespace) -> None:
         from ..pipeline import compare_optimizers
 
         compare_optimizers(
-            args.compare,
-            args.epochs,
-            model=model,
-            datamodule=data,
-            center=args.center,
-            reduction_method=args.method,
-            seed=args.seed,
-            output_filename=args.output,
-            giffps=args.fps,
-            n_frames=args.frames,
-            batch_size=batch_size,
-            **common,
+            args.compare, args.epochs, center=args.center, n_frames=args.frames, **common
         )
         return
     loss_landscape_anim(
         args.epochs,
-        datamodule=data,
-        model=model,
         optimizer=args.optimizer,
-        reduction_method=args.method,
         model_dirpath=args.checkpoints,
         load_model=args.load,
-        output_filename=args.output,
-        giffps=args.fps,
         sampling=args.frames is not None,
         n_frames=args.frames or DEFAULT_FRAMES,
-        seed=args.seed,
-        batch_size=batch_size,
         **common,
     )
 

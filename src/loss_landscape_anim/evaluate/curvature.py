@@ -25,14 +25,13 @@ import torch
 from torch import nn
 
 from .._runtime import NumThreads
-from .._validate import check_choice, check_optional_positive_int, check_positive_int
+from .._validate import check_choice
 from .budgets import DEFAULT_CACHE_BUDGET, DEFAULT_HESSIAN_BUDGET, PRODUCT_OVERHEAD, budget_for
 from .checkpoint import GridCheckpoint
 from .extremes import Extremes, ExtremesSettings, extremes_job
 from .hessian_chain import ChainProducts
 from .hessian_products import FunctionalProducts, HessianProducts
-from .precision import check_precision
-from .preparation import Preparation, preparation_of
+from .preparation import Evaluator, Preparation
 from .schedule import collect
 from .streamed import StreamedData
 
@@ -45,7 +44,7 @@ logger = logging.getLogger(__name__)
 PRODUCTS = ("auto", "chain", "functional")
 
 
-class CurvatureEvaluator:
+class CurvatureEvaluator(Evaluator):
     """Hessians of the mean loss of ``model``'s architecture over ``data`` at many weights.
 
     Args:
@@ -81,9 +80,6 @@ class CurvatureEvaluator:
         subset_seed: int = 0,
         precision: str | None = None,
     ):
-        self.chunk_size = check_optional_positive_int(chunk_size, "chunk_size")
-        if memory_budget is not None:
-            check_positive_int(memory_budget, "memory_budget")
         products = check_choice(products, "products", PRODUCTS)
         options = {
             "device": device,
@@ -93,11 +89,15 @@ class CurvatureEvaluator:
             "stream": stream,
             "subset_seed": subset_seed,
         }
-        self.preparation = prep = preparation_of(model, data, options)
-        self.model = prep.model
-        self.device = prep.device
-        self.ranks = prep.ranks
-        self.autocast_dtype = check_precision(precision, self.device, self.model.dtype)
+        super().__init__(
+            model,
+            data,
+            options,
+            chunk_size=chunk_size,
+            memory_budget=memory_budget,
+            precision=precision,
+        )
+        prep = self.preparation
         if memory_budget is None:
             memory_budget = budget_for(DEFAULT_HESSIAN_BUDGET, self.device)
         self.memory_budget = int(memory_budget)
@@ -109,10 +109,6 @@ class CurvatureEvaluator:
     @property
     def n_params(self) -> int:
         return self.model.layout.n_params
-
-    @property
-    def n_examples(self) -> int:
-        return self.data.n_examples
 
     @property
     def precision(self) -> str:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .._runtime import NumThreads
-from .._validate import check_choice, check_optional_positive_int, check_positive_int
+from .._validate import check_choice
 from .budgets import (
     ACTIVATION_OVERHEAD,
     DEFAULT_CACHE_BUDGET,
@@ -32,8 +32,8 @@ from .budgets import (
 from .checkpoint import GridCheckpoint
 from .functional import compute_dtype
 from .points import Points
-from .precision import check_precision, precision_scope, warn_if_emulated
-from .preparation import Preparation, preparation_of
+from .precision import precision_scope, warn_if_emulated
+from .preparation import Evaluator, Preparation
 from .schedule import chunk_slices, collect, loss_job
 from .strategies import STRATEGIES, Setting, Strategy, choose_strategy
 from .strategies.base import map_points
@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 BN_MODES = ("eval", "recompute")
 
 
-class LossEvaluator:
+class LossEvaluator(Evaluator):
     """Mean loss of ``model``'s architecture at many weight vectors, on data prepared once.
 
     Args:
@@ -105,9 +105,6 @@ class LossEvaluator:
         bn: str = "eval",
         precision: str | None = None,
     ):
-        self.chunk_size = check_optional_positive_int(chunk_size, "chunk_size")
-        if memory_budget is not None:
-            check_positive_int(memory_budget, "memory_budget")
         strategy = check_choice(strategy, "strategy", ("auto", *STRATEGIES))
         self.bn = check_choice(bn, "bn", BN_MODES)
         if self.bn == "recompute" and strategy not in ("auto", "per_point"):
@@ -123,11 +120,15 @@ class LossEvaluator:
             "stream": stream,
             "subset_seed": subset_seed,
         }
-        self.preparation = prep = preparation_of(model, data, options)
-        self.model = prep.model
-        self.device = prep.device
-        self.ranks = prep.ranks
-        self.autocast_dtype = check_precision(precision, self.device, self.model.dtype)
+        super().__init__(
+            model,
+            data,
+            options,
+            chunk_size=chunk_size,
+            memory_budget=memory_budget,
+            precision=precision,
+        )
+        prep = self.preparation
         warn_if_emulated(self.device, self.autocast_dtype)
         self.per_example = prep.example_bytes * ACTIVATION_OVERHEAD
         self.vectorized = self._vectorized(memory_budget)
@@ -156,10 +157,6 @@ class LossEvaluator:
         else:
             self.plane_strategy = choose_strategy(strategy, setting, plane=True)
             self.weight_strategy = choose_strategy(strategy, setting, plane=False)
-
-    @property
-    def n_examples(self) -> int:
-        return self.data.n_examples
 
     @property
     def precision(self) -> str:

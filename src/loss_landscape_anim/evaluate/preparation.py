@@ -20,17 +20,18 @@ import torch
 from torch import nn
 
 from .._runtime import NumThreads, check_num_threads, resolve_device, thread_scope
-from .._validate import check_optional_positive_int
+from .._validate import check_optional_positive_int, check_positive_int
 from .budgets import SMALL_WORK_BYTES
 from .checkpoint import array_fingerprint
 from .data import EvalData
 from .functional import FunctionalModel
 from .points import PlanePoints, Points, WeightPoints
+from .precision import check_precision
 from .probes import SequentialSplit, activation_bytes, has_conv, split_first_linear, vmap_works
 from .ranks import ProcessGroupRanks, Ranks, SingleProcess, process_group_ranks, rank_device
 from .streamed import StreamedData, streamed_source
 
-__all__ = ["PREPARATION_OPTIONS", "Preparation", "preparation_of"]
+__all__ = ["PREPARATION_OPTIONS", "Evaluator", "Preparation", "preparation_of"]
 
 #: Examples and output values a checkpoint's probe of the model takes (see
 #: :meth:`Preparation.probe`).
@@ -183,6 +184,39 @@ class Preparation:
             "n_examples": self.n_examples,
             "dtype": str(self.model.dtype).removeprefix("torch."),
         }
+
+
+class Evaluator:
+    """What the loss and the curvature evaluators share: their preparation (made from ``model``
+    and ``data`` with the preparation's ``options``, or shared: see :func:`preparation_of`), its
+    model, device and ranks, the chunk size and memory budget asked for (checked), and the
+    precision (checked against the device and the model's dtype). Each evaluator sets its own
+    ``data`` (the preparation's, cut into batches for its budget)."""
+
+    data: EvalData
+
+    def __init__(
+        self,
+        model: Any,
+        data: Any,
+        options: dict[str, Any],
+        *,
+        chunk_size: int | None,
+        memory_budget: int | None,
+        precision: str | None,
+    ):
+        self.chunk_size = check_optional_positive_int(chunk_size, "chunk_size")
+        if memory_budget is not None:
+            check_positive_int(memory_budget, "memory_budget")
+        self.preparation = preparation_of(model, data, options)
+        self.model = self.preparation.model
+        self.device = self.preparation.device
+        self.ranks = self.preparation.ranks
+        self.autocast_dtype = check_precision(precision, self.device, self.model.dtype)
+
+    @property
+    def n_examples(self) -> int:
+        return self.data.n_examples
 
 
 def preparation_of(model: Any, data: Any, options: dict[str, Any]) -> Preparation:
