@@ -37,11 +37,18 @@ EXPECTED = {
     "interactive_surface",
     "plot_loss_line",
     "loss_along_line",
+    # mode connectivity: curves between solutions, permutation alignment, their pictures
+    "connect",
+    "loss_along_curve",
+    "align",
+    "plot_connectivity",
+    "animate_connectivity",
     # their results
     "Trajectory",
     "Plane",
     "LossGrid",
     "LossLine",
+    "Curve",
     "Animation",
     "Comparison",
     "PathLosses",
