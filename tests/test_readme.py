@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -25,6 +26,12 @@ SMALLER = {
     "train(model, data": {"n_epochs=300": "n_epochs=12", "resolution=100": "resolution=6"},
     "compare_optimizers": {"n_epochs=200": "n_epochs=6"},
     "TrajectoryRecorder(": {"range(100)": "range(12)", "record(100,": "record(12,"},
+    "connect(model, spirals, adam": {
+        "spirals, 300,": "spirals, 12,",
+        "epochs=300": "epochs=12",
+        "n_points=61": "n_points=5",
+        "history_paths(plane))": "history_paths(plane), resolution=5)",
+    },
 }
 
 
@@ -73,6 +80,10 @@ def test_each_readme_example_runs(index: int, tmp_path: Path, monkeypatch) -> No
     if "animate(" in code or "loss_landscape_anim(" in code:
         written = list(tmp_path.glob("*.gif"))
         assert written and all(p.stat().st_size > 0 for p in written)
+    if "animate_connectivity(" in code:
+        with Image.open(tmp_path / "connectivity.gif") as im:
+            assert im.n_frames == namespace["curve"].n_rows
+        assert namespace["along"].barrier <= namespace["line"].barrier
     if "compare_optimizers" in code:
         result = namespace["result"]
         assert set(result.trajectories) == {"adam", "sgd", "adagrad", "rmsprop"}

@@ -125,8 +125,11 @@ def test_loss_along_curve_matches_direct_evaluation(two_solutions):
         assert along.accuracy[k] == pytest.approx(accuracy, abs=1e-12)
     assert along.labels == curve.labels and along.n_examples == len(X)
     evaluator = LossEvaluator(model, (X, y))
-    shared = loss_along_curve(model, (X, y), curve, n_points=5, row=3, evaluator=evaluator)
+    shared = loss_along_curve(
+        model, (X, y), curve, n_points=5, row=3, evaluator=evaluator, accuracy=False
+    )
     np.testing.assert_array_equal(shared.loss, along.loss)
+    assert np.isnan(shared.accuracy).all()
 
 
 def bn_net() -> nn.Module:

@@ -28,6 +28,7 @@ def loss_along_curve(
     n_points: int = 61,
     bn: str = "recompute",
     row: int = -1,
+    accuracy: bool = True,
     evaluator: LossEvaluator | None = None,
     **evaluator_options: Any,
 ) -> LossLine:
@@ -55,6 +56,8 @@ def loss_along_curve(
         bn: ``"recompute"`` or ``"eval"`` (see above).
         row: the bends of this row of ``curve.history`` (default: the final bends), to follow
             the curve while it trains.
+        accuracy: also evaluate the accuracy (one more pass over the data per point); False
+            leaves it NaN.
         evaluator: a :class:`LossEvaluator` already built on ``model`` and ``data`` (then
             ``evaluator_options`` must be empty and its ``bn`` must match).
         evaluator_options: for :class:`LossEvaluator` (``device``, ``n_examples``...).
@@ -78,8 +81,8 @@ def loss_along_curve(
     ts = np.linspace(0.0, 1.0, n_points)
     weights = curve.points(ts, row)
     loss = evaluator.weight_losses(weights)
-    accuracy = evaluator.weight_accuracies(weights)
-    return LossLine(ts, loss, accuracy, curve.labels, evaluator.n_examples)
+    correct = evaluator.weight_accuracies(weights) if accuracy else np.full(n_points, np.nan)
+    return LossLine(ts, loss, correct, curve.labels, evaluator.n_examples)
 
 
 def curve_evaluator(
