@@ -18,6 +18,7 @@ from PIL import Image, ImageSequence
 
 from loss_landscape_anim import (
     MLP,
+    Curve,
     LossEvaluator,
     Style,
     animate_connectivity,
@@ -145,3 +146,10 @@ def test_bad_inputs_are_refused(scene, tmp_path):
     with pytest.raises(ValueError, match="Expected output to end in one of"):
         animate_connectivity(curve, grid, tmp_path / "curve.txt", progress=False)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_curve_built_by_hand_animates_in_one_frame(scene):
+    _, _, _, curve, plane, grid, _, _ = scene
+    by_hand = Curve(curve.start, curve.end, curve.bends)  # no training losses, no history
+    animation = animate_connectivity(by_hand, grid, None, plane=plane, progress=False)
+    assert animation.n_frames == 1 and animation.data[:6] == b"GIF89a"
