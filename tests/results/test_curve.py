@@ -119,6 +119,24 @@ def test_the_plane_needs_a_bend_off_the_line():
         on_line.plane()
 
 
+def test_projections_of_earlier_rows_match_the_residuals_computed_point_by_point():
+    curve = make_curve(rows=3)
+    plane = curve.plane()
+    ts = np.linspace(0, 1, 9)
+    coords, distance = curve.project(plane.origin, plane.directions, ts, row=0)
+    offsets = curve.points(ts, row=0) - plane.origin
+    expected = offsets @ plane.directions.T  # orthonormal directions: dot products
+    residual = np.linalg.norm(offsets - expected @ plane.directions, axis=1)
+    scale = float(np.linalg.norm(offsets, axis=1).max())
+    np.testing.assert_allclose(coords, expected, rtol=0, atol=sum_tolerance(scale, P))
+    assert residual[1:-1].min() > 0.1 * scale  # the earlier bend is far off the final plane
+    # squared distances: sums of P products of entries of the offsets (9: a few more roundings
+    # of the control points' combination)
+    np.testing.assert_allclose(
+        distance**2, residual**2, rtol=0, atol=sum_tolerance(scale**2, 9 * P)
+    )
+
+
 def test_history_paths_cover_the_curve_and_its_control_points():
     curve = make_curve(rows=3)
     plane = curve.plane()

@@ -204,27 +204,40 @@ class Curve:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Least-squares coordinates (K, 2) of the curve's points at ``ts`` (with the bends of
         history row ``row``) on the plane ``origin + span(directions)`` (``directions`` (2, P)),
-        and their distances (K,) from it, computed from the residual (not a difference of
-        squares, which would lose the small distances to rounding)."""
-        offsets = self.points(ts, row) - origin
-        coords = np.linalg.solve(directions @ directions.T, directions @ offsets.T).T
-        residual = offsets - coords @ directions
-        return coords, np.linalg.norm(residual, axis=1)
+        and their distances (K,) from it.
+
+        A point of the curve is a combination ``c(t) @ control`` of the control points, so both
+        follow from the control points' coordinates and residuals (what is left of each after
+        its projection), at a cost of B + 2 weight vectors whatever the number of points: the
+        distance is ``|c(t) @ residuals|``, from the residuals' Gram matrix (computed from the
+        residuals themselves, not as a difference of squares, which would lose small distances
+        to rounding)."""
+        control, residual = self._control_projection(origin, directions, row)
+        c = curve_coefficients(self.kind, self.n_bends, ts)
+        squared = np.einsum("ki,ij,kj->k", c, residual @ residual.T, c)
+        return c @ control, np.sqrt(np.clip(squared, 0.0, None))
 
     def history_paths(self, plane: Plane, n_points: int = 61) -> list[np.ndarray]:
         """Per history row, the plane coordinates (n_points + B + 2, 2) of the curve's points at
         ``n_points`` values of ``t`` followed by its control points (the ends and the bends),
         projected onto ``plane``: the ``extra_paths`` of ``compute_loss_grid`` for a grid that
         shows the curve, its bends and its control polygon at every step of its training."""
-        ts = np.linspace(0.0, 1.0, n_points)
-        gram = plane.directions @ plane.directions.T
+        c = curve_coefficients(self.kind, self.n_bends, np.linspace(0.0, 1.0, n_points))
         paths = []
         for row in range(self.n_rows):
-            points = self.project(plane.origin, plane.directions, ts, row)[0]
-            offsets = self.control_points(row) - plane.origin
-            control = np.linalg.solve(gram, plane.directions @ offsets.T).T
-            paths.append(np.concatenate([points, control]))
+            control, _ = self._control_projection(plane.origin, plane.directions, row)
+            paths.append(np.concatenate([c @ control, control]))
         return paths
+
+    def _control_projection(
+        self, origin: np.ndarray, directions: np.ndarray, row: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Least-squares plane coordinates (B + 2, 2) of the control points of history row
+        ``row`` and their residuals (B + 2, P) off the plane."""
+        offsets = self.control_points(row) - origin
+        gram = directions @ directions.T
+        control = np.linalg.solve(gram, directions @ offsets.T).T
+        return control, offsets - control @ directions
 
     def save(self, path: str | os.PathLike) -> Path:
         arrays = {
