@@ -24,6 +24,7 @@ from ..record import train
 from ..record.optimizers import OptimizerSpec, check_optimizer_spec
 from ..render import Animation, Style, frame_indices
 from ..results import CurvatureGrid, LossGrid, PathCurvature, PathLosses, Plane, Trajectory
+from .connectivity import Connectivity, connect_pairs
 from .curvature import check_curvature, panel_curvature, write_curvature_map
 from .options import (
     DEFAULT_FPS,
@@ -65,6 +66,8 @@ class Comparison:
         barriers: ``(a, b)`` -> the loss barrier on the straight line between the final weights
             of optimizers ``a`` and ``b`` (:attr:`LossLine.barrier`): about 0 or below when they
             found the same basin, clearly positive when a ridge separates them.
+        connectivity: ``(a, b)`` -> the barrier on the line, on the line after aligning the
+            hidden units, and on a trained curve, with the curve (``connectivity=True``).
     """
 
     trajectories: dict[str, Trajectory]
@@ -76,6 +79,7 @@ class Comparison:
     curvature: dict[str, PathCurvature] | None = None
     curvature_grid: CurvatureGrid | None = None
     barriers: dict[tuple[str, str], float] = field(default_factory=dict)
+    connectivity: dict[tuple[str, str], Connectivity] | None = None
 
 
 def compare_optimizers(
@@ -106,6 +110,7 @@ def compare_optimizers(
     precision: str | None = None,
     curvature: bool = False,
     view: str = "contour",
+    connectivity: bool = False,
 ) -> Comparison:
     """Train one copy of the model per optimizer from identical initial weights, project all
     paths onto one shared plane through ``center``'s final weights, and animate them together.
@@ -131,6 +136,10 @@ def compare_optimizers(
         curvature: a side panel with the Hessian's extreme eigenvalues along each path (and
             2/lr for SGD), and the convexity map written beside the output as
             ``<stem>.curvature.png``.
+        connectivity: for each pair of optimizers, the barrier on the line between their final
+            weights, after aligning their hidden units, and on a trained Bezier curve (Garipov
+            et al. 2018), in ``Comparison.connectivity``; with an output file, each curve's
+            animation beside it as ``<stem>.connect-<a>-<b>.<suffix>``.
     """
     specs = _optimizer_specs(optimizers)
     center = next(iter(specs)) if center is None else _label(center, specs, "center")
@@ -206,8 +215,11 @@ def compare_optimizers(
             curvature_map = write_curvature_map(
                 trained, data, plane, grid, render_options.output, grid_options, run, extra
             )
+    links = connect_pairs(
+        connectivity, trained, data, trajectories, n_epochs, grid_options, render_options, run
+    )
     return Comparison(
-        trajectories, plane, planes, grid, center, animation, curves, curvature_map, barriers
+        trajectories, plane, planes, grid, center, animation, curves, curvature_map, barriers, links
     )
 
 
