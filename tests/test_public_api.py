@@ -43,11 +43,18 @@ EXPECTED = {
     "log_tensorboard",
     "log_wandb",
     "export_surface",
+    # mode connectivity: curves between solutions, permutation alignment, their pictures
+    "connect",
+    "loss_along_curve",
+    "align",
+    "plot_connectivity",
+    "animate_connectivity",
     # their results
     "Trajectory",
     "Plane",
     "LossGrid",
     "LossLine",
+    "Curve",
     "Animation",
     "Comparison",
     "PathLosses",

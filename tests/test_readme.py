@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -26,6 +27,12 @@ SMALLER = {
     "compare_optimizers": {"n_epochs=200": "n_epochs=6"},
     "TrajectoryRecorder(": {"range(100)": "range(12)", "record(100,": "record(12,"},
     "log_tensorboard(": {"n_epochs=30": "n_epochs=4", "resolution=30": "resolution=5"},
+    "connect(model, spirals, adam": {
+        "spirals, 300,": "spirals, 12,",
+        "epochs=300": "epochs=12",
+        "n_points=61": "n_points=5",
+        "history_paths(plane))": "history_paths(plane), resolution=5)",
+    },
 }
 
 
@@ -74,6 +81,10 @@ def test_each_readme_example_runs(index: int, tmp_path: Path, monkeypatch) -> No
     if "animate(" in code or "loss_landscape_anim(" in code:
         written = list(tmp_path.glob("*.gif"))
         assert written and all(p.stat().st_size > 0 for p in written)
+    if "animate_connectivity(" in code:
+        with Image.open(tmp_path / "connectivity.gif") as im:
+            assert im.n_frames == namespace["curve"].n_rows
+        assert namespace["along"].barrier <= namespace["line"].barrier
     if "compare_optimizers" in code:
         result = namespace["result"]
         assert set(result.trajectories) == {"adam", "sgd", "adagrad", "rmsprop"}

@@ -119,3 +119,17 @@ def test_a_second_job_gets_statistics_of_its_own_points() -> None:
     got = evaluator.plane_losses(plane.origin, plane.directions, second)
     expected = [oracle_loss(model, plane.origin + c @ plane.directions, X, y) for c in second]
     np.testing.assert_allclose(got, expected, rtol=RTOL)
+
+
+def test_accuracies_use_the_recomputed_statistics_too() -> None:
+    X, y = spirals(300)
+    model = calibrated(bn_model(), X)
+    plane = random_plane(model, scale=2.0)
+    W = np.stack([plane.point(0.0, 0.0), plane.point(2.0, -1.5)])
+    got = LossEvaluator(model, (X, y), bn="recompute").weight_accuracies(W)
+    for w, accuracy in zip(W, got, strict=True):
+        copy_ = copy.deepcopy(model)
+        vector_to_parameters(torch.as_tensor(w, dtype=torch.float32), copy_.parameters())
+        with torch.no_grad():
+            expected = (calibrated(copy_, X)(X).argmax(1) == y).double().mean()
+        assert accuracy == pytest.approx(float(expected), abs=1e-12)

@@ -1,10 +1,14 @@
 """Analyses of a trained path: the loss grid of a plane, the losses along the path, the loss along
 a straight line between two weight vectors, the decision regions of a 2-input classifier, the
-curvature (Hessian eigenvalues and trace) at a point, over a plane and along the path. Thin users
-of :mod:`loss_landscape_anim.evaluate`."""
+curvature (Hessian eigenvalues and trace) at a point, over a plane and along the path, curves
+between two solutions and the permutation that aligns one with the other. Thin users of
+:mod:`loss_landscape_anim.evaluate`."""
 
+from .alignment import align
 from .curvature import hessian_eigenvalues, hessian_trace
 from .curvature_grid import DEFAULT_CURVATURE_RESOLUTION, curvature_grid
+from .curve_losses import loss_along_curve
+from .curves import connect
 from .decision_regions import decision_regions
 from .fill_losses import fill_losses
 from .loss_grid import DEFAULT_MARGIN, DEFAULT_RESOLUTION, compute_loss_grid, grid_axes
@@ -16,7 +20,9 @@ __all__ = [
     "DEFAULT_CURVATURE_RESOLUTION",
     "DEFAULT_MARGIN",
     "DEFAULT_RESOLUTION",
+    "align",
     "compute_loss_grid",
+    "connect",
     "curvature_along_path",
     "curvature_grid",
     "decision_regions",
@@ -24,6 +30,7 @@ __all__ = [
     "grid_axes",
     "hessian_eigenvalues",
     "hessian_trace",
+    "loss_along_curve",
     "loss_along_line",
     "path_losses",
 ]

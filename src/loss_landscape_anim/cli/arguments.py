@@ -206,6 +206,12 @@ def _add_data_and_run_arguments(add: Callable[..., Any]) -> None:
         "and write the convexity map |λmin/λmax| beside the output as <stem>.curvature.png",
     )
     add(
+        "--connect",
+        action="store_true",
+        help="with --compare: the barrier between each pair's solutions on the line, aligned and "
+        "on a trained curve, and each curve's animation as <stem>.connect-<a>-<b>.<suffix>",
+    )
+    add(
         "--line",
         action="store_true",
         help="also write <output stem>.line.png: the loss on the straight line from the initial "
@@ -239,6 +245,8 @@ def check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace
     check_export_arguments(parser, args)
     if args.center is not None and args.compare is None:
         parser.error("--center needs --compare")
+    if args.connect and args.compare is None:
+        parser.error("--connect needs --compare")
     if args.compare is not None:
         for option in ("--optimizer", "--checkpoints"):
             if option in given:

@@ -127,7 +127,12 @@ def _run(args: argparse.Namespace) -> None:
         from ..pipeline import compare_optimizers
 
         compare_optimizers(
-            args.compare, args.epochs, center=args.center, n_frames=args.frames, **common
+            args.compare,
+            args.epochs,
+            center=args.center,
+            n_frames=args.frames,
+            connectivity=args.connect,
+            **common,
         )
         return
     loss_landscape_anim(

@@ -37,7 +37,7 @@ from .preparation import Evaluator, Preparation
 from .schedule import chunk_slices, collect, loss_job
 from .strategies import STRATEGIES, Setting, Strategy, choose_strategy
 from .strategies.base import map_points
-from .strategies.bn_recompute import DEFAULT_BN_EXAMPLES
+from .strategies.bn_recompute import DEFAULT_BN_EXAMPLES, BNRecompute
 
 __all__ = ["BN_MODES", "LossEvaluator"]
 
@@ -205,24 +205,36 @@ class LossEvaluator(Evaluator):
 
     def weight_accuracies(self, weights: np.ndarray) -> np.ndarray:
         """Accuracy (K,) float64 at flat weight vectors ``weights`` (K, P): the share of examples
-        whose argmax prediction is the label, in chunks of points like the loss. NaN for a model
-        that does not output class logits for integer labels."""
+        whose argmax prediction is the label, in chunks of points like the loss (with
+        ``bn="recompute"``, with each point's own BatchNorm statistics). NaN for a model that does
+        not output class logits for integer labels."""
         points = self.preparation.weight_points(weights)
         n = len(points)
         if not self.model.is_classifier(self.data.X, self.data.y):
             return np.full(n, np.nan)
         correct = np.zeros(n, dtype=np.int64)
         model = self.model
+        # with bn="recompute", each point is normalised by statistics of its own weights
+        recompute = self.weight_strategy if isinstance(self.weight_strategy, BNRecompute) else None
         with torch.no_grad(), self._scope():
             for sl in chunk_slices(n, self.chunk_points(n, self.weight_strategy)) if n else []:
                 params = model.params(points.weights(sl))
+                stats = recompute.statistics_of(params) if recompute is not None else None
                 for b in range(self.data.n_batches):
                     xb, yb = self.data.batch(b)
 
                     def point_correct(p: dict[str, torch.Tensor]) -> torch.Tensor:
                         return model.correct(p, xb, yb)  # noqa: B023 (used at once)
 
-                    counts = map_points(point_correct, (params,), self.vectorized)
+                    if stats is not None:
+                        counts = torch.stack(
+                            [
+                                point_correct({**{k: v[i] for k, v in params.items()}, **s})
+                                for i, s in enumerate(stats)
+                            ]
+                        )
+                    else:
+                        counts = map_points(point_correct, (params,), self.vectorized)
                     correct[sl] += counts.cpu().numpy().astype(np.int64)
         return correct / self.n_examples
 

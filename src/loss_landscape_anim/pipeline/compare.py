@@ -31,6 +31,7 @@ from ..results import (
     Plane,
     Trajectory,
 )
+from .connectivity import Connectivity
 from .core import BARRIER_POINTS, run_landscape
 from .options import (
     DEFAULT_FPS,
@@ -69,6 +70,8 @@ class Comparison:
         lines: optimizer name -> the loss on the line from the initial to its final weights
             (with ``line_output``).
         decision_regions: the decision regions of ``center``'s path (2-input classifiers).
+        connectivity: ``(a, b)`` -> the barrier on the line, on the line after aligning the
+            hidden units, and on a trained curve, with the curve (``connectivity=True``).
     """
 
     trajectories: dict[str, Trajectory]
@@ -82,6 +85,7 @@ class Comparison:
     barriers: dict[tuple[str, str], float] = field(default_factory=dict)
     lines: dict[str, LossLine] = field(default_factory=dict)
     decision_regions: DecisionRegions | None = None
+    connectivity: dict[tuple[str, str], Connectivity] | None = None
 
 
 def compare_optimizers(
@@ -117,6 +121,7 @@ def compare_optimizers(
     interactive_output: str | os.PathLike | None = None,
     export: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     tensorboard: str | os.PathLike | None = None,
+    connectivity: bool = False,
 ) -> Comparison:
     """Train one copy of the model per optimizer from identical initial weights, project all
     paths onto one shared plane through ``center``'s final weights, and animate them together.
@@ -150,6 +155,10 @@ def compare_optimizers(
             self-contained HTML file here (needs ``plotly``).
         export, tensorboard: also write the grid to these files and log the animation, figure
             and surface to this TensorBoard folder, as for :func:`loss_landscape_anim`.
+        connectivity: for each pair of optimizers, the barrier on the line between their final
+            weights, after aligning their hidden units, and on a trained Bezier curve (Garipov
+            et al. 2018, trained for ``n_epochs``), in ``Comparison.connectivity``; with an output
+            file, each curve's animation beside it as ``<stem>.connect-<a>-<b>.<suffix>``.
     """
     specs = _optimizer_specs(optimizers)
     center = next(iter(specs)) if center is None else _label(center, specs, "center")
@@ -169,10 +178,13 @@ def compare_optimizers(
     model, data = build_default_model(model, datamodule, seed, learning_rate, batch_size)
     plane_options = PlaneOptions.of(reduction_method, custom_directions, model)
     grid_options.check_model(model, run.device)
+    if not isinstance(connectivity, bool):
+        raise ValueError(f"Expected connectivity to be True or False but got {connectivity!r}")
     extras = replace(
         extras,
         show_path_losses=show_path_losses,
         decision_regions=wants_decision_regions(decision_regions, data),
+        connectivity=n_epochs if connectivity else None,
     )
 
     trajectories: dict[str, Trajectory] = {}
@@ -215,6 +227,7 @@ def compare_optimizers(
         result.barriers,
         result.lines,
         result.decision_regions,
+        result.connectivity,
     )
 
 

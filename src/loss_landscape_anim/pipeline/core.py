@@ -37,6 +37,7 @@ from ..results import (
     Plane,
     Trajectory,
 )
+from .connectivity import Connectivity, connect_pairs
 from .curvature import panel_curvature, write_curvature_map
 from .exports import write_exports
 from .line_figure import write_loss_lines
@@ -57,7 +58,8 @@ class Landscape:
     weights, with its path), that plane with each path projected on it (``planes``), the grid,
     the panels (path losses, decision regions, curvature along each path), the convexity map,
     the lines from each path's initial to final weights, the barriers between the final weights
-    of each pair of paths, and the animation (None when not rendered)."""
+    of each pair of paths, the animation (None when not rendered), and how each pair's final
+    weights are connected (``Extras.connectivity``)."""
 
     plane: Plane
     planes: dict[str, Plane]
@@ -69,6 +71,7 @@ class Landscape:
     lines: dict[str, LossLine] = field(default_factory=dict)
     barriers: dict[tuple[str, str], float] = field(default_factory=dict)
     animation: Animation | None = None
+    connectivity: dict[tuple[str, str], Connectivity] | None = None
 
 
 class Evaluators:
@@ -139,6 +142,16 @@ def run_landscape(
             **_render_panels(panels, single, center),
         )
     figures = _figures(result, trajectories, center, data, render_options, extras, run, evaluators)
+    figures["connectivity"] = connect_pairs(
+        extras.connectivity,
+        trained,
+        data,
+        trajectories,
+        grid,
+        render_options,
+        run,
+        evaluators.preparation,
+    )
     if (extras.exports or extras.tensorboard) and is_writer():
         with timed("exports"):
             step = int(trajectories[center].steps[-1])

@@ -178,7 +178,9 @@ class Extras:
     each frame (``show_path_losses``), the decision regions, the curvature panel and map, the
     figure of the loss on the line from the initial to the final weights (``line_output``), the
     interactive surface (``interactive_output``), the files the grid is exported to
-    (``exports``: meshes, HDF5) and a TensorBoard folder to log to (``tensorboard``)."""
+    (``exports``: meshes, HDF5), a TensorBoard folder to log to (``tensorboard``), and the
+    epochs to train a curve between each pair of paths' final weights (``connectivity``; None:
+    none)."""
 
     show_path_losses: bool = True
     decision_regions: bool = False
@@ -187,6 +189,7 @@ class Extras:
     interactive_output: Path | None = None
     exports: tuple[Path, ...] = ()
     tensorboard: Path | None = None
+    connectivity: int | None = None
 
 
 def check_extras(

@@ -3,6 +3,8 @@
 
 from .animation import Animation
 from .animator import DEFAULT_FPS, DEFAULT_FRAMES, animate, frame_indices
+from .connectivity import plot_connectivity
+from .connectivity_animation import animate_connectivity
 from .curvature import plot_curvature
 from .interactive import interactive_surface
 from .landscape_plot import VIEWS, plot_landscape
@@ -16,8 +18,10 @@ __all__ = [
     "Animation",
     "Style",
     "animate",
+    "animate_connectivity",
     "frame_indices",
     "interactive_surface",
+    "plot_connectivity",
     "plot_curvature",
     "plot_landscape",
     "plot_loss_line",

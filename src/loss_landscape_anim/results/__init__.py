@@ -4,6 +4,7 @@ Computing and drawing modules both import these; these import neither.
 """
 
 from .curvature import CurvatureGrid, PathCurvature
+from .curve import Curve
 from .decision_regions import DecisionRegions
 from .hessian import HessianSpectrum, HessianTrace
 from .loss_grid import LossGrid
@@ -14,6 +15,7 @@ from .trajectory import Trajectory
 
 __all__ = [
     "CurvatureGrid",
+    "Curve",
     "DecisionRegions",
     "HessianSpectrum",
     "HessianTrace",

@@ -84,6 +84,11 @@ class BNRecompute(Strategy):
         ]
         return torch.stack(losses)
 
+    def statistics_of(self, params: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """The BatchNorm buffers of each point of ``params`` (named weights (k, ...))."""
+        n = next(iter(params.values())).shape[0]
+        return [self._statistics(_point(params, k)) for k in range(n)]
+
     def _statistics(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Fresh BatchNorm buffers estimated with the weights ``params``."""
         buffers = {name: b.clone() for name, b in self.estimator.named_buffers()}
