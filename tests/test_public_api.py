@@ -26,9 +26,12 @@ EXPECTED = {
     "path_losses",
     "decision_regions",
     "Style",
-    # curvature: Hessian eigenvalues and trace, the convexity map, curvature along the path
+    # curvature: Hessian eigenvalues, trace and spectral density, the convexity map, curvature
+    # along the path, sharpness
     "hessian_eigenvalues",
     "hessian_trace",
+    "hessian_density",
+    "sharpness",
     "curvature_grid",
     "curvature_along_path",
     "plot_curvature",
@@ -48,6 +51,8 @@ EXPECTED = {
     "DecisionRegions",
     "HessianSpectrum",
     "HessianTrace",
+    "HessianDensity",
+    "Sharpness",
     "CurvatureGrid",
     "PathCurvature",
     # models and data

@@ -27,10 +27,12 @@ from .analysis import (
     curvature_grid,
     decision_regions,
     fill_losses,
+    hessian_density,
     hessian_eigenvalues,
     hessian_trace,
     loss_along_line,
     path_losses,
+    sharpness,
 )
 from .data import MNISTDataModule, SpiralsDataModule
 from .directions import project
@@ -51,6 +53,7 @@ from .render import (
 from .results import (
     CurvatureGrid,
     DecisionRegions,
+    HessianDensity,
     HessianSpectrum,
     HessianTrace,
     LossGrid,
@@ -58,6 +61,7 @@ from .results import (
     PathCurvature,
     PathLosses,
     Plane,
+    Sharpness,
     Trajectory,
 )
 
@@ -72,6 +76,7 @@ __all__ = [
     "DecisionRegions",
     "DivergenceWarning",
     "GenericModel",
+    "HessianDensity",
     "HessianSpectrum",
     "HessianTrace",
     "IncompatibleFileError",
@@ -83,6 +88,7 @@ __all__ = [
     "PathCurvature",
     "PathLosses",
     "Plane",
+    "Sharpness",
     "SpiralsDataModule",
     "Style",
     "Trajectory",
@@ -95,6 +101,7 @@ __all__ = [
     "curvature_grid",
     "decision_regions",
     "fill_losses",
+    "hessian_density",
     "hessian_eigenvalues",
     "hessian_trace",
     "interactive_surface",
@@ -106,5 +113,6 @@ __all__ = [
     "plot_loss_line",
     "project",
     "record_training",
+    "sharpness",
     "train",
 ]

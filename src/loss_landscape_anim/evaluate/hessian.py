@@ -26,6 +26,7 @@ from .._validate import check_choice, check_optional_positive_int, check_positiv
 from .data import EvalData
 from .evaluator import DEFAULT_CACHE_BUDGET, SMALL_WORK_BYTES
 from .functional import FunctionalModel
+from .gauss_newton import OPERATORS, FisherProducts, GaussNewtonProducts
 from .hessian_chain import ChainProducts
 from .hessian_products import FunctionalProducts, HessianProducts
 from .lanczos import batched_lanczos
@@ -96,6 +97,9 @@ class HessianEvaluator:
         memory_budget: bytes of activations one call may use (default by device type).
         num_threads: CPU threads (restored afterwards), as for :class:`LossEvaluator`.
         products: ``"auto"``, ``"chain"`` or ``"functional"`` (see :data:`PRODUCTS`).
+        operator: the curvature whose products are computed: ``"hessian"`` (default), ``"ggn"``
+            (the generalised Gauss-Newton matrix) or ``"fisher"`` (the empirical Fisher); see
+            :mod:`.gauss_newton`.
     """
 
     def __init__(
@@ -109,8 +113,10 @@ class HessianEvaluator:
         memory_budget: int | None = None,
         num_threads: NumThreads = None,
         products: str = "auto",
+        operator: str = "hessian",
     ):
         self.device = resolve_device(device)
+        self.operator_name = check_choice(operator, "operator", OPERATORS)
         self.chunk_size = check_optional_positive_int(chunk_size, "chunk_size")
         if memory_budget is None:
             memory_budget = DEFAULT_HESSIAN_BUDGET.get(self.device.type, 2**28)
@@ -286,6 +292,15 @@ class HessianEvaluator:
         return v.to(self.device)
 
     def _make_products(self, name: str) -> HessianProducts:
+        if self.operator_name != "hessian":
+            if name == "chain":
+                raise ValueError(
+                    f"products='chain' computes Hessian products; operator={self.operator_name!r} "
+                    "needs products='auto' or 'functional'"
+                )
+            if self.operator_name == "fisher":
+                return FisherProducts(self.model, self.data)
+            return GaussNewtonProducts(self.model, self.data, vectorized=self._vectorized())
         split = split_first_linear(self.model.module, self.data.X[:2])
         chain_ok = split is not None and split.chain is not None and self._head_vmaps()
         if name == "chain" and not chain_ok:

@@ -5,16 +5,19 @@ Computing and drawing modules both import these; these import neither.
 
 from .curvature import CurvatureGrid, PathCurvature
 from .decision_regions import DecisionRegions
+from .density import HessianDensity
 from .hessian import HessianSpectrum, HessianTrace
 from .loss_grid import LossGrid
 from .loss_line import LossLine
 from .path_losses import PathLosses
 from .plane import Plane
+from .sharpness import Sharpness
 from .trajectory import Trajectory
 
 __all__ = [
     "CurvatureGrid",
     "DecisionRegions",
+    "HessianDensity",
     "HessianSpectrum",
     "HessianTrace",
     "LossGrid",
@@ -22,5 +25,6 @@ __all__ = [
     "PathCurvature",
     "PathLosses",
     "Plane",
+    "Sharpness",
     "Trajectory",
 ]

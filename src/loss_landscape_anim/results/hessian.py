@@ -27,6 +27,8 @@ class HessianSpectrum:
         n_products: Hessian-vector products the solver used.
         n_examples: how many examples the loss is the mean over (None: unknown).
         precision: the dtype the products were computed in (None: unknown).
+        operator: the matrix: ``"hessian"``, ``"ggn"`` (generalised Gauss-Newton) or
+            ``"fisher"`` (empirical Fisher).
     """
 
     largest: np.ndarray
@@ -36,6 +38,7 @@ class HessianSpectrum:
     n_products: int = 0
     n_examples: int | None = None
     precision: str | None = None
+    operator: str = "hessian"
 
     @property
     def k(self) -> int:
@@ -52,6 +55,7 @@ class HessianSpectrum:
             "n_products": self.n_products,
             "n_examples": self.n_examples,
             "precision": self.precision,
+            "operator": self.operator,
         }
         return save_npz(path, "HessianSpectrum", arrays, meta)
 
@@ -66,26 +70,33 @@ class HessianSpectrum:
             int(meta.get("n_products", 0)),
             meta.get("n_examples"),
             meta.get("precision"),
+            meta.get("operator", "hessian"),
         )
 
 
 @dataclass(frozen=True)
 class HessianTrace:
-    """Hutchinson's estimate of the trace of the Hessian (Hutchinson 1989): the mean of
-    ``v^T H v`` over random Rademacher vectors ``v`` (entries +1 or -1), whose expectation is the
-    trace.
+    """A randomised estimate of the trace of the Hessian (or ``operator``): Hutchinson's (1989),
+    the mean of ``v^T H v`` over random Rademacher vectors ``v`` (entries +1 or -1), whose
+    expectation is the trace; or Hutch++ (Meyer et al. 2021), which takes the trace of the top of
+    the spectrum exactly and Hutchinson's estimate of the rest.
 
     Attributes:
-        estimate: the mean over the probes.
-        stderr: its standard error (sample standard deviation over sqrt(n_samples)).
-        n_samples: the number of probes.
+        estimate: the estimate of the trace.
+        stderr: its standard error (Hutchinson: sample standard deviation over
+            sqrt(n_samples); Hutch++: that of its Hutchinson part).
+        n_samples: the number of matrix-vector products spent.
         n_examples: how many examples the loss is the mean over (None: unknown).
+        method: ``"hutchinson"`` or ``"hutch++"``.
+        operator: ``"hessian"``, ``"ggn"`` or ``"fisher"``.
     """
 
     estimate: float
     stderr: float
     n_samples: int
     n_examples: int | None = None
+    method: str = "hutchinson"
+    operator: str = "hessian"
 
     def save(self, path: str | os.PathLike) -> Path:
         meta = {
@@ -93,6 +104,8 @@ class HessianTrace:
             "stderr": self.stderr,
             "n_samples": self.n_samples,
             "n_examples": self.n_examples,
+            "method": self.method,
+            "operator": self.operator,
         }
         return save_npz(path, "HessianTrace", {}, meta)
 
@@ -104,4 +117,6 @@ class HessianTrace:
             float(meta.get("stderr", math.nan)),
             int(meta.get("n_samples", 0)),
             meta.get("n_examples"),
+            meta.get("method", "hutchinson"),
+            meta.get("operator", "hessian"),
         )
