@@ -93,16 +93,21 @@ def hessian_eigenvalues(
         operator=operator,
     )
     counter = _Counter(evaluator.operator(w))
-    operator = LinearOperator(
-        (n_params, n_params), matvec=counter, matmat=counter, dtype=np.float64
-    )
-    v0 = np.random.default_rng(seed).standard_normal(n_params)
     ends: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    v0 = np.random.default_rng(seed).standard_normal(n_params)
     with evaluator.threads():
         for which in ("LA", "SA"):
+            apply: Any = counter
+            shift = 0.0
+            if which == "SA" and evaluator.operator_name != "hessian":
+                # Positive semi-definite, with a large near-null space: eigsh cannot reach a
+                # relative tolerance on eigenvalues near 0; the largest of shift - G can.
+                shift = float(ends["LA"][0][0])
+                apply = _Shifted(counter, shift)
+            linear = LinearOperator((n_params, n_params), matvec=apply, matmat=apply, dtype=float)
             try:
                 values, vectors = eigsh(
-                    operator, k=k, which=which, v0=v0, tol=tol, maxiter=max_iter
+                    linear, k=k, which="LA" if shift else which, v0=v0, tol=tol, maxiter=max_iter
                 )
             except ArpackNoConvergence as exc:
                 raise RuntimeError(
@@ -110,6 +115,7 @@ def hessian_eigenvalues(
                     f" eigenvalue(s) after {counter.count} Hessian-vector products; raise max_iter"
                     f" (got {max_iter}) or tol (got {tol})"
                 ) from exc
+            values = shift - values if shift else values
             order = np.argsort(values)[::-1] if which == "LA" else np.argsort(values)
             ends[which] = values[order], vectors[:, order].T
     return HessianSpectrum(
@@ -211,6 +217,17 @@ def _module(model: Any) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"Expected model to be a torch.nn.Module but got {type(model).__name__}")
     return model
+
+
+class _Shifted:
+    """``V -> shift V - A V`` for a matvec/matmat ``A``."""
+
+    def __init__(self, apply: Any, shift: float):
+        self.apply, self.shift = apply, shift
+
+    def __call__(self, V: np.ndarray) -> np.ndarray:
+        V = np.asarray(V)
+        return self.shift * V - self.apply(V)
 
 
 class _Counter:
