@@ -15,13 +15,24 @@ import torch
 from torch import nn
 
 from .._runtime import NumThreads
-from .._validate import check_optional_positive_int
+from .._validate import check_optional_positive_int, check_positive_int
 from ..evaluate.hessian import HessianEvaluator
 from ..evaluate.points import WeightPoints
 from ..results import PathCurvature, Trajectory
 from .curvature_grid import DEFAULT_CURVATURE_TOL, hessian_extremes
+from .density import spectral_densities
 
-__all__ = ["curvature_along_path", "path_rows"]
+__all__ = [
+    "DEFAULT_PATH_DENSITY_RUNS",
+    "DEFAULT_PATH_DENSITY_STEPS",
+    "curvature_along_path",
+    "path_rows",
+]
+
+#: Default Lanczos runs and steps of the density at each row of a path (fewer than for one
+#: point: the same start vectors at every row keep the frames comparable).
+DEFAULT_PATH_DENSITY_RUNS = 5
+DEFAULT_PATH_DENSITY_STEPS = 40
 
 
 def path_rows(n_rows: int, *, every: int | None = None, rows: Any = None) -> np.ndarray:
@@ -65,6 +76,9 @@ def curvature_along_path(
     memory_budget: int | None = None,
     num_threads: NumThreads = None,
     progress: bool = True,
+    density: bool = False,
+    density_runs: int = DEFAULT_PATH_DENSITY_RUNS,
+    density_steps: int = DEFAULT_PATH_DENSITY_STEPS,
 ) -> PathCurvature:
     """The largest and smallest eigenvalue of the Hessian of the mean loss over ``data`` at the
     recorded weights of ``trajectory``.
@@ -77,6 +91,10 @@ def curvature_along_path(
         rows: or evaluate these rows (indices into the trajectory).
         device, n_examples, method, tol, max_iter, seed, chunk_size, memory_budget,
         num_threads, progress: as for :func:`curvature_grid`.
+        density: also estimate the whole spectrum at each row, by stochastic Lanczos quadrature
+            (see :func:`hessian_density`) from the same start vectors at every row, so that the
+            densities change with the curvature from frame to frame, not with the draw.
+        density_runs, density_steps: the runs and Lanczos steps of each row's density.
 
     The first and the last recorded rows are always included.
     """
@@ -85,6 +103,10 @@ def curvature_along_path(
             f"Expected trajectory to be a Trajectory but got {type(trajectory).__name__}"
         )
     chosen = path_rows(len(trajectory), every=every, rows=rows)
+    if not isinstance(density, bool):
+        raise TypeError(f"Expected density to be True or False but got {density!r}")
+    density_runs = check_positive_int(density_runs, "density_runs")
+    density_steps = check_positive_int(density_steps, "density_steps")
 
     def points_of(evaluator: HessianEvaluator) -> WeightPoints:
         trajectory.layout.check_model(evaluator.model.module)
@@ -107,6 +129,19 @@ def curvature_along_path(
         memory_budget=memory_budget,
         num_threads=num_threads,
     )
+    densities = None
+    if density:
+        W = torch.as_tensor(np.asarray(trajectory.params[chosen]))
+        with evaluator.threads():
+            densities = spectral_densities(
+                evaluator,
+                W,
+                n_runs=density_runs,
+                n_steps=density_steps,
+                seed=seed,
+                progress=progress,
+                desc="path spectrum",
+            )
     return PathCurvature(
         rows=chosen,
         steps=np.asarray(trajectory.steps)[chosen],
@@ -116,4 +151,7 @@ def curvature_along_path(
         learning_rate=float(trajectory.learning_rate),
         n_examples=evaluator.n_examples,
         precision=evaluator.precision,
+        density_nodes=None if densities is None else densities.nodes,
+        density_weights=None if densities is None else densities.weights,
+        n_params=evaluator.n_params,
     )

@@ -13,6 +13,8 @@ import numpy as np
 
 from .._io import load_npz, save_npz
 from ..errors import IncompatibleFileError
+from ._checks import array_field
+from .density import HessianDensity
 from .plane import Plane
 
 __all__ = ["CurvatureGrid", "PathCurvature", "eigenvalue_ratio"]
@@ -119,6 +121,10 @@ class PathCurvature:
         learning_rate: its learning rate.
         n_examples: how many examples the loss is the mean over (None: unknown).
         precision: the dtype the products were computed in (None: unknown).
+        density_nodes: (T', R, m) the spectral density at each row as the nodes of R runs of
+            stochastic Lanczos quadrature (see :class:`HessianDensity`), or None.
+        density_weights: (T', R, m) their weights, or None.
+        n_params: P, the size of the Hessian (None: unknown; needed for densities).
     """
 
     rows: np.ndarray
@@ -129,9 +135,47 @@ class PathCurvature:
     learning_rate: float = math.nan
     n_examples: int | None = None
     precision: str | None = None
+    density_nodes: np.ndarray | None = None
+    density_weights: np.ndarray | None = None
+    n_params: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.density_nodes is None) != (self.density_weights is None):
+            raise ValueError("Expected both density_nodes and density_weights, or neither")
+        if self.density_nodes is None:
+            return
+        n = len(self)
+        nodes = array_field(self.density_nodes, "density_nodes", (n, None, None))
+        array_field(self.density_weights, "density_weights", nodes.shape)
+        if self.n_params is None:
+            raise ValueError("Expected n_params with densities but got None")
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])
+
+    @property
+    def has_density(self) -> bool:
+        return self.density_nodes is not None
+
+    def density(self, i: int) -> HessianDensity:
+        """The spectral density at the i-th evaluated row (``ValueError`` without densities)."""
+        if self.density_nodes is None or self.density_weights is None or self.n_params is None:
+            raise ValueError(
+                "This PathCurvature has no densities: compute it with "
+                "curvature_along_path(..., density=True)"
+            )
+        return HessianDensity(
+            self.density_nodes[i],
+            self.density_weights[i],
+            self.n_params,
+            n_examples=self.n_examples,
+            precision=self.precision,
+        )
+
+    def densities(self, grid: np.ndarray, sigma: float) -> np.ndarray:
+        """(T', G) the smoothed density of each row at the eigenvalues ``grid`` (G,), each
+        integrating to 1 (see :meth:`HessianDensity.density`)."""
+        return np.stack([self.density(i).density(grid, sigma) for i in range(len(self))])
 
     @property
     def stability_threshold(self) -> float | None:
@@ -148,6 +192,8 @@ class PathCurvature:
             "steps": self.steps,
             "lambda_max": self.lambda_max,
             "lambda_min": self.lambda_min,
+            "density_nodes": self.density_nodes,
+            "density_weights": self.density_weights,
         }
         meta = {name: getattr(self, name) for name in _PATH_META}
         return save_npz(path, "PathCurvature", arrays, meta)
@@ -167,7 +213,10 @@ class PathCurvature:
             ),
             n_examples=values["n_examples"],
             precision=values["precision"],
+            density_nodes=arrays.get("density_nodes"),
+            density_weights=arrays.get("density_weights"),
+            n_params=values["n_params"],
         )
 
 
-_PATH_META = ("optimizer", "learning_rate", "n_examples", "precision")
+_PATH_META = ("optimizer", "learning_rate", "n_examples", "precision", "n_params")
