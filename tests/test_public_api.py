@@ -35,6 +35,8 @@ EXPECTED = {
     "curvature_grid",
     "curvature_along_path",
     "plot_curvature",
+    "plot_density",
+    "plot_path_spectrum",
     # figures and the 1D line
     "plot_landscape",
     "interactive_surface",

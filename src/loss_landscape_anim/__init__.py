@@ -47,8 +47,10 @@ from .render import (
     animate,
     interactive_surface,
     plot_curvature,
+    plot_density,
     plot_landscape,
     plot_loss_line,
+    plot_path_spectrum,
 )
 from .results import (
     CurvatureGrid,
@@ -109,8 +111,10 @@ __all__ = [
     "loss_landscape_anim",
     "path_losses",
     "plot_curvature",
+    "plot_density",
     "plot_landscape",
     "plot_loss_line",
+    "plot_path_spectrum",
     "project",
     "record_training",
     "sharpness",

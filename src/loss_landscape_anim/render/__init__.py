@@ -4,9 +4,11 @@
 from .animation import Animation
 from .animator import animate, frame_indices
 from .curvature import plot_curvature
+from .density import plot_density
 from .interactive import interactive_surface
 from .landscape_plot import VIEWS, plot_landscape
 from .loss_line_plot import plot_loss_line
+from .spectrum import plot_path_spectrum
 from .style import Style
 
 __all__ = [
@@ -17,6 +19,8 @@ __all__ = [
     "frame_indices",
     "interactive_surface",
     "plot_curvature",
+    "plot_density",
     "plot_landscape",
     "plot_loss_line",
+    "plot_path_spectrum",
 ]

@@ -1,0 +1,113 @@
+"""``plot_path_spectrum``: how the whole Hessian spectrum evolves while training, as a heat strip
+(optimizer step across, eigenvalue up, colour the log of the smoothed spectral density at that
+step), with the largest eigenvalue over it and, for plain SGD, the edge of stability ``2 / eta``
+(Cohen et al. 2021). Object-oriented matplotlib; matplotlib is imported when drawing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..results import PathCurvature
+from .density import DENSITY_FLOOR, density_grid
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["SPECTRUM_CMAP", "THRESHOLD_COLOR", "plot_path_spectrum", "spectrum_image"]
+
+#: Dark (no eigenvalues) to bright (many): the bulk glows, the outliers show as thin traces.
+SPECTRUM_CMAP = "magma"
+#: The 2/eta line and the lambda_max curve over the strip.
+THRESHOLD_COLOR = "#4dd2ff"
+LAMBDA_COLOR = "white"
+
+
+def spectrum_image(
+    curvature: PathCurvature, sigma: float | None = None, n_grid: int = 300
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The eigenvalues (G,) of the strip, ``log10`` of the smoothed density (G, T') of each row
+    (floored at :data:`DENSITY_FLOOR` times the peak), and sigma (default: 1% of the joint
+    extent of every row's spectrum)."""
+    if not isinstance(curvature, PathCurvature):
+        raise TypeError(
+            f"Expected curvature to be a PathCurvature but got {type(curvature).__name__}"
+        )
+    if not curvature.has_density:
+        raise ValueError(
+            "Expected a PathCurvature with densities: compute it with "
+            "curvature_along_path(..., density=True)"
+        )
+    rows = [curvature.density(i) for i in range(len(curvature))]
+    grid, sigma = density_grid(rows, sigma, n_grid)
+    values = np.stack([d.density(grid, sigma) for d in rows], axis=1)
+    floor = values.max() * DENSITY_FLOOR
+    return grid, np.log10(np.maximum(values, floor)), sigma
+
+
+def plot_path_spectrum(
+    curvature: PathCurvature,
+    *,
+    ax: Any = None,
+    sigma: float | None = None,
+    n_grid: int = 300,
+    cmap: str = SPECTRUM_CMAP,
+    colorbar: bool = True,
+    title: str | None = "Hessian spectrum along the path",
+) -> tuple[Figure, Any]:
+    """Draw the spectral density of each evaluated row of a path as a heat strip, with
+    ``lambda_max`` and, for plain SGD, the ``2 / eta`` line.
+
+    Args:
+        curvature: from ``curvature_along_path(..., density=True)``.
+        ax: the axes to draw into; None makes a new figure (6.4 x 4 in).
+        sigma: Gaussian smoothing width in eigenvalue units, the same for every row (default:
+            1% of the joint extent).
+        n_grid: eigenvalues resolved along the vertical axis.
+        cmap: the colour map of ``log10`` density.
+        colorbar: draw a colour bar.
+        title: the axes title (None: none).
+
+    Returns:
+        ``(fig, ax)``.
+    """
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    grid, image, sigma = spectrum_image(curvature, sigma, n_grid)
+    steps = np.asarray(curvature.steps, dtype=float)
+    with matplotlib.rc_context({"font.size": 9, "axes.labelsize": 9}):
+        if ax is None:
+            fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+            ax = fig.add_subplot()
+        else:
+            fig = ax.get_figure()
+        mesh = ax.pcolormesh(steps, grid, image, cmap=cmap, shading="nearest", rasterized=True)
+        ax.plot(
+            steps,
+            curvature.lambda_max,
+            color=LAMBDA_COLOR,
+            linewidth=0.9,
+            alpha=0.85,
+            label="λmax",
+        )
+        threshold = curvature.stability_threshold
+        if threshold is not None:
+            ax.axhline(
+                threshold,
+                color=THRESHOLD_COLOR,
+                linestyle="--",
+                linewidth=1.0,
+                label=f"2/η = {threshold:.3g}",
+            )
+            ax.set_ylim(grid[0], max(grid[-1], threshold * 1.05))
+        if colorbar:
+            bar = fig.colorbar(mesh, ax=ax, fraction=0.05, pad=0.02)
+            bar.set_label(f"log10 density (σ = {sigma:.2g})")
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("Hessian eigenvalue")
+        ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
+        if title:
+            ax.set_title(title, fontsize=10)
+    return fig, ax
