@@ -28,6 +28,7 @@ from .evaluator import DEFAULT_CACHE_BUDGET, SMALL_WORK_BYTES
 from .functional import FunctionalModel
 from .gauss_newton import OPERATORS, FisherProducts, GaussNewtonProducts
 from .hessian_chain import ChainProducts
+from .hessian_conv import ConvChainProducts, conv_chain
 from .hessian_products import FunctionalProducts, HessianProducts
 from .lanczos import batched_lanczos
 from .points import Points
@@ -51,8 +52,10 @@ logger = logging.getLogger(__name__)
 #: point, then ``eigvalsh``), ``"lanczos"`` (batched Lanczos) or ``"auto"``.
 CURVATURE_METHODS = ("auto", "dense", "lanczos")
 #: How Hessian-vector products are computed: ``"chain"`` (written out, for chains of Linear
-#: layers and elementwise activations), ``"functional"`` (``torch.func``, any model) or ``"auto"``.
-PRODUCTS = ("auto", "chain", "functional")
+#: layers and elementwise activations), ``"conv"`` (written out and shared across points, for
+#: sequential convolutional networks: :mod:`.hessian_conv`), ``"functional"`` (``torch.func``,
+#: any model) or ``"auto"``.
+PRODUCTS = ("auto", "chain", "conv", "functional")
 #: With ``method="auto"``, models with at most this many parameters get dense Hessians (exact,
 #: and about as fast as Lanczos there); above it batched Lanczos wins, by 2x at 100 parameters
 #: and 8x at 200 (``benchmarks/bench_curvature.py`` measures the crossover).
@@ -68,6 +71,11 @@ DEFAULT_HESSIAN_BUDGET = {"cpu": 128 * 2**20, "cuda": 2**30, "mps": 2**30}
 MAX_LANCZOS_STEPS = 300
 LANCZOS_BASIS_BYTES = 512 * 2**20
 MIN_LANCZOS_STEPS = 30
+#: The Lanczos bases of one chunk of points, at their most steps, may take the larger of this and
+#: the memory budget. They grow by doubling as steps are taken, and points stop when they
+#: converge (LeNet-5: after about 30 steps), so this much is rarely reached; products that share
+#: work across points (:mod:`.hessian_conv`) gain from a dozen points per chunk.
+LANCZOS_CHUNK_BYTES = 2 * 2**30
 #: Activation bytes of a forward pass counted this many times over for a Hessian-vector product
 #: (the forward and backward passes and their perturbations, and what is kept between them).
 _PRODUCT_OVERHEAD = 8
@@ -154,6 +162,9 @@ class HessianEvaluator:
         """Points per call for a job of ``n_points`` points with ``n_vectors`` vectors each."""
         if self.chunk_size is not None:
             return min(self.chunk_size, n_points)
+        own = getattr(self.products, "chunk_points", None)  # products that size their chunks
+        if own is not None:
+            return max(1, min(own // n_vectors, n_points))
         per_point = self.per_example * self.data.batch_size * n_vectors
         return max(1, min(self.memory_budget // max(per_point, 1), n_points))
 
@@ -278,9 +289,10 @@ class HessianEvaluator:
         return min(self.n_params, MAX_LANCZOS_STEPS, by_memory)
 
     def _lanczos_chunk(self, steps: int) -> int:
-        """Points whose Lanczos bases (steps x P float64 each) fit in the memory budget."""
+        """Points whose Lanczos bases (steps x P float64 each) fit in
+        :data:`LANCZOS_CHUNK_BYTES` or the memory budget."""
         per_point = 8 * (steps + 1) * self.n_params
-        return max(1, self.memory_budget // per_point)
+        return max(1, max(self.memory_budget, LANCZOS_CHUNK_BYTES) // per_point)
 
     def _start_vector(self, seed: int | None) -> torch.Tensor:
         generator = torch.Generator()
@@ -301,6 +313,17 @@ class HessianEvaluator:
             if self.operator_name == "fisher":
                 return FisherProducts(self.model, self.data)
             return GaussNewtonProducts(self.model, self.data, vectorized=self._vectorized())
+        if name in ("auto", "conv"):
+            conv = conv_chain(self.model.module, self.data.X[:2])
+            if conv is not None:
+                cache = DEFAULT_CACHE_BUDGET.get(self.device.type, 2**28)
+                return ConvChainProducts(self.model, self.data, conv, cache)
+            if name == "conv":
+                raise ValueError(
+                    "products='conv' needs a sequential network of Conv2d, Linear, elementwise "
+                    "activation, MaxPool2d and Flatten layers with at least one Conv2d and no "
+                    "buffers; use 'auto' or 'functional'"
+                )
         split = split_first_linear(self.model.module, self.data.X[:2])
         chain_ok = split is not None and split.chain is not None and self._head_vmaps()
         if name == "chain" and not chain_ok:

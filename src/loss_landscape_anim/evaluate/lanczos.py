@@ -5,11 +5,11 @@ Each step costs one Hessian-vector product per point, computed for every point o
 one call, so the per-call overhead and the model's kernels are shared across points. Lanczos
 (1950) builds an orthonormal basis of the Krylov space of a start vector; the extreme eigenvalues
 of the small tridiagonal matrix it produces (the Ritz values) converge to the extreme eigenvalues
-of the Hessian first. The basis is fully reorthogonalised (twice, Gram-Schmidt), so no spurious
-copies of converged eigenvalues appear. The residual bound ``|beta_j s_ji|`` of a Ritz value
-bounds its distance to an eigenvalue of the Hessian; a point is done when both extreme Ritz
-values have residuals below ``tol`` times the larger of their magnitudes, when its Krylov space is
-exhausted, or after ``max_steps`` steps. SciPy's ``eigsh`` (ARPACK) does the same for one point
+of the Hessian first. The basis is fully reorthogonalised (classical Gram-Schmidt, a second pass
+where the first removed much), so no spurious copies of converged eigenvalues appear. The
+residual bound ``|beta_j s_ji|`` of a Ritz value bounds its distance to an eigenvalue of the
+Hessian; a point is done when both extreme Ritz values have residuals below ``tol`` times the
+larger of their magnitudes, when its Krylov space is exhausted, or after ``max_steps`` steps. SciPy's ``eigsh`` (ARPACK) does the same for one point
 with restarts; batching needs its own loop.
 
 :func:`lanczos_tridiagonals` runs a fixed number of steps and returns the tridiagonal matrices
@@ -27,6 +27,8 @@ __all__ = ["Krylov", "LanczosResult", "batched_lanczos", "lanczos_tridiagonals"]
 
 #: Check convergence every this many steps (an eigendecomposition of K small matrices).
 CHECK_EVERY = 4
+#: Reorthogonalise a second time when the first pass left less than this share of the norm.
+REORTHOGONALISE_AGAIN = 0.7071
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,10 @@ class LanczosResult:
 
 
 class Krylov:
-    """The state of K Lanczos iterations run side by side: the orthonormal bases (K, j + 1, P),
-    grown by doubling, and the tridiagonal coefficients ``alpha`` (K, steps) on the diagonal and
-    ``beta`` (K, steps) beside it, of the runs still ``active``."""
+    """The state of K Lanczos iterations run side by side: the orthonormal bases of the runs
+    still ``active`` (K', j + 1, P), in the order of ``active`` and grown by doubling, and the
+    tridiagonal coefficients ``alpha`` (K, steps) on the diagonal and ``beta`` (K, steps) beside
+    it, of every run."""
 
     def __init__(self, start: torch.Tensor, steps_max: int):
         K, P = start.shape
@@ -70,26 +73,35 @@ class Krylov:
             grown[:, :size] = self.basis
             self.basis = grown
         active, basis = self.active, self.basis
-        w = matvec(basis[active, j])
-        a = (basis[active, j] * w).sum(dim=1)
+        q = basis[:, j]
+        w = matvec(q)
+        a = (q * w).sum(dim=1)
         self.alpha[active, j] = a
-        w = w - a[:, None] * basis[active, j]
+        w = w - a[:, None] * q
         if j > 0:
-            w = w - self.beta[active, j - 1, None] * basis[active, j - 1]
-        Q = basis[active, : j + 1]
-        for _ in range(2):
-            w = w - torch.einsum("kjp,kj->kp", Q, torch.einsum("kjp,kp->kj", Q, w))
+            w = w - self.beta[active, j - 1, None] * basis[:, j - 1]
+        Q = basis[:, : j + 1]  # a view: no copy of the basis per step
+        before = w.norm(dim=1)
+        w = w - torch.einsum("kjp,kj->kp", Q, torch.einsum("kjp,kp->kj", Q, w))
         b = w.norm(dim=1)
+        # A second pass where the first removed much (Daniel, Gragg, Kaufman & Stewart 1976):
+        # twice is enough, and once is when the norm hardly changed.
+        if bool((b < REORTHOGONALISE_AGAIN * before).any()):
+            w = w - torch.einsum("kjp,kj->kp", Q, torch.einsum("kjp,kp->kj", Q, w))
+            b = w.norm(dim=1)
         self.beta[active, j] = b
         scale = self.alpha[active, : j + 1].abs().amax(dim=1).clamp_min(torch.finfo(w.dtype).tiny)
         exhausted = b <= 1e-10 * scale
-        basis[active, j + 1] = w / torch.where(exhausted, 1.0, b)[:, None]
+        basis[:, j + 1] = w / torch.where(exhausted, 1.0, b)[:, None]
         return exhausted
 
     def finish(self, finished: torch.Tensor, keep: Callable[[torch.Tensor], None] | None) -> None:
         """Drop the active runs marked ``finished`` (a mask over the active runs), telling
         ``keep`` which of the current ones stay."""
+        if not finished.any():
+            return
         self.active = self.active[~finished]
+        self.basis = self.basis[~finished]
         if keep is not None and self.active.numel():
             keep(torch.nonzero(~finished).squeeze(1))
 
