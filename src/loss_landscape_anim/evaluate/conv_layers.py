@@ -91,7 +91,7 @@ class Layer:
 
     def tangent_backward(self, rg: torch.Tensor, kept: dict[str, Any], saved: Any) -> torch.Tensor:
         if self.kind == "act":
-            out = rg * kept["d1"]
+            out = rg.mul_(kept["d1"])  # rg is this product's own
             if saved is not None:
                 out = out.addcmul_(kept["curvature"], saved)
             return out
@@ -200,7 +200,7 @@ class Parametrised:
         out = out.view(M, n, *out.shape[1:])
         by_v = self.forward(h, v.reshape(M * w.shape[0], *w.shape[1:]), None)
         by_v = by_v.view(n, M, w.shape[0], *by_v.shape[2:]).transpose(0, 1)
-        out = out + by_v
+        out = out.add_(by_v)
         if vb is not None:
             out += vb.view(M, 1, -1, *([1] * (out.ndim - 3)))
         return out
@@ -239,12 +239,15 @@ class Parametrised:
         back = self.input_gradient(rg.reshape(M * n, *rg.shape[2:]), _batch(h, M), w)
         back = back.view(M, n, *back.shape[1:])
         if self.kind == "linear":
-            return rw, rb, back + g @ v
+            return rw, rb, back.add_(g @ v)
         grouped = self.input_gradient(
-            g.repeat(1, M, *([1] * (g.ndim - 2))), _grouped(h, M), v.reshape(-1, *v.shape[2:]), M
+            g if M == 1 else g.repeat(1, M, *([1] * (g.ndim - 2))),
+            _grouped(h, M),
+            v.reshape(-1, *v.shape[2:]),
+            M,
         )
         grouped = grouped.view(n, M, *h.shape[1:]).transpose(0, 1)
-        return rw, rb, back + grouped
+        return rw, rb, back.add_(grouped)
 
     def _weight_perturbation(
         self,
