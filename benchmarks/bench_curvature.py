@@ -10,8 +10,10 @@ of grid points; its eigenvalues at those points check ours.
 
 Also measured: the cost of one Hessian-vector product in units of one gradient (the generic
 ``torch.func`` one, and ours batched across points), dense Hessians against batched Lanczos by
-model size (the crossover behind ``DENSE_MAX_PARAMS``), and the cost of a LeNet-5 map on a small
-MNIST-shaped batch.
+model size (the crossover behind ``DENSE_MAX_PARAMS``), the spectral density (SLQ) of the trained
+MLP against its exact spectrum, Hutch++ against Hutchinson's trace error at equal numbers of
+products, and a LeNet-5 map on 256 MNIST-shaped inputs before (generic products, one point at a
+time) and after (``products="conv"``), interleaved in the same run.
 
     python benchmarks/bench_curvature.py            # 25 x 25 spirals map, 25 reference points
     python benchmarks/bench_curvature.py --quick    # 8 x 8, 4 reference points, 1 repeat
@@ -38,6 +40,8 @@ from loss_landscape_anim import (
     LeNet,
     SpiralsDataModule,
     curvature_grid,
+    hessian_density,
+    hessian_trace,
     project,
     train,
 )
@@ -45,6 +49,7 @@ from loss_landscape_anim.analysis import grid_axes
 from loss_landscape_anim.evaluate.hessian import HessianEvaluator
 from loss_landscape_anim.evaluate.points import PlanePoints, WeightPoints
 from loss_landscape_anim.results import Plane
+from loss_landscape_anim.results.density import smoothed_density
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
@@ -212,6 +217,45 @@ def dense_vs_lanczos(quick: bool) -> list[dict]:
     return rows
 
 
+def spectrum_and_traces(model: nn.Module, data, quick: bool) -> dict:
+    """The trained spirals MLP's exact spectrum (dense Hessian, ``eigvalsh``) against
+    ``hessian_density`` (time, products, L1 distance of the smoothed densities) and the errors of
+    Hutchinson and Hutch++ at equal numbers of products, mean over seeds."""
+    evaluator = HessianEvaluator(model, data)
+    w = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
+    H = evaluator.dense_hessians(w[None])[0].numpy()
+    eigenvalues = np.linalg.eigvalsh(H)
+    seconds, density = median_time(lambda: hessian_density(model, data, seed=0), 1 if quick else 3)
+    sigma = 0.01 * (eigenvalues[-1] - eigenvalues[0])
+    grid = np.linspace(eigenvalues[0] - 8 * sigma, eigenvalues[-1] + 8 * sigma, 20001)
+    exact = smoothed_density(
+        eigenvalues[None], np.full((1, eigenvalues.size), 1 / eigenvalues.size), grid, sigma
+    )
+    l1 = float(np.trapezoid(np.abs(density.density(grid, sigma) - exact), grid))  # type: ignore[attr-defined]
+    trace = float(eigenvalues.sum())
+    errors: dict[str, dict[int, float]] = {"hutchinson": {}, "hutch++": {}}
+    for n in (12, 30, 60) if quick else (12, 30, 60, 120, 240):
+        for method in errors:
+            found = [
+                hessian_trace(model, data, n_samples=n, seed=seed, method=method).estimate
+                for seed in range(5 if quick else 20)
+            ]
+            errors[method][n] = float(np.mean(np.abs(np.array(found) - trace)) / abs(trace))
+    return {
+        "params": int(w.numel()),
+        "density_s": seconds,
+        "density_products": density.n_products,  # type: ignore[attr-defined]
+        "density_runs_steps": [density.n_runs, density.n_steps],  # type: ignore[attr-defined]
+        "density_l1_sigma_1pct": l1,
+        "density_l1_bound": float(np.sqrt(2 / density.n_runs)),  # type: ignore[attr-defined]
+        "lambda_max_exact": float(eigenvalues[-1]),
+        "lambda_max_slq": density.support[1],  # type: ignore[attr-defined]
+        "trace_exact": trace,
+        "trace_slq": [density.trace, density.trace_stderr],  # type: ignore[attr-defined]
+        "trace_relative_error": errors,
+    }
+
+
 def lenet_setup(quick: bool) -> tuple[nn.Module, tuple, Plane]:
     """LeNet-5 trained 2 epochs on 256 (quick: 64) random MNIST-shaped inputs, and a filter-
     normalised plane through its final weights."""
@@ -297,6 +341,7 @@ def main() -> None:
         "spirals": spirals,
         "products": product_costs(model, X, y, repeats),
         "dense_vs_lanczos": dense_vs_lanczos(args.quick),
+        "spectrum": spectrum_and_traces(model, SpiralsDataModule(), args.quick),
         "lenet": lenet_map(args.quick, args.threads),
         "load_average_end": os.getloadavg(),
     }
@@ -355,6 +400,18 @@ def report(r: dict) -> None:
         f"{le['lambda_max_max_rel_diff']:.1e}, lambda_min diff / lambda_max "
         f"{le['lambda_min_max_diff_over_lambda_max']:.1e}; eigsh loop {le['ref_s_per_point']:.2f} s/point"
     )
+    sp = r["spectrum"]
+    print(
+        f"spectral density of the spirals MLP ({sp['params']} params): {sp['density_s']:.2f} s, "
+        f"{sp['density_products']} products ({sp['density_runs_steps'][0]} runs x "
+        f"{sp['density_runs_steps'][1]} steps); L1 to the exact smoothed spectrum (sigma 1%) "
+        f"{sp['density_l1_sigma_1pct']:.3f} (bound {sp['density_l1_bound']:.3f}); lambda_max "
+        f"{sp['lambda_max_slq']:.5f} (exact {sp['lambda_max_exact']:.5f}); trace "
+        f"{sp['trace_slq'][0]:.3f} +- {sp['trace_slq'][1]:.3f} (exact {sp['trace_exact']:.3f})"
+    )
+    print("trace, mean relative error over seeds, by products:")
+    for method, by_n in sp["trace_relative_error"].items():
+        print(f"  {method:10s} " + "  ".join(f"{n}: {e:.3f}" for n, e in by_n.items()))
     print(f"load average end {r['load_average_end'][0]:.2f}")
 
 
