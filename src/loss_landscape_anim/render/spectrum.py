@@ -25,11 +25,15 @@ LAMBDA_COLOR = "white"
 
 
 def spectrum_image(
-    curvature: PathCurvature, sigma: float | None = None, n_grid: int = 300
+    curvature: PathCurvature,
+    sigma: float | None = None,
+    n_grid: int = 300,
+    top: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """The eigenvalues (G,) of the strip, ``log10`` of the smoothed density (G, T') of each row
     (floored at :data:`DENSITY_FLOOR` times the peak), and sigma (default: 1% of the joint
-    extent of every row's spectrum)."""
+    extent of every row's spectrum). The eigenvalues reach up to ``top`` at least (the 2/eta
+    line, so that the strip fills the axes below it)."""
     if not isinstance(curvature, PathCurvature):
         raise TypeError(
             f"Expected curvature to be a PathCurvature but got {type(curvature).__name__}"
@@ -41,6 +45,8 @@ def spectrum_image(
         )
     rows = [curvature.density(i) for i in range(len(curvature))]
     grid, sigma = density_grid(rows, sigma, n_grid)
+    if top is not None and top > grid[-1]:
+        grid = np.linspace(grid[0], top, n_grid)
     values = np.stack([d.density(grid, sigma) for d in rows], axis=1)
     floor = values.max() * DENSITY_FLOOR
     return grid, np.log10(np.maximum(values, floor)), sigma
@@ -74,8 +80,15 @@ def plot_path_spectrum(
     """
     import matplotlib
     from matplotlib.figure import Figure
+    from matplotlib.patheffects import Normal, Stroke
 
-    grid, image, sigma = spectrum_image(curvature, sigma, n_grid)
+    if not isinstance(curvature, PathCurvature):
+        raise TypeError(
+            f"Expected curvature to be a PathCurvature but got {type(curvature).__name__}"
+        )
+    threshold = curvature.stability_threshold
+    top = None if threshold is None else threshold * 1.05
+    grid, image, sigma = spectrum_image(curvature, sigma, n_grid, top)
     steps = np.asarray(curvature.steps, dtype=float)
     with matplotlib.rc_context({"font.size": 9, "axes.labelsize": 9}):
         if ax is None:
@@ -84,15 +97,10 @@ def plot_path_spectrum(
         else:
             fig = ax.get_figure()
         mesh = ax.pcolormesh(steps, grid, image, cmap=cmap, shading="nearest", rasterized=True)
-        ax.plot(
-            steps,
-            curvature.lambda_max,
-            color=LAMBDA_COLOR,
-            linewidth=0.9,
-            alpha=0.85,
-            label="λmax",
+        (line,) = ax.plot(
+            steps, curvature.lambda_max, color=LAMBDA_COLOR, linewidth=1.0, label="λmax"
         )
-        threshold = curvature.stability_threshold
+        line.set_path_effects([Stroke(linewidth=2.2, foreground="#333333"), Normal()])
         if threshold is not None:
             ax.axhline(
                 threshold,
@@ -101,7 +109,6 @@ def plot_path_spectrum(
                 linewidth=1.0,
                 label=f"2/η = {threshold:.3g}",
             )
-            ax.set_ylim(grid[0], max(grid[-1], threshold * 1.05))
         if colorbar:
             bar = fig.colorbar(mesh, ax=ax, fraction=0.05, pad=0.02)
             bar.set_label(f"log10 density (σ = {sigma:.2g})")
