@@ -51,8 +51,10 @@ class HessianProducts(ABC):
         vectors per current point."""
         assert self.W is not None, "call start() first"
         V = V.to(self.model.dtype)
-        total = torch.zeros(V.shape, dtype=torch.float64, device=V.device)
         with no_autocast(self.model.device.type):
+            if self.data.n_batches == 1:
+                return self.batch_products(V, 0).double()
+            total = torch.zeros(V.shape, dtype=torch.float64, device=V.device)
             for b in range(self.data.n_batches):
                 total += self.batch_products(V, b).double()
         return total

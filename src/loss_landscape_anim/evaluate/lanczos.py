@@ -75,24 +75,24 @@ class Krylov:
         active, basis = self.active, self.basis
         q = basis[:, j]
         w = matvec(q)
-        a = (q * w).sum(dim=1)
+        a = torch.einsum("kp,kp->k", q, w)
         self.alpha[active, j] = a
-        w = w - a[:, None] * q
+        w = torch.addcmul(w, q, a[:, None], value=-1)  # a new array: updated in place below
         if j > 0:
-            w = w - self.beta[active, j - 1, None] * basis[:, j - 1]
+            w.addcmul_(basis[:, j - 1], self.beta[active, j - 1, None], value=-1)
         Q = basis[:, : j + 1]  # a view: no copy of the basis per step
         before = w.norm(dim=1)
-        w = w - torch.einsum("kjp,kj->kp", Q, torch.einsum("kjp,kp->kj", Q, w))
+        w.sub_(torch.einsum("kjp,kj->kp", Q, torch.einsum("kjp,kp->kj", Q, w)))
         b = w.norm(dim=1)
         # A second pass where the first removed much (Daniel, Gragg, Kaufman & Stewart 1976):
         # twice is enough, and once is when the norm hardly changed.
         if bool((b < REORTHOGONALISE_AGAIN * before).any()):
-            w = w - torch.einsum("kjp,kj->kp", Q, torch.einsum("kjp,kp->kj", Q, w))
+            w.sub_(torch.einsum("kjp,kj->kp", Q, torch.einsum("kjp,kp->kj", Q, w)))
             b = w.norm(dim=1)
         self.beta[active, j] = b
         scale = self.alpha[active, : j + 1].abs().amax(dim=1).clamp_min(torch.finfo(w.dtype).tiny)
         exhausted = b <= 1e-10 * scale
-        basis[:, j + 1] = w / torch.where(exhausted, 1.0, b)[:, None]
+        torch.div(w, torch.where(exhausted, 1.0, b)[:, None], out=basis[:, j + 1])
         return exhausted
 
     def finish(self, finished: torch.Tensor, keep: Callable[[torch.Tensor], None] | None) -> None:
