@@ -202,6 +202,19 @@ def _add_data_and_run_arguments(add: Callable[..., Any]) -> None:
         "and write the convexity map |λmin/λmax| beside the output as <stem>.curvature.png",
     )
     add(
+        "--density",
+        action="store_true",
+        help="show the Hessian's whole spectrum along the path in the curvature panel and write "
+        "the spectral density at the final weights as <stem>.density.png",
+    )
+    add(
+        "--sharpness",
+        type=_positive_float,
+        metavar="RHO",
+        help="write the adaptive L2 sharpness (worst and average case, radius RHO) of the final "
+        "weights to <stem>.sharpness.json (and log it with -v)",
+    )
+    add(
         "--line",
         action="store_true",
         help="also write <output stem>.line.png: the loss on the straight line from the initial "
@@ -331,6 +344,8 @@ def _run(args: argparse.Namespace) -> None:
         progress=not args.no_progress,
         curvature=args.curvature,
         precision=args.precision,
+        density=args.density,
+        sharpness=args.sharpness,
     )
     if args.compare is not None:
         from .pipeline import compare_optimizers

@@ -24,7 +24,13 @@ from ..record import train
 from ..record.optimizers import OptimizerSpec, check_optimizer_spec
 from ..render import Animation, Style, frame_indices
 from ..results import CurvatureGrid, LossGrid, PathCurvature, PathLosses, Plane, Trajectory
-from .curvature import check_curvature, panel_curvature, write_curvature_map
+from .curvature import (
+    check_curvature,
+    check_sharpness,
+    panel_curvature,
+    write_curvature_map,
+    write_final_curvature,
+)
 from .options import (
     DEFAULT_FPS,
     DEFAULT_FRAMES,
@@ -106,6 +112,8 @@ def compare_optimizers(
     precision: str | None = None,
     curvature: bool = False,
     view: str = "contour",
+    density: bool = False,
+    sharpness: float | None = None,
 ) -> Comparison:
     """Train one copy of the model per optimizer from identical initial weights, project all
     paths onto one shared plane through ``center``'s final weights, and animate them together.
@@ -131,6 +139,8 @@ def compare_optimizers(
         curvature: a side panel with the Hessian's extreme eigenvalues along each path (and
             2/lr for SGD), and the convexity map written beside the output as
             ``<stem>.curvature.png``.
+        density, sharpness: as for :func:`loss_landscape_anim`, at each optimizer's final
+            weights (the panel's spectrum is the first optimizer's).
     """
     specs = _optimizer_specs(optimizers)
     center = next(iter(specs)) if center is None else _label(center, specs, "center")
@@ -138,7 +148,8 @@ def compare_optimizers(
     n_epochs = check_positive_int(n_epochs, "n_epochs")
     method = check_method(reduction_method)
     grid_options = GridOptions(resolution, margin, n_examples, strategy, precision)
-    curvature = check_curvature(curvature)
+    curvature, density = check_curvature(curvature), check_curvature(density, "density")
+    rho = check_sharpness(sharpness)
     check_positive_int(giffps, "giffps")
     check_optional_positive_int(n_frames, "n_frames")
     render_options = (
@@ -173,10 +184,10 @@ def compare_optimizers(
     barriers = _barriers(trained, data, trajectories, grid_options, run)
     animation = curvature_map = None
     curves = None
-    if curvature:
+    if curvature or density:
         n_rows = max(len(t) for t in trajectories.values())
         shown = frame_indices(n_rows, render_options.n_frames if render_options else None)
-        curves = panel_curvature(trained, data, trajectories, shown, grid_options, run)
+        curves = panel_curvature(trained, data, trajectories, shown, grid_options, run, density)
     if render_options is not None:
         losses: dict[str, PathLosses] | None = None
         if show_path_losses and len(trajectories) == 1:  # drawn for a single path only
@@ -206,6 +217,8 @@ def compare_optimizers(
             curvature_map = write_curvature_map(
                 trained, data, plane, grid, render_options.output, grid_options, run, extra
             )
+    output = None if render_options is None else render_options.output
+    write_final_curvature(trained, data, trajectories, output, density, rho, grid_options, run)
     return Comparison(
         trajectories, plane, planes, grid, center, animation, curves, curvature_map, barriers
     )

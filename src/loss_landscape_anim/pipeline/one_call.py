@@ -26,7 +26,13 @@ from ..record.optimizers import check_optimizer_spec
 from ..render import Animation, Style, frame_indices, interactive_surface
 from ..render.interactive import check_plotly, write_interactive_html
 from ..results import Trajectory
-from .curvature import check_curvature, panel_curvature, write_curvature_map
+from .curvature import (
+    check_curvature,
+    check_sharpness,
+    panel_curvature,
+    write_curvature_map,
+    write_final_curvature,
+)
 from .line_figure import write_loss_line
 from .options import (
     DEFAULT_FPS,
@@ -84,6 +90,8 @@ def loss_landscape_anim(
     strategy: str = "auto",
     precision: str | None = None,
     curvature: bool = False,
+    density: bool = False,
+    sharpness: float | None = None,
     line_output: str | os.PathLike | None = None,
     view: str = "contour",
     interactive_output: str | os.PathLike | None = None,
@@ -138,6 +146,11 @@ def loss_landscape_anim(
         curvature: add a side panel with the Hessian's largest and smallest eigenvalue along the
             path (and 2/lr for SGD), and write the convexity map of the plane beside the output
             as ``<stem>.curvature.png`` (see :func:`curvature_grid`).
+        density: the side panel shows the Hessian's whole spectrum along the path (a heat strip
+            revealed with the frames, ``curvature_along_path(..., density=True)``), and the
+            spectral density at the final weights is written as ``<stem>.density.png``.
+        sharpness: a radius: compute the adaptive L2 sharpness (worst case and average case,
+            :func:`sharpness`) at the final weights, log it and write ``<stem>.sharpness.json``.
         view: ``"contour"`` or ``"surface"`` (the loss surface in 3D, with a slow camera turn).
         interactive_output: also write the rotatable 3D surface with the path and a step
             slider (:func:`interactive_surface`) here, as one self-contained HTML file (needs
@@ -165,6 +178,8 @@ def loss_landscape_anim(
         check_output_path(line_output, "line_output")
     grid_options = GridOptions(resolution, margin, n_examples, strategy, precision)
     curvature = check_curvature(curvature)
+    density = check_curvature(density, "density")
+    rho = check_sharpness(sharpness)
     render_options = RenderOptions.of(
         output_filename if output_to_file else None,
         fps=giffps,
@@ -215,15 +230,18 @@ def loss_landscape_anim(
             panels["decision_regions"] = compute_regions(
                 trained, data, trajectory, frames, device=run.device, num_threads=run.num_threads
             )
-    if curvature:
+    if curvature or density:
         panels["curvature"] = panel_curvature(
-            trained, data, {"path": trajectory}, frames, grid_options, run
+            trained, data, {"path": trajectory}, frames, grid_options, run, density
         )["path"]
     animation = render(trajectory, plane, grid, render_options, run, **panels)
     if curvature and render_options.output is not None:
         write_curvature_map(
             trained, data, plane, grid, render_options.output, grid_options, run, [plane.path_2d]
         )
+    write_final_curvature(
+        trained, data, {"path": trajectory}, render_options.output, density, rho, grid_options, run
+    )
     if line_output is not None:
         write_loss_line(trained, data, trajectory, line_output, grid_options, run)
     if interactive_output is not None and is_writer():

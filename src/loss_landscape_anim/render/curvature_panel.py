@@ -47,7 +47,13 @@ def as_curvature_map(
 
 def draw_curvature_panel(figure: LandscapeFigure, ax: Any) -> None:
     """λmax (solid) and λmin (dotted) of each path in ``ax``, growing with the frames, and a
-    dashed line at ``2 / eta`` for each SGD path."""
+    dashed line at ``2 / eta`` for each SGD path; the whole spectrum when the curvature has
+    densities (:func:`~.spectrum.draw_spectrum_panel`)."""
+    if any(c.has_density for c in figure.curvature.values()):
+        from .spectrum import draw_spectrum_panel
+
+        draw_spectrum_panel(figure, ax)
+        return
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 

@@ -42,6 +42,7 @@ class LandscapeFigure:
         self.fig = Figure(figsize=style.figsize, dpi=style.dpi, facecolor=style.background)
         self.canvas = FigureCanvasAgg(self.fig)
         self.moving: list[Any] = []
+        self.updates: list[Any] = []  # callables of the step, run before each frame is drawn
         self._layout()
         self._draw_landscape(plane)
         self._make_path_artists()
@@ -260,6 +261,8 @@ class LandscapeFigure:
         for line, steps, values in getattr(self, "curves", []):
             k = int(np.searchsorted(steps, step, side="right"))
             line.set_data(steps[:k], values[:k])
+        for update in self.updates:
+            update(step)
         if self.decision is not None:
             k = int(np.searchsorted(self.decision.rows, t, side="right")) - 1
             self.decision_image.set_data(self.decision.classes[max(k, 0)])

@@ -15,7 +15,13 @@ from .density import DENSITY_FLOOR, density_grid
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["SPECTRUM_CMAP", "THRESHOLD_COLOR", "plot_path_spectrum", "spectrum_image"]
+__all__ = [
+    "SPECTRUM_CMAP",
+    "THRESHOLD_COLOR",
+    "draw_spectrum_panel",
+    "plot_path_spectrum",
+    "spectrum_image",
+]
 
 #: Dark (no eigenvalues) to bright (many): the bulk glows, the outliers show as thin traces.
 SPECTRUM_CMAP = "magma"
@@ -118,3 +124,64 @@ def plot_path_spectrum(
         if title:
             ax.set_title(title, fontsize=10)
     return fig, ax
+
+
+def draw_spectrum_panel(figure: Any, ax: Any) -> None:
+    """The animation's curvature panel as a spectrum view: the heat strip of the first path with
+    densities (static, revealed up to the current step by a moving mask), each path's
+    ``lambda_max`` in its colour growing with the frames, and ``2 / eta`` for plain SGD (labelled
+    at its right end: a legend would hide the strip). ``figure`` is a ``LandscapeFigure``."""
+    from matplotlib.patches import Rectangle
+    from matplotlib.ticker import MaxNLocator
+
+    style = figure.style
+    shown = next(c for c in figure.curvature.values() if c.has_density)
+    thresholds: list[float] = []
+    for c in figure.curvature.values():
+        if c.stability_threshold is not None and c.stability_threshold not in thresholds:
+            thresholds.append(c.stability_threshold)
+    top = max(thresholds) * 1.05 if thresholds else None
+    grid, image, _ = spectrum_image(shown, top=top)
+    steps = np.asarray(shown.steps, dtype=float)
+    steps_max = max(int(p.steps[-1]) for p in figure.paths) or 1
+    ax.pcolormesh(steps, grid, image, cmap=SPECTRUM_CMAP, shading="nearest", rasterized=True)
+    for p in figure.paths:
+        c = figure.curvature.get(p.name)
+        if c is not None:
+            figure._add_curve(ax, c.steps, c.lambda_max, p.color, "-", width=1.3)
+    for threshold in thresholds:
+        ax.axhline(threshold, color=THRESHOLD_COLOR, linestyle="--", linewidth=1.0)
+        # A label at the line's right end instead of a legend, which would hide the strip.
+        ax.text(
+            0.99,
+            threshold,
+            "2/η",
+            transform=ax.get_yaxis_transform(),
+            ha="right",
+            va="bottom",
+            color=THRESHOLD_COLOR,
+            fontsize=style.text_size - 2,
+        )
+    low, high = float(grid[0]), float(grid[-1])
+    ax.set_xlim(0, steps_max)
+    ax.set_ylim(low, high)
+    mask = Rectangle(
+        (0, low),
+        steps_max,
+        high - low,
+        facecolor=style.background,
+        edgecolor="none",
+        animated=True,
+    )
+    ax.add_patch(mask)
+    figure.moving.append(mask)
+
+    def reveal(step: float) -> None:
+        mask.set_x(step)
+        mask.set_width(max(steps_max - step, 0))
+
+    figure.updates.append(reveal)
+    ax.set_ylabel("Hessian λ", fontsize=style.text_size)
+    ax.tick_params(labelsize=style.text_size - 1)
+    ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(4))
