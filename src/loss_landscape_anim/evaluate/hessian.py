@@ -53,8 +53,8 @@ logger = logging.getLogger(__name__)
 CURVATURE_METHODS = ("auto", "dense", "lanczos")
 #: How Hessian-vector products are computed: ``"chain"`` (written out, for chains of Linear
 #: layers and elementwise activations), ``"conv"`` (written out and shared across points, for
-#: sequential convolutional networks: :mod:`.hessian_conv`), ``"functional"`` (``torch.func``,
-#: any model) or ``"auto"``.
+#: sequential convolutional networks: :mod:`.hessian_conv`; ``"auto"`` picks them on the CPU),
+#: ``"functional"`` (``torch.func``, any model) or ``"auto"``.
 PRODUCTS = ("auto", "chain", "conv", "functional")
 #: With ``method="auto"``, models with at most this many parameters get dense Hessians (exact,
 #: and about as fast as Lanczos there); above it batched Lanczos wins, by 2x at 100 parameters
@@ -313,7 +313,8 @@ class HessianEvaluator:
             if self.operator_name == "fisher":
                 return FisherProducts(self.model, self.data)
             return GaussNewtonProducts(self.model, self.data, vectorized=self._vectorized())
-        if name in ("auto", "conv"):
+        # Measured on the CPU only (benchmarks/bench_curvature.py): "auto" takes them there.
+        if name == "conv" or (name == "auto" and self.device.type == "cpu"):
             conv = conv_chain(self.model.module, self.data.X[:2])
             if conv is not None:
                 cache = DEFAULT_CACHE_BUDGET.get(self.device.type, 2**28)
