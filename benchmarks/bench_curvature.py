@@ -10,8 +10,10 @@ of grid points; its eigenvalues at those points check ours.
 
 Also measured: the cost of one Hessian-vector product in units of one gradient (the generic
 ``torch.func`` one, and ours batched across points), dense Hessians against batched Lanczos by
-model size (the crossover behind ``DENSE_MAX_PARAMS``), and the cost of a LeNet-5 map on a small
-MNIST-shaped batch.
+model size (the crossover behind ``DENSE_MAX_PARAMS``), the spectral density (SLQ) of the trained
+MLP against its exact spectrum, Hutch++ against Hutchinson's trace error at equal numbers of
+products, and a LeNet-5 map on 256 MNIST-shaped inputs before (generic products, one point at a
+time) and after (``products="conv"``), interleaved in the same run.
 
     python benchmarks/bench_curvature.py            # 25 x 25 spirals map, 25 reference points
     python benchmarks/bench_curvature.py --quick    # 8 x 8, 4 reference points, 1 repeat
@@ -38,12 +40,15 @@ from loss_landscape_anim import (
     LeNet,
     SpiralsDataModule,
     curvature_grid,
+    hessian_density,
+    hessian_trace,
     project,
     train,
 )
 from loss_landscape_anim.analysis import grid_axes
 from loss_landscape_anim.evaluate import CurvatureEvaluator
 from loss_landscape_anim.results import Plane
+from loss_landscape_anim.results.density import smoothed_density
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
@@ -216,7 +221,48 @@ def dense_vs_lanczos(quick: bool) -> list[dict]:
     return rows
 
 
-def lenet_map(quick: bool) -> dict:
+def spectrum_and_traces(model: nn.Module, data, quick: bool) -> dict:
+    """The trained spirals MLP's exact spectrum (dense Hessian, ``eigvalsh``) against
+    ``hessian_density`` (time, products, L1 distance of the smoothed densities) and the errors of
+    Hutchinson and Hutch++ at equal numbers of products, mean over seeds."""
+    evaluator = CurvatureEvaluator(model, data)
+    w = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
+    H = evaluator.dense_hessians(w[None])[0].numpy()
+    eigenvalues = np.linalg.eigvalsh(H)
+    seconds, density = median_time(lambda: hessian_density(model, data, seed=0), 1 if quick else 3)
+    sigma = 0.01 * (eigenvalues[-1] - eigenvalues[0])
+    grid = np.linspace(eigenvalues[0] - 8 * sigma, eigenvalues[-1] + 8 * sigma, 20001)
+    exact = smoothed_density(
+        eigenvalues[None], np.full((1, eigenvalues.size), 1 / eigenvalues.size), grid, sigma
+    )
+    l1 = float(np.trapezoid(np.abs(density.density(grid, sigma) - exact), grid))  # type: ignore[attr-defined]
+    trace = float(eigenvalues.sum())
+    errors: dict[str, dict[int, float]] = {"hutchinson": {}, "hutch++": {}}
+    for n in (12, 30, 60) if quick else (12, 30, 60, 120, 240):
+        for method in errors:
+            found = [
+                hessian_trace(model, data, n_samples=n, seed=seed, method=method).estimate
+                for seed in range(5 if quick else 20)
+            ]
+            errors[method][n] = float(np.mean(np.abs(np.array(found) - trace)) / abs(trace))
+    return {
+        "params": int(w.numel()),
+        "density_s": seconds,
+        "density_products": density.n_products,  # type: ignore[attr-defined]
+        "density_runs_steps": [density.n_runs, density.n_steps],  # type: ignore[attr-defined]
+        "density_l1_sigma_1pct": l1,
+        "density_l1_bound": float(np.sqrt(2 / density.n_runs)),  # type: ignore[attr-defined]
+        "lambda_max_exact": float(eigenvalues[-1]),
+        "lambda_max_slq": density.support[1],  # type: ignore[attr-defined]
+        "trace_exact": trace,
+        "trace_slq": [density.trace, density.trace_stderr],  # type: ignore[attr-defined]
+        "trace_relative_error": errors,
+    }
+
+
+def lenet_setup(quick: bool) -> tuple[nn.Module, tuple, Plane]:
+    """LeNet-5 trained 2 epochs on 256 (quick: 64) random MNIST-shaped inputs, and a filter-
+    normalised plane through its final weights."""
     g = torch.Generator().manual_seed(0)
     n = 64 if quick else 256
     images = torch.randn(n, 1, 32, 32, generator=g)
@@ -225,27 +271,58 @@ def lenet_map(quick: bool) -> dict:
     model = LeNet()
     trajectory = train(model, (images, labels), 2, batch_size=64, seed=0, progress=False)
     model.load_state_dict(trajectory.state_dict())
-    plane = project(trajectory, "filter", seed=0)
-    resolution = 2 if quick else 3
-    seconds, grid = median_time(
-        lambda: curvature_grid(
-            model, (images, labels), plane, resolution=resolution, progress=False
-        ),
-        1,
-    )
-    per_point = seconds / resolution**2
-    reference = Reference(model, images, labels)
+    return model, (images, labels), project(trajectory, "filter", seed=0)
+
+
+def lenet_map(quick: bool, threads: int) -> dict:
+    """The LeNet-5 convexity map before and after the convolutional products, same run: the
+    batched Lanczos of ``curvature_grid`` (tol 1e-3, one seeded start vector) at points spread
+    evenly over a 25 x 25 grid, with the generic ``torch.func`` products one point at a time
+    (``products="functional"``, what ``"auto"`` chose before) and with ``"auto"`` (now the
+    written-out products shared across points), interleaved repeat by repeat; extrapolated to
+    625 points. Also the eigsh loop at one point, for scale."""
+    model, data, plane = lenet_setup(quick)
+    coords = grid_coords(plane, 25)
+    n_points = 8 if quick else 32
+    subset = coords[np.linspace(0, len(coords) - 1, n_points).round().astype(int)]
+    times: dict[str, list[float]] = {"functional": [], "auto": []}
+    found: dict[str, object] = {}
+    for repeat in range(1 if quick else 3):
+        order = ["functional", "auto"] if repeat % 2 == 0 else ["auto", "functional"]
+        for products in order:
+            start = time.perf_counter()
+            evaluator = CurvatureEvaluator(model, data, products=products, num_threads=threads)
+            found[products] = evaluator.plane_extremes(
+                plane.origin, plane.directions, subset, method="lanczos", tol=1e-3, seed=0
+            )
+            times[products].append(time.perf_counter() - start)
+    before, after = found["functional"], found["auto"]
+    per_point = {name: statistics.median(t) / n_points for name, t in times.items()}
+    reference = Reference(model, *data)
     start = time.perf_counter()
     reference.extremes(plane.origin)
     ref_point = time.perf_counter() - start
     return {
         "params": reference.P,
-        "examples": n,
-        "points": resolution**2,
-        "method": grid.method,
-        "products_per_point": grid.n_products / resolution**2,
-        "ours_s_per_point": per_point,
-        "ours_25x25_s_estimated": per_point * 625,
+        "examples": int(data[0].shape[0]),
+        "points_timed": n_points,
+        "products_after": type(CurvatureEvaluator(model, data).products).__name__,
+        "products_per_point_before": before.n_products / n_points,  # type: ignore[attr-defined]
+        "products_per_point_after": after.n_products / n_points,  # type: ignore[attr-defined]
+        "before_s_per_point": per_point["functional"],
+        "after_s_per_point": per_point["auto"],
+        "before_25x25_s_estimated": per_point["functional"] * 625,
+        "after_25x25_s_estimated": per_point["auto"] * 625,
+        "speedup": per_point["functional"] / per_point["auto"],
+        "speedups_by_repeat": [
+            b / a for b, a in zip(times["functional"], times["auto"], strict=True)
+        ],
+        "lambda_max_max_rel_diff": float(
+            np.max(np.abs(after.largest - before.largest) / np.abs(before.largest))  # type: ignore[attr-defined]
+        ),
+        "lambda_min_max_diff_over_lambda_max": float(
+            np.max(np.abs(after.smallest - before.smallest) / np.abs(before.largest))  # type: ignore[attr-defined]
+        ),
         "ref_s_per_point": ref_point,
     }
 
@@ -266,7 +343,8 @@ def main() -> None:
         "spirals": spirals,
         "products": product_costs(model, X, y, repeats),
         "dense_vs_lanczos": dense_vs_lanczos(args.quick),
-        "lenet": lenet_map(args.quick),
+        "spectrum": spectrum_and_traces(model, SpiralsDataModule(), args.quick),
+        "lenet": lenet_map(args.quick, args.threads),
         "load_average_end": os.getloadavg(),
     }
     if args.json:
@@ -313,11 +391,29 @@ def report(r: dict) -> None:
             f"lanczos {row['lanczos_ms_per_point']:.1f}"
         )
     print(
-        f"LeNet-5 ({le['params']} params, {le['examples']} examples): {le['ours_s_per_point']:.2f}"
-        f" s/point ({le['products_per_point']:.0f} products, {le['method']}) -> "
-        f"{le['ours_25x25_s_estimated'] / 60:.1f} min for 25 x 25; eigsh loop "
-        f"{le['ref_s_per_point']:.2f} s/point"
+        f"LeNet-5 ({le['params']} params, {le['examples']} examples), {le['points_timed']} points "
+        f"of a 25 x 25 map: before (generic products, one point at a time) "
+        f"{le['before_s_per_point']:.2f} s/point ({le['products_per_point_before']:.0f} "
+        f"products), after ({le['products_after']}) {le['after_s_per_point']:.2f} s/point "
+        f"({le['products_per_point_after']:.0f} products): {le['speedup']:.2f}x (by repeat "
+        + ", ".join(f"{x:.2f}" for x in le["speedups_by_repeat"])
+        + f"); 25 x 25: {le['before_25x25_s_estimated'] / 60:.1f} -> "
+        f"{le['after_25x25_s_estimated'] / 60:.1f} min; lambda_max rel diff "
+        f"{le['lambda_max_max_rel_diff']:.1e}, lambda_min diff / lambda_max "
+        f"{le['lambda_min_max_diff_over_lambda_max']:.1e}; eigsh loop {le['ref_s_per_point']:.2f} s/point"
     )
+    sp = r["spectrum"]
+    print(
+        f"spectral density of the spirals MLP ({sp['params']} params): {sp['density_s']:.2f} s, "
+        f"{sp['density_products']} products ({sp['density_runs_steps'][0]} runs x "
+        f"{sp['density_runs_steps'][1]} steps); L1 to the exact smoothed spectrum (sigma 1%) "
+        f"{sp['density_l1_sigma_1pct']:.3f} (bound {sp['density_l1_bound']:.3f}); lambda_max "
+        f"{sp['lambda_max_slq']:.5f} (exact {sp['lambda_max_exact']:.5f}); trace "
+        f"{sp['trace_slq'][0]:.3f} +- {sp['trace_slq'][1]:.3f} (exact {sp['trace_exact']:.3f})"
+    )
+    print("trace, mean relative error over seeds, by products:")
+    for method, by_n in sp["trace_relative_error"].items():
+        print(f"  {method:10s} " + "  ".join(f"{n}: {e:.3f}" for n, e in by_n.items()))
     print(f"load average end {r['load_average_end'][0]:.2f}")
 
 

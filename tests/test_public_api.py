@@ -28,12 +28,17 @@ EXPECTED = {
     "path_losses",
     "decision_regions",
     "Style",
-    # curvature: Hessian eigenvalues and trace, the convexity map, curvature along the path
+    # curvature: Hessian eigenvalues, trace and spectral density, the convexity map, curvature
+    # along the path, sharpness
     "hessian_eigenvalues",
     "hessian_trace",
+    "hessian_density",
+    "sharpness",
     "curvature_grid",
     "curvature_along_path",
     "plot_curvature",
+    "plot_density",
+    "plot_path_spectrum",
     # figures and the 1D line
     "plot_landscape",
     "interactive_surface",
@@ -61,6 +66,8 @@ EXPECTED = {
     "DecisionRegions",
     "HessianSpectrum",
     "HessianTrace",
+    "HessianDensity",
+    "Sharpness",
     "CurvatureGrid",
     "PathCurvature",
     # models and data

@@ -29,11 +29,13 @@ from .analysis import (
     curvature_grid,
     decision_regions,
     fill_losses,
+    hessian_density,
     hessian_eigenvalues,
     hessian_trace,
     loss_along_curve,
     loss_along_line,
     path_losses,
+    sharpness,
 )
 from .data import MNISTDataModule, SpiralsDataModule
 from .directions import project
@@ -57,13 +59,16 @@ from .render import (
     interactive_surface,
     plot_connectivity,
     plot_curvature,
+    plot_density,
     plot_landscape,
     plot_loss_line,
+    plot_path_spectrum,
 )
 from .results import (
     CurvatureGrid,
     Curve,
     DecisionRegions,
+    HessianDensity,
     HessianSpectrum,
     HessianTrace,
     LossGrid,
@@ -71,6 +76,7 @@ from .results import (
     PathCurvature,
     PathLosses,
     Plane,
+    Sharpness,
     Trajectory,
 )
 
@@ -88,6 +94,7 @@ __all__ = [
     "DecisionRegions",
     "DivergenceWarning",
     "GenericModel",
+    "HessianDensity",
     "HessianSpectrum",
     "HessianTrace",
     "IncompatibleFileError",
@@ -100,6 +107,7 @@ __all__ = [
     "PathLosses",
     "Plane",
     "Preparation",
+    "Sharpness",
     "SpiralsDataModule",
     "Style",
     "Trajectory",
@@ -116,6 +124,7 @@ __all__ = [
     "decision_regions",
     "export_surface",
     "fill_losses",
+    "hessian_density",
     "hessian_eigenvalues",
     "hessian_trace",
     "interactive_surface",
@@ -127,9 +136,12 @@ __all__ = [
     "path_losses",
     "plot_connectivity",
     "plot_curvature",
+    "plot_density",
     "plot_landscape",
     "plot_loss_line",
+    "plot_path_spectrum",
     "project",
     "record_training",
+    "sharpness",
     "train",
 ]

@@ -11,15 +11,27 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
-from .._validate import check_optional_positive_int
+from .._validate import check_optional_positive_int, check_positive_int
 from ..evaluate import CurvatureEvaluator
 from ..results import PathCurvature, Trajectory
 from ._evaluators import curvature_evaluator, require
 from .curvature_grid import DEFAULT_CURVATURE_TOL
+from .density import spectral_densities
 
-__all__ = ["curvature_along_path", "path_rows"]
+__all__ = [
+    "DEFAULT_PATH_DENSITY_RUNS",
+    "DEFAULT_PATH_DENSITY_STEPS",
+    "curvature_along_path",
+    "path_rows",
+]
+
+#: Default Lanczos runs and steps of the density at each row of a path (fewer than for one
+#: point: the same start vectors at every row keep the frames comparable).
+DEFAULT_PATH_DENSITY_RUNS = 5
+DEFAULT_PATH_DENSITY_STEPS = 40
 
 
 def path_rows(n_rows: int, *, every: int | None = None, rows: Any = None) -> np.ndarray:
@@ -58,6 +70,9 @@ def curvature_along_path(
     max_iter: int | None = None,
     seed: int | None = 0,
     progress: bool = True,
+    density: bool = False,
+    density_runs: int = DEFAULT_PATH_DENSITY_RUNS,
+    density_steps: int = DEFAULT_PATH_DENSITY_STEPS,
     evaluator: CurvatureEvaluator | None = None,
     **evaluator_options: Any,
 ) -> PathCurvature:
@@ -72,11 +87,19 @@ def curvature_along_path(
         rows: or evaluate these rows (indices into the trajectory).
         method, tol, max_iter, seed, progress, evaluator, evaluator_options: as for
             :func:`curvature_grid`.
+        density: also estimate the whole spectrum at each row, by stochastic Lanczos quadrature
+            (see :func:`hessian_density`) from the same start vectors at every row, so that the
+            densities change with the curvature from frame to frame, not with the draw.
+        density_runs, density_steps: the runs and Lanczos steps of each row's density.
 
     The first and the last recorded rows are always included.
     """
     trajectory = require(trajectory, "trajectory", Trajectory)
     chosen = path_rows(len(trajectory), every=every, rows=rows)
+    if not isinstance(density, bool):
+        raise TypeError(f"Expected density to be True or False but got {density!r}")
+    density_runs = check_positive_int(density_runs, "density_runs")
+    density_steps = check_positive_int(density_steps, "density_steps")
     evaluator = curvature_evaluator(model, data, evaluator, evaluator_options)
     trajectory.layout.check_model(evaluator.model.module)
     found = evaluator.weight_extremes(
@@ -88,6 +111,19 @@ def curvature_along_path(
         progress=progress,
         desc="path curvature",
     )
+    densities = None
+    if density:
+        W = torch.as_tensor(np.asarray(trajectory.params[chosen]))
+        with evaluator.scope():
+            densities = spectral_densities(
+                evaluator,
+                W,
+                n_runs=density_runs,
+                n_steps=density_steps,
+                seed=seed,
+                progress=progress,
+                desc="path spectrum",
+            )
     return PathCurvature(
         rows=chosen,
         steps=np.asarray(trajectory.steps)[chosen],
@@ -99,4 +135,7 @@ def curvature_along_path(
         precision=evaluator.precision,
         converged=found.converged,
         trajectory_fingerprint=trajectory.fingerprint(),
+        density_nodes=None if densities is None else densities.nodes,
+        density_weights=None if densities is None else densities.weights,
+        n_params=evaluator.n_params,
     )

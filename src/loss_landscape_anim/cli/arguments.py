@@ -212,6 +212,19 @@ def _add_data_and_run_arguments(add: Callable[..., Any]) -> None:
         "on a trained curve, and each curve's animation as <stem>.connect-<a>-<b>.<suffix>",
     )
     add(
+        "--density",
+        action="store_true",
+        help="show the Hessian's whole spectrum along the path in the curvature panel and write "
+        "the spectral density at the final weights as <stem>.density.png",
+    )
+    add(
+        "--sharpness",
+        type=_positive_float,
+        metavar="RHO",
+        help="write the adaptive L2 sharpness (worst and average case, radius RHO) of the final "
+        "weights to <stem>.sharpness.json (and log it with -v)",
+    )
+    add(
         "--line",
         action="store_true",
         help="also write <output stem>.line.png: the loss on the straight line from the initial "

@@ -118,6 +118,8 @@ def _run(args: argparse.Namespace) -> None:
         progress=not args.no_progress,
         curvature=args.curvature,
         precision=args.precision,
+        density=args.density,
+        sharpness=args.sharpness,
         line_output=line_path(args.output) if args.line else None,
         interactive_output=interactive_path(args.output) if args.interactive else None,
         export=args.export,

@@ -29,7 +29,9 @@ from .._validate import check_choice
 from .budgets import DEFAULT_CACHE_BUDGET, DEFAULT_HESSIAN_BUDGET, PRODUCT_OVERHEAD, budget_for
 from .checkpoint import GridCheckpoint
 from .extremes import Extremes, ExtremesSettings, extremes_job
+from .gauss_newton import OPERATORS, FisherProducts, GaussNewtonProducts
 from .hessian_chain import ChainProducts
+from .hessian_conv import ConvChainProducts, conv_chain
 from .hessian_products import FunctionalProducts, HessianProducts
 from .preparation import Evaluator, Preparation
 from .schedule import collect
@@ -40,8 +42,10 @@ __all__ = ["PRODUCTS", "CurvatureEvaluator"]
 logger = logging.getLogger(__name__)
 
 #: How Hessian-vector products are computed: ``"chain"`` (written out, for chains of Linear
-#: layers and elementwise activations), ``"functional"`` (``torch.func``, any model) or ``"auto"``.
-PRODUCTS = ("auto", "chain", "functional")
+#: layers and elementwise activations), ``"conv"`` (written out and shared across points, for
+#: sequential convolutional networks: :mod:`.hessian_conv`; ``"auto"`` takes them on the CPU,
+#: where they were measured), ``"functional"`` (``torch.func``, any model) or ``"auto"``.
+PRODUCTS = ("auto", "chain", "conv", "functional")
 
 
 class CurvatureEvaluator(Evaluator):
@@ -58,7 +62,11 @@ class CurvatureEvaluator(Evaluator):
         chunk_size: points per chunk; default: as many as ``memory_budget`` allows.
         memory_budget: bytes of activations one call of products may use (default by device
             type: :data:`~.budgets.DEFAULT_HESSIAN_BUDGET`).
-        products: ``"auto"``, ``"chain"`` or ``"functional"`` (see :data:`PRODUCTS`).
+        products: ``"auto"``, ``"chain"``, ``"conv"`` or ``"functional"`` (see
+            :data:`PRODUCTS`).
+        operator: the curvature whose products are computed: ``"hessian"`` (default), ``"ggn"``
+            (the generalised Gauss-Newton matrix ``J^T H_z J``) or ``"fisher"`` (the empirical
+            Fisher); see :mod:`.gauss_newton`.
         precision: None (the model's dtype: the default, since reduced precision drowns small
             eigenvalues in rounding noise), or ``"bf16"`` / ``"fp16"`` (GPUs) to run the
             products of a float32 model under autocast.
@@ -79,8 +87,10 @@ class CurvatureEvaluator(Evaluator):
         stream: bool | None = None,
         subset_seed: int = 0,
         precision: str | None = None,
+        operator: str = "hessian",
     ):
         products = check_choice(products, "products", PRODUCTS)
+        self.operator_name = check_choice(operator, "operator", OPERATORS)
         options = {
             "device": device,
             "n_examples": n_examples,
@@ -123,6 +133,9 @@ class CurvatureEvaluator(Evaluator):
         """Points per call for a job of ``n_points`` points with ``n_vectors`` vectors each."""
         if self.chunk_size is not None:
             return min(self.chunk_size, n_points)
+        own = getattr(self.products, "chunk_points", None)  # products that size their chunks
+        if own is not None:
+            return max(1, min(own // n_vectors, n_points))
         per_point = self.per_example * self.data.batch_size * n_vectors
         return max(1, min(self.memory_budget // max(per_point, 1), n_points))
 
@@ -249,9 +262,18 @@ class CurvatureEvaluator(Evaluator):
     def identity(self) -> dict[str, Any]:
         """What the values depend on besides the points and the solver's settings, as JSON
         values (see :meth:`~.preparation.Preparation.identity`)."""
-        return {**self.preparation.identity(), "precision": self.precision}
+        return {
+            **self.preparation.identity(),
+            "precision": self.precision,
+            "operator": self.operator_name,
+        }
 
     def _make_products(self, name: str) -> HessianProducts:
+        if self.operator_name != "hessian":
+            return self._gauss_newton_products(name)
+        conv = self._conv_products(name)
+        if conv is not None:
+            return conv
         prep = self.preparation
         split = prep.split
         chain_ok = (
@@ -271,11 +293,46 @@ class CurvatureEvaluator(Evaluator):
             assert split is not None
             cache = budget_for(DEFAULT_CACHE_BUDGET, self.device)
             return ChainProducts(self.model, self.data, split, cache)
-        conv_on_cpu = prep.has_conv() and self.device.type == "cpu"  # grouped convolutions
+        conv_on_cpu = self._conv_on_cpu()  # vmap would make grouped convolutions
         vectorized = not conv_on_cpu and prep.vmap_works
         if not conv_on_cpu and not vectorized:
             logger.info("torch.vmap cannot run this model or loss; one product at a time")
         return FunctionalProducts(self.model, self.data, vectorized=vectorized)
+
+    def _gauss_newton_products(self, name: str) -> HessianProducts:
+        if name in ("chain", "conv"):
+            raise ValueError(
+                f"products={name!r} computes Hessian products; operator={self.operator_name!r} "
+                "needs products='auto' or 'functional'"
+            )
+        if self.operator_name == "fisher":
+            return FisherProducts(self.model, self.data)
+        vectorized = self.preparation.vmap_works and not self._conv_on_cpu()
+        return GaussNewtonProducts(self.model, self.data, vectorized=vectorized)
+
+    def _conv_products(self, name: str) -> HessianProducts | None:
+        """The written-out products of a sequential convolutional network: asked for, or by
+        ``"auto"`` on the CPU (measured there only); None when they do not apply."""
+        if name not in ("conv", "auto") or (name == "auto" and self.device.type != "cpu"):
+            return None
+        conv = (
+            None
+            if self.autocast_dtype is not None
+            else conv_chain(self.model.module, self.data.X[:2])
+        )
+        if conv is not None:
+            cache = budget_for(DEFAULT_CACHE_BUDGET, self.device)
+            return ConvChainProducts(self.model, self.data, conv, cache)
+        if name == "conv":
+            raise ValueError(
+                "products='conv' needs a sequential network of Conv2d, Linear, elementwise "
+                "activation, MaxPool2d and Flatten layers with at least one Conv2d and no "
+                "buffers, in the model's own precision; use 'auto' or 'functional'"
+            )
+        return None
+
+    def _conv_on_cpu(self) -> bool:
+        return self.preparation.has_conv() and self.device.type == "cpu"
 
     def _head_vmaps(self) -> bool:
         """Whether the chain's loss head works: plain cross-entropy, or a loss vmap can run."""

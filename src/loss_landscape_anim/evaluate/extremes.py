@@ -48,6 +48,11 @@ DEFAULT_TOL = 1e-3
 MAX_LANCZOS_STEPS = 300
 LANCZOS_BASIS_BYTES = 512 * 2**20
 MIN_LANCZOS_STEPS = 30
+#: The Lanczos bases of one chunk of points, at their most steps, may take the larger of this and
+#: the memory budget. They grow by doubling as steps are taken, and points stop when they
+#: converge (LeNet-5: after about 30 steps), so this much is rarely reached; products that share
+#: work across points (:mod:`.hessian_conv`) gain from a dozen points per chunk.
+LANCZOS_CHUNK_BYTES = 2 * 2**30
 #: The columns of a job's values: largest, smallest, converged (1 or 0), products spent.
 _LARGEST, _SMALLEST, _CONVERGED, _PRODUCTS = range(4)
 
@@ -114,7 +119,8 @@ class ExtremesSettings:
         chunk = evaluator.chunk_points(n_points, evaluator.n_params if dense else 1)
         if not dense:
             per_point = 8 * (self.max_steps + 1) * evaluator.n_params
-            chunk = min(chunk, max(1, evaluator.memory_budget // per_point))
+            budget = max(evaluator.memory_budget, LANCZOS_CHUNK_BYTES)
+            chunk = min(chunk, max(1, budget // per_point))
         return chunk
 
 

@@ -62,7 +62,6 @@ class HessianProducts(ABC):
         vectors per current point."""
         assert self.W is not None, "call start() first"
         V = V.to(self.model.dtype)
-        total = torch.zeros(V.shape, dtype=torch.float64, device=V.device)
         device_type = self.model.device.type
         context = (
             no_autocast(device_type)
@@ -70,6 +69,9 @@ class HessianProducts(ABC):
             else torch.autocast(device_type, dtype=self.autocast_dtype)
         )
         with context:
+            if self.data.n_batches == 1:
+                return self.batch_products(V, 0).double()
+            total = torch.zeros(V.shape, dtype=torch.float64, device=V.device)
             for b in range(self.data.n_batches):
                 total += self.batch_products(V, b).double()
         return total

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .functional import FunctionalModel
 
 __all__ = [
+    "ELEMENTWISE",
     "SequentialSplit",
     "activation_bytes",
     "has_batch_norm",
@@ -57,7 +58,7 @@ class SequentialSplit:
 
 
 #: Parameter-free modules that act on each element alone (in eval mode).
-_ELEMENTWISE = (
+ELEMENTWISE = (
     nn.ReLU,
     nn.LeakyReLU,
     nn.ReLU6,
@@ -85,7 +86,7 @@ def _linear_chain(
     for m in modules:
         if isinstance(m, nn.Linear):
             chain.append((m, {n: full_names[id(p)] for n, p in m.named_parameters()}))
-        elif isinstance(m, _ELEMENTWISE):
+        elif isinstance(m, ELEMENTWISE):
             chain.append((m, None))
         else:
             return None

@@ -122,6 +122,8 @@ def compare_optimizers(
     export: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     tensorboard: str | os.PathLike | None = None,
     connectivity: bool = False,
+    density: bool = False,
+    sharpness: float | None = None,
 ) -> Comparison:
     """Train one copy of the model per optimizer from identical initial weights, project all
     paths onto one shared plane through ``center``'s final weights, and animate them together.
@@ -159,6 +161,8 @@ def compare_optimizers(
             weights, after aligning their hidden units, and on a trained Bezier curve (Garipov
             et al. 2018, trained for ``n_epochs``), in ``Comparison.connectivity``; with an output
             file, each curve's animation beside it as ``<stem>.connect-<a>-<b>.<suffix>``.
+        density, sharpness: as for :func:`loss_landscape_anim`, at each optimizer's final
+            weights.
     """
     specs = _optimizer_specs(optimizers)
     center = next(iter(specs)) if center is None else _label(center, specs, "center")
@@ -166,7 +170,15 @@ def compare_optimizers(
     n_epochs = check_positive_int(n_epochs, "n_epochs")
     check_method(reduction_method)
     grid_options = GridOptions(resolution, margin, n_examples, strategy, precision)
-    extras = check_extras(curvature, line_output, interactive_output, export, tensorboard)
+    extras = check_extras(
+        curvature,
+        line_output,
+        interactive_output,
+        export,
+        tensorboard,
+        density=density,
+        sharpness=sharpness,
+    )
     check_positive_int(giffps, "giffps")
     check_optional_positive_int(n_frames, "n_frames")
     render_options = (

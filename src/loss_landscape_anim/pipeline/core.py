@@ -38,7 +38,12 @@ from ..results import (
     Trajectory,
 )
 from .connectivity import Connectivity, connect_pairs
-from .curvature import panel_curvature, write_curvature_map
+from .curvature import (
+    panel_curvature,
+    write_curvature_map,
+    write_density_figure,
+    write_sharpness,
+)
 from .exports import write_exports
 from .line_figure import write_loss_lines
 from .options import Extras, GridOptions, PlaneOptions, RenderOptions, RunOptions
@@ -58,8 +63,9 @@ class Landscape:
     weights, with its path), that plane with each path projected on it (``planes``), the grid,
     the panels (path losses, decision regions, curvature along each path), the convexity map,
     the lines from each path's initial to final weights, the barriers between the final weights
-    of each pair of paths, the animation (None when not rendered), and how each pair's final
-    weights are connected (``Extras.connectivity``)."""
+    of each pair of paths, the animation (None when not rendered), how each pair's final
+    weights are connected (``Extras.connectivity``) and their sharpness (``Extras.sharpness``:
+    path -> worst and average case)."""
 
     plane: Plane
     planes: dict[str, Plane]
@@ -72,6 +78,7 @@ class Landscape:
     barriers: dict[tuple[str, str], float] = field(default_factory=dict)
     animation: Animation | None = None
     connectivity: dict[tuple[str, str], Connectivity] | None = None
+    sharpness: dict[str, dict[str, Any]] | None = None
 
 
 class Evaluators:
@@ -240,8 +247,10 @@ def _panels(
             panels["decision_regions"] = decision_regions(
                 None, data, trajectories[center], shown, evaluator=evaluators.preparation
             )
-    if extras.curvature:
-        panels["curvature"] = panel_curvature(trajectories, frames, run, evaluators.curvature)
+    if extras.curvature or extras.density:
+        panels["curvature"] = panel_curvature(
+            trajectories, frames, run, evaluators.curvature, density=extras.density
+        )
     return panels
 
 
@@ -273,6 +282,12 @@ def _figures(
     if extras.curvature and output is not None:
         figures["curvature_grid"] = write_curvature_map(
             result.plane, result.grid, output, paths, run, evaluators.curvature
+        )
+    if extras.density and output is not None:
+        write_density_figure(trajectories, output, run, evaluators.curvature)
+    if extras.sharpness is not None:
+        figures["sharpness"] = write_sharpness(
+            trajectories, extras.sharpness, output, run, evaluators.loss
         )
     if extras.line_output is not None:
         figures["lines"] = write_loss_lines(

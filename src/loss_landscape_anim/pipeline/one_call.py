@@ -73,6 +73,8 @@ def loss_landscape_anim(
     strategy: str = "auto",
     precision: str | None = None,
     curvature: bool = False,
+    density: bool = False,
+    sharpness: float | None = None,
     line_output: str | os.PathLike | None = None,
     view: str = "contour",
     interactive_output: str | os.PathLike | None = None,
@@ -129,6 +131,11 @@ def loss_landscape_anim(
         curvature: add a side panel with the Hessian's largest and smallest eigenvalue along the
             path (and 2/lr for SGD), and write the convexity map of the plane beside the output
             as ``<stem>.curvature.png`` (see :func:`curvature_grid`).
+        density: the side panel shows the Hessian's whole spectrum along the path (a heat strip
+            revealed with the frames, ``curvature_along_path(..., density=True)``), and the
+            spectral density at the final weights is written as ``<stem>.density.png``.
+        sharpness: a radius: compute the adaptive L2 sharpness (worst case and average case,
+            :func:`sharpness`) at the final weights, log it and write ``<stem>.sharpness.json``.
         view: ``"contour"`` or ``"surface"`` (the loss surface in 3D, with a slow camera turn).
         interactive_output: also write the rotatable 3D surface with the path and a step
             slider (:func:`interactive_surface`) here, as one self-contained HTML file (needs
@@ -153,7 +160,15 @@ def loss_landscape_anim(
     if learning_rate is not None:
         check_positive_number(learning_rate, "learning_rate")
     check_optional_positive_int(record_every, "record_every")
-    extras = check_extras(curvature, line_output, interactive_output, export, tensorboard)
+    extras = check_extras(
+        curvature,
+        line_output,
+        interactive_output,
+        export,
+        tensorboard,
+        density=density,
+        sharpness=sharpness,
+    )
     grid_options = GridOptions(resolution, margin, n_examples, strategy, precision)
     render_options = RenderOptions.of(
         output_filename if output_to_file else None,

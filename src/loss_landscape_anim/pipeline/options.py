@@ -4,6 +4,7 @@ once."""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     "RunOptions",
     "check_extras",
     "check_method",
+    "check_sharpness",
 ]
 
 
@@ -178,9 +180,10 @@ class Extras:
     each frame (``show_path_losses``), the decision regions, the curvature panel and map, the
     figure of the loss on the line from the initial to the final weights (``line_output``), the
     interactive surface (``interactive_output``), the files the grid is exported to
-    (``exports``: meshes, HDF5), a TensorBoard folder to log to (``tensorboard``), and the
-    epochs to train a curve between each pair of paths' final weights (``connectivity``; None:
-    none)."""
+    (``exports``: meshes, HDF5), a TensorBoard folder to log to (``tensorboard``), the epochs to
+    train a curve between each pair of paths' final weights (``connectivity``; None: none), the
+    spectral density (``density``: in the curvature panel and beside the output) and the
+    sharpness radius (``sharpness``: None for none) of the final weights."""
 
     show_path_losses: bool = True
     decision_regions: bool = False
@@ -190,6 +193,8 @@ class Extras:
     exports: tuple[Path, ...] = ()
     tensorboard: Path | None = None
     connectivity: int | None = None
+    density: bool = False
+    sharpness: float | None = None
 
 
 def check_extras(
@@ -198,13 +203,17 @@ def check_extras(
     interactive_output: Any,
     export: Any = None,
     tensorboard: Any = None,
+    *,
+    density: Any = False,
+    sharpness: Any = None,
 ) -> Extras:
     """The curvature flag and the extra outputs, checked before any work: the output paths can
     be written, and the packages they need are installed."""
     from .exports import check_exports
 
-    if not isinstance(curvature, bool):
-        raise ValueError(f"Expected curvature to be True or False but got {curvature!r}")
+    for name, flag in (("curvature", curvature), ("density", density)):
+        if not isinstance(flag, bool):
+            raise ValueError(f"Expected {name} to be True or False but got {flag!r}")
     if interactive_output is not None:
         from ..render.interactive import check_plotly
 
@@ -219,7 +228,23 @@ def check_extras(
         interactive_output=interactive_output,
         exports=tuple(exports),
         tensorboard=folder,
+        density=density,
+        sharpness=check_sharpness(sharpness),
     )
+
+
+def check_sharpness(rho: Any) -> float | None:
+    """``rho``: None or the radius (> 0) of the sharpness measures."""
+    if rho is None:
+        return None
+    if (
+        isinstance(rho, bool)
+        or not isinstance(rho, int | float)
+        or not math.isfinite(rho)
+        or rho <= 0
+    ):
+        raise ValueError(f"Expected sharpness to be None or a radius > 0 but got {rho!r}")
+    return float(rho)
 
 
 def check_method(reduction_method: Any) -> str:

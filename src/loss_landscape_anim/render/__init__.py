@@ -6,9 +6,11 @@ from .animator import DEFAULT_FPS, DEFAULT_FRAMES, animate, frame_indices
 from .connectivity import plot_connectivity
 from .connectivity_animation import animate_connectivity
 from .curvature import plot_curvature
+from .density import plot_density
 from .interactive import interactive_surface
 from .landscape_plot import VIEWS, plot_landscape
 from .loss_line_plot import plot_loss_line
+from .spectrum import plot_path_spectrum
 from .style import Style
 
 __all__ = [
@@ -23,6 +25,8 @@ __all__ = [
     "interactive_surface",
     "plot_connectivity",
     "plot_curvature",
+    "plot_density",
     "plot_landscape",
     "plot_loss_line",
+    "plot_path_spectrum",
 ]

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..results import PathCurvature
 from ..results.curvature import shown
-from .style import Curve, PathView, Style
+from .style import Curve, Drawn, PathView, Style
 
 __all__ = ["THRESHOLD_COLOR", "as_curvature_map", "draw_curvature_panel"]
 
@@ -46,10 +46,15 @@ def as_curvature_map(
 
 def draw_curvature_panel(
     ax: Any, paths: list[PathView], curvature: Mapping[str, PathCurvature], style: Style
-) -> list[Curve]:
+) -> Drawn:
     """The static parts of the panel in ``ax`` (axes, a dashed line at ``2 / eta`` for each SGD
-    path, the legend), and the curves to grow with the frames: λmax (solid) and λmin (dotted)
-    of each path."""
+    path, the legend), and what the figure animates: λmax (solid) and λmin (dotted) of each
+    path, growing with the frames; the whole spectrum when the curvature has densities
+    (:func:`~.spectrum.draw_spectrum_panel`)."""
+    if any(c.has_density for c in curvature.values()):
+        from .spectrum import draw_spectrum_panel
+
+        return draw_spectrum_panel(ax, paths, curvature, style)
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
@@ -98,4 +103,4 @@ def draw_curvature_panel(
         borderpad=0.2,
         framealpha=0.8,
     )
-    return curves
+    return Drawn(curves)

@@ -42,6 +42,7 @@ class LandscapeFigure:
         self.fig = Figure(figsize=style.figsize, dpi=style.dpi, facecolor=style.background)
         self.canvas = FigureCanvasAgg(self.fig)
         self.moving: list[Any] = []
+        self.updates: list[Any] = []  # callables of the step, run before each frame is drawn
         self._layout()
         self._draw_landscape(plane)
         self._make_path_artists()
@@ -164,8 +165,11 @@ class LandscapeFigure:
             self._set_curve_limits(ax, name)
         if self.curvature:
             ax = side["curvature"]
-            for curve in draw_curvature_panel(ax, self.paths, self.curvature, style):
+            drawn = draw_curvature_panel(ax, self.paths, self.curvature, style)
+            for curve in drawn.curves:
                 self._add_curve(ax, curve)
+            self.moving += drawn.moving
+            self.updates += drawn.updates
         side["curvature" if self.curvature else "accuracy"].set_xlabel(
             "step", fontsize=style.text_size
         )
@@ -270,6 +274,8 @@ class LandscapeFigure:
         for line, steps, values in getattr(self, "curves", []):
             k = int(np.searchsorted(steps, step, side="right"))
             line.set_data(steps[:k], values[:k])
+        for update in self.updates:
+            update(step)
         if self.decision is not None:
             k = int(np.searchsorted(self.decision.rows, t, side="right")) - 1
             self.decision_image.set_data(self.decision.classes[max(k, 0)])

@@ -4,11 +4,13 @@ package."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-__all__ = ["Curve", "PathView", "Style"]
+__all__ = ["Curve", "Drawn", "PathView", "Style"]
 
 
 @dataclass(frozen=True)
@@ -63,3 +65,14 @@ class Curve:
     color: str
     linestyle: str = "-"
     width: float = 1.5
+
+
+@dataclass(frozen=True, eq=False)
+class Drawn:
+    """What a side panel drew that the figure animates: the ``curves`` to grow with the frames,
+    other ``moving`` artists redrawn every frame, and ``updates``, called with the frame's step
+    before each frame is drawn."""
+
+    curves: list[Curve]
+    moving: list[Any] = field(default_factory=list)
+    updates: list[Callable[[float], None]] = field(default_factory=list)

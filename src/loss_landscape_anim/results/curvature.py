@@ -18,6 +18,7 @@ from ._checks import (
     optional_number,
     optional_str,
 )
+from .density import HessianDensity
 from .plane import Plane
 
 __all__ = ["CurvatureGrid", "PathCurvature", "eigenvalue_ratio", "shown"]
@@ -135,6 +136,10 @@ class PathCurvature(Result):
         converged: (T',) bool, False where the eigensolver stopped at its iteration limit
             before its tolerance (the panel leaves those rows out; None: unknown).
         trajectory_fingerprint: :meth:`Trajectory.fingerprint` of the path (None: unknown).
+        density_nodes: (T', R, m) the spectral density at each row as the nodes of R runs of
+            stochastic Lanczos quadrature (see :class:`HessianDensity`), or None.
+        density_weights: (T', R, m) their weights, or None.
+        n_params: P, the size of the Hessian (None: unknown; needed for densities).
     """
 
     rows: np.ndarray
@@ -147,8 +152,19 @@ class PathCurvature(Result):
     precision: str | None = None
     converged: np.ndarray | None = None
     trajectory_fingerprint: str | None = None
+    density_nodes: np.ndarray | None = None
+    density_weights: np.ndarray | None = None
+    n_params: int | None = None
 
-    ARRAYS = ("rows", "steps", "lambda_max", "lambda_min", "converged")
+    ARRAYS = (
+        "rows",
+        "steps",
+        "lambda_max",
+        "lambda_min",
+        "converged",
+        "density_nodes",
+        "density_weights",
+    )
     REQUIRED = ("rows", "steps", "lambda_max", "lambda_min")
 
     def __post_init__(self) -> None:
@@ -171,9 +187,49 @@ class PathCurvature(Result):
         _check_converged(self, (n,))
         _check_provenance(self)
         optional_str(self.trajectory_fingerprint, "trajectory_fingerprint")
+        self._check_density(n)
+
+    def _check_density(self, n: int) -> None:
+        """Densities: both arrays or neither, one (R, m) set per row, with ``n_params``."""
+        if (self.density_nodes is None) != (self.density_weights is None):
+            raise ValueError("Expected both density_nodes and density_weights, or neither")
+        n_params = optional_number(self.n_params, "n_params", low=1, integer=True)
+        object.__setattr__(self, "n_params", n_params)
+        if self.density_nodes is None:
+            return
+        nodes = array_field(self.density_nodes, "density_nodes", (n, None, None))
+        weights = array_field(self.density_weights, "density_weights", nodes.shape)
+        object.__setattr__(self, "density_nodes", nodes)
+        object.__setattr__(self, "density_weights", weights)
+        if n_params is None:
+            raise ValueError("Expected n_params with densities but got None")
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])
+
+    @property
+    def has_density(self) -> bool:
+        return self.density_nodes is not None
+
+    def density(self, i: int) -> HessianDensity:
+        """The spectral density at the i-th evaluated row (``ValueError`` without densities)."""
+        if self.density_nodes is None or self.density_weights is None or self.n_params is None:
+            raise ValueError(
+                "This PathCurvature has no densities: compute it with "
+                "curvature_along_path(..., density=True)"
+            )
+        return HessianDensity(
+            self.density_nodes[i],
+            self.density_weights[i],
+            self.n_params,
+            n_examples=self.n_examples,
+            precision=self.precision,
+        )
+
+    def densities(self, grid: np.ndarray, sigma: float) -> np.ndarray:
+        """(T', G) the smoothed density of each row at the eigenvalues ``grid`` (G,), each
+        integrating to 1 (see :meth:`HessianDensity.density`)."""
+        return np.stack([self.density(i).density(grid, sigma) for i in range(len(self))])
 
     @property
     def stability_threshold(self) -> float | None:

@@ -27,6 +27,8 @@ class HessianSpectrum(Result):
         n_products: Hessian-vector products the solver used.
         n_examples: how many examples the loss is the mean over (None: unknown).
         precision: the dtype the products were computed in (None: unknown).
+        operator: the matrix: ``"hessian"``, ``"ggn"`` (generalised Gauss-Newton) or
+            ``"fisher"`` (empirical Fisher).
     """
 
     largest: np.ndarray
@@ -36,6 +38,7 @@ class HessianSpectrum(Result):
     n_products: int = 0
     n_examples: int | None = None
     precision: str | None = None
+    operator: str = "hessian"
 
     ARRAYS = ("largest", "smallest", "largest_vectors", "smallest_vectors")
     REQUIRED = ("largest", "smallest")
@@ -63,6 +66,8 @@ class HessianSpectrum(Result):
         n_examples = optional_number(self.n_examples, "n_examples", low=1, integer=True)
         object.__setattr__(self, "n_examples", n_examples)
         optional_str(self.precision, "precision")
+        if not isinstance(self.operator, str):
+            raise TypeError(f"Expected operator to be a string but got {self.operator!r}")
 
     @property
     def k(self) -> int:
@@ -71,21 +76,28 @@ class HessianSpectrum(Result):
 
 @dataclass(frozen=True)
 class HessianTrace(Result):
-    """Hutchinson's estimate of the trace of the Hessian (Hutchinson 1989): the mean of
-    ``v^T H v`` over random Rademacher vectors ``v`` (entries +1 or -1), whose expectation is the
-    trace. Its fields are numbers, so two traces compare with ``==`` (results with arrays do not).
+    """A randomised estimate of the trace of the Hessian (or ``operator``): Hutchinson's (1989),
+    the mean of ``v^T H v`` over random Rademacher vectors ``v`` (entries +1 or -1), whose
+    expectation is the trace; or Hutch++ (Meyer et al. 2021), which takes the trace of the top of
+    the spectrum exactly and Hutchinson's estimate of the rest. Its fields are numbers, so two
+    traces compare with ``==`` (results with arrays do not).
 
     Attributes:
-        estimate: the mean over the probes.
-        stderr: its standard error (sample standard deviation over sqrt(n_samples)).
-        n_samples: the number of probes.
+        estimate: the estimate of the trace.
+        stderr: its standard error (Hutchinson: sample standard deviation over
+            sqrt(n_samples); Hutch++: that of its Hutchinson part).
+        n_samples: the number of matrix-vector products spent.
         n_examples: how many examples the loss is the mean over (None: unknown).
+        method: ``"hutchinson"`` or ``"hutch++"``.
+        operator: ``"hessian"``, ``"ggn"`` or ``"fisher"``.
     """
 
     estimate: float
     stderr: float
     n_samples: int
     n_examples: int | None = None
+    method: str = "hutchinson"
+    operator: str = "hessian"
 
     def __post_init__(self) -> None:
         for name in ("estimate", "stderr"):
@@ -101,3 +113,6 @@ class HessianTrace(Result):
         object.__setattr__(self, "n_samples", n_samples)
         n_examples = optional_number(self.n_examples, "n_examples", low=1, integer=True)
         object.__setattr__(self, "n_examples", n_examples)
+        for name in ("method", "operator"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"Expected {name} to be a string but got {getattr(self, name)!r}")
