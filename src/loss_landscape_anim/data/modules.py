@@ -16,6 +16,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from .._validate import check_optional_positive_int, check_positive_int
 from ..errors import DataError
+from .batches import Inputs, concat_inputs, concat_targets, split_batch, take
+from .batches import n_examples as count_examples
 
 __all__ = ["DataModule", "SpiralsDataModule", "as_dataloader", "materialize"]
 
@@ -190,52 +192,46 @@ def _as_dataset(data: Any) -> Dataset:
     )
 
 
-def materialize(data: Any, *, n_examples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """All (or the first ``n_examples``) examples of ``data`` as two tensors ``(X, y)``, in a fixed order.
+def materialize(
+    data: Any, *, n_examples: int | None = None
+) -> tuple[Inputs, torch.Tensor]:
+    """All (or the first ``n_examples``) examples of ``data`` as ``(X, y)``, in a fixed order:
+    ``X`` a tensor, or named tensors for dict batches (sequences padded to the longest, see
+    :func:`~.batches.concat_inputs`), ``y`` the targets.
 
     Used for evaluation: the data are read once, in the loader's order but without shuffling when the
     source is a dataset, so every grid point sees exactly the same examples.
     """
-    n_examples = check_optional_positive_int(n_examples, "n_examples")
+    limit = check_optional_positive_int(n_examples, "n_examples")
     dataset = getattr(data, "dataset", None)
     if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
         X, y = dataset.tensors[0], dataset.tensors[1]
-        if n_examples is not None:
-            X, y = X[:n_examples], y[:n_examples]
+        if limit is not None:
+            X, y = X[:limit], y[:limit]
         return _check_nonempty(X, y)
     if not hasattr(data, "train_dataloader") and not isinstance(data, DataLoader):
         loader = tensor_loader(_as_dataset(data), 1024, shuffle=False)
     else:
         loader = as_dataloader(data)
-    xs: list[torch.Tensor] = []
+    xs: list[Inputs] = []
     ys: list[torch.Tensor] = []
     count = 0
     for batch in loader:
         x, y = split_batch(batch)
         xs.append(x)
-        ys.append(y)
-        count += x.shape[0]
-        if n_examples is not None and count >= n_examples:
+        ys.append(torch.as_tensor(y))
+        count += count_examples(x)
+        if limit is not None and count >= limit:
             break
     if not xs:
         raise DataError("Expected data with at least one example but the loader yielded none")
-    X, y = torch.cat(xs), torch.cat(ys)
-    if n_examples is not None:
-        X, y = X[:n_examples], y[:n_examples]
+    X, y = concat_inputs(xs), concat_targets(ys)
+    if limit is not None:
+        X, y = take(X, slice(0, limit)), y[:limit]
     return _check_nonempty(X, y)
 
 
-def _check_nonempty(X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if X.shape[0] == 0:
+def _check_nonempty(X: Inputs, y: torch.Tensor) -> tuple[Inputs, torch.Tensor]:
+    if count_examples(X) == 0:
         raise DataError("Expected data with at least one example but got an empty data set")
     return X, y
-
-
-def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x, y)`` from a loader's batch (a pair, or a longer sequence whose first two items are x, y)."""
-    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-        return batch[0], batch[1]
-    raise DataError(
-        f"Expected each batch to be an (x, y) pair but got {type(batch).__name__}"
-        + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
-    )

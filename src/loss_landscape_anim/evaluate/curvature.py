@@ -225,6 +225,7 @@ class CurvatureEvaluator:
         n = len(points)
         if n == 0:
             return Extremes.empty(resolved.method)
+        size = points.weights(slice(0, 1)).shape[-1]
         store = None
         if checkpoint is not None:
             identity = {
@@ -242,6 +243,7 @@ class CurvatureEvaluator:
                 n,
                 resolved.chunk(self, n),
                 width=4,
+                start=lambda: self.preparation.check_size(size, "the points"),
                 progress=progress,
                 desc=desc,
                 checkpoint=store,

@@ -208,8 +208,9 @@ class LossEvaluator:
 
     def weight_accuracies(self, weights: np.ndarray) -> np.ndarray:
         """Accuracy (K,) float64 at flat weight vectors ``weights`` (K, P): the share of examples
-        whose argmax prediction is the label, in chunks of points like the loss. NaN for a model
-        that does not output class logits for integer labels."""
+        whose argmax prediction is the label (of label tokens, for a token loss), in chunks of
+        points like the loss. NaN for a model that does not output class logits for integer
+        labels."""
         points = self.preparation.weight_points(weights)
         n = len(points)
         if not self.model.is_classifier(self.data.X, self.data.y):
@@ -227,7 +228,7 @@ class LossEvaluator:
 
                     counts = map_points(point_correct, (params,), self.vectorized)
                     correct[sl] += counts.cpu().numpy().astype(np.int64)
-        return correct / self.n_examples
+        return correct / self.data.total_weight
 
     def chunk_points(self, n_points: int, strategy: Strategy | None = None) -> int:
         """Points per chunk for a job of ``n_points`` points evaluated by ``strategy`` (default:
@@ -259,12 +260,17 @@ class LossEvaluator:
         n = len(points)
         if n == 0:
             return np.empty(0, dtype=np.float64)
+
+        def start() -> None:  # after a checkpoint of another job was refused with what differs
+            self.preparation.check_size(points.weights(slice(0, 1)).shape[-1], "the points")
+            strategy.start(points)
+
         with torch.no_grad(), self._scope():
             values = collect(
                 loss_job(strategy, self.data),
                 n,
                 self.chunk_points(n, strategy),
-                start=lambda: strategy.start(points),
+                start=start,
                 progress=progress,
                 desc=desc,
                 checkpoint=checkpoint,

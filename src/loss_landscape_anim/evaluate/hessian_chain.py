@@ -185,7 +185,7 @@ class ChainProducts(HessianProducts):
 
     def _batch_loss(self, b: int) -> Callable[[torch.Tensor], torch.Tensor]:
         _, yb = self.data.batch(b)
-        share = yb.shape[0] / self.data.n_examples
+        share = self.data.weight(b) / self.data.total_weight
         loss_fn = self.model.loss_fn
 
         def loss(logits: torch.Tensor) -> torch.Tensor:
