@@ -8,7 +8,7 @@ works as is). The built-in ones also expose ``input_dim``, ``num_classes`` and `
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -159,8 +159,9 @@ def as_dataloader(data: Any, *, batch_size: int | None = None) -> DataLoader:
     """Turn any accepted form of training data into a ``DataLoader``.
 
     Accepted: an object with ``train_dataloader()`` (data module), a ``DataLoader``, a ``Dataset``
-    of ``(x, y)`` pairs, or an ``(X, y)`` pair of tensors/arrays. ``batch_size`` applies to the last
-    two forms (None: full batch).
+    of ``(x, y)`` pairs (or of dicts with ``labels``), an ``(X, y)`` pair of tensors/arrays, or one
+    dict batch with ``labels`` (a ``transformers.BatchEncoding``). ``batch_size`` applies to the
+    last three forms (None: full batch).
     """
     if hasattr(data, "train_dataloader"):
         loader = data.train_dataloader()
@@ -178,6 +179,8 @@ def as_dataloader(data: Any, *, batch_size: int | None = None) -> DataLoader:
 def _as_dataset(data: Any) -> Dataset:
     if isinstance(data, Dataset):
         return data
+    if isinstance(data, Mapping):
+        return NamedDataset(*split_batch(data))
     if isinstance(data, (tuple, list)) and len(data) == 2:
         X, y = (torch.as_tensor(v) for v in data)
         if X.shape[0] != y.shape[0]:
@@ -187,9 +190,28 @@ def _as_dataset(data: Any) -> Dataset:
             )
         return TensorDataset(X, y)  # inputs keep their dtype: they are cast to the model's
     raise TypeError(
-        "Expected data to be a data module (with train_dataloader()), a DataLoader, a Dataset "
-        f"or an (X, y) pair but got {type(data).__name__}"
+        "Expected data to be a data module (with train_dataloader()), a DataLoader, a Dataset, "
+        f"an (X, y) pair or a dict batch with 'labels' but got {type(data).__name__}"
     )
+
+
+class NamedDataset(Dataset):
+    """Examples of named inputs and their labels (one dict batch: a ``BatchEncoding`` with
+    ``labels``), item by item as dicts."""
+
+    def __init__(self, inputs: dict[str, torch.Tensor], labels: torch.Tensor):
+        self.inputs, self.labels = inputs, labels
+        if count_examples(inputs) != labels.shape[0]:
+            raise DataError(
+                f"Expected the labels to hold as many examples as the inputs but got "
+                f"{labels.shape[0]} labels for {count_examples(inputs)} inputs"
+            )
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {**{k: v[index] for k, v in self.inputs.items()}, "labels": self.labels[index]}
 
 
 def materialize(
@@ -208,6 +230,12 @@ def materialize(
         X, y = dataset.tensors[0], dataset.tensors[1]
         if limit is not None:
             X, y = X[:limit], y[:limit]
+        return _check_nonempty(X, y)
+    if isinstance(data, Mapping):  # one dict batch: all the data
+        dataset = _as_dataset(data)
+        X, y = dataset.inputs, dataset.labels  # type: ignore[attr-defined]
+        if limit is not None:
+            X, y = take(X, slice(0, limit)), y[:limit]
         return _check_nonempty(X, y)
     if not hasattr(data, "train_dataloader") and not isinstance(data, DataLoader):
         loader = tensor_loader(_as_dataset(data), 1024, shuffle=False)
