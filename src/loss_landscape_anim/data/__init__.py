@@ -4,12 +4,15 @@
 
 from .batches import Inputs, split_batch
 from .mnist import MNISTDataModule
-from .modules import DataModule, SpiralsDataModule, as_dataloader, materialize
+from .modules import DataModule, NamedDataset, SpiralsDataModule, as_dataloader, materialize
+from .sequences import SequenceDataModule
 
 __all__ = [
     "DataModule",
     "Inputs",
     "MNISTDataModule",
+    "NamedDataset",
+    "SequenceDataModule",
     "SpiralsDataModule",
     "as_dataloader",
     "materialize",

@@ -25,11 +25,12 @@ __all__ = ["DataModule", "SpiralsDataModule", "as_dataloader", "materialize"]
 class DataModule:
     """Base class of the built-in data modules: a ``TensorDataset`` served by a ``DataLoader``.
 
-    Subclasses set ``self.dataset``, ``self.input_dim`` and ``self.num_classes``. ``batch_size=None``
-    means full batch: one step per epoch.
+    Subclasses set ``self.dataset`` (a ``TensorDataset``, or a :class:`NamedDataset` of named
+    inputs and labels), and for classifiers ``self.input_dim`` and ``self.num_classes``.
+    ``batch_size=None`` means full batch: one step per epoch.
     """
 
-    dataset: TensorDataset
+    dataset: TensorDataset | NamedDataset
     input_dim: int | tuple[int, ...]
     num_classes: int
 
@@ -66,7 +67,7 @@ def tensor_loader(
     items would otherwise be fetched and collated one by one). ``batch_size=None``: full batch."""
     n = len(dataset)  # type: ignore[arg-type]
     size = batch_size if batch_size is not None else max(n, 1)
-    if not isinstance(dataset, TensorDataset):
+    if not isinstance(dataset, TensorDataset | NamedDataset):
         return DataLoader(
             dataset,
             batch_size=size,
@@ -84,7 +85,8 @@ def tensor_loader(
 
 class IndexBatches(Sampler):
     """Batches of indices: slices in order, or slices of a fresh permutation (a tensor) when
-    shuffling. A ``TensorDataset`` indexed with either returns a whole batch in one operation."""
+    shuffling. A ``TensorDataset`` (or :class:`NamedDataset`) indexed with either returns a whole
+    batch in one operation."""
 
     def __init__(
         self, n: int, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None
@@ -197,7 +199,8 @@ def _as_dataset(data: Any) -> Dataset:
 
 class NamedDataset(Dataset):
     """Examples of named inputs and their labels (one dict batch: a ``BatchEncoding`` with
-    ``labels``), item by item as dicts."""
+    ``labels``), as dicts: one example for an integer index, a batch for a slice or an index
+    tensor."""
 
     def __init__(self, inputs: dict[str, torch.Tensor], labels: torch.Tensor):
         self.inputs, self.labels = inputs, labels
@@ -210,7 +213,7 @@ class NamedDataset(Dataset):
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: Any) -> dict[str, torch.Tensor]:
         return {**{k: v[index] for k, v in self.inputs.items()}, "labels": self.labels[index]}
 
 
@@ -225,18 +228,19 @@ def materialize(
     source is a dataset, so every grid point sees exactly the same examples.
     """
     limit = check_optional_positive_int(n_examples, "n_examples")
-    dataset = getattr(data, "dataset", None)
+    dataset = data if isinstance(data, NamedDataset) else getattr(data, "dataset", None)
+    if isinstance(dataset, NamedDataset):
+        X, y = dataset.inputs, dataset.labels
+        if limit is not None:
+            X, y = take(X, slice(0, limit)), y[:limit]
+        return _check_nonempty(X, y)
     if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
         X, y = dataset.tensors[0], dataset.tensors[1]
         if limit is not None:
             X, y = X[:limit], y[:limit]
         return _check_nonempty(X, y)
     if isinstance(data, Mapping):  # one dict batch: all the data
-        dataset = _as_dataset(data)
-        X, y = dataset.inputs, dataset.labels  # type: ignore[attr-defined]
-        if limit is not None:
-            X, y = take(X, slice(0, limit)), y[:limit]
-        return _check_nonempty(X, y)
+        return materialize(_as_dataset(data), n_examples=limit)
     if not hasattr(data, "train_dataloader") and not isinstance(data, DataLoader):
         loader = tensor_loader(_as_dataset(data), 1024, shuffle=False)
     else:

@@ -289,15 +289,17 @@ class LossEvaluator:
     def _vectorized(self, memory_budget: int | None) -> bool:
         """Whether points are mapped with ``torch.vmap``: not for a model or loss that vmap
         cannot run, nor for convolutions (vmap makes them grouped convolutions) on the CPU, where
-        they are slower than one per point, or on other devices when one point's activations
-        over all the data fill a chunk's memory budget (vmap would then batch no points, and on
-        an H200 it ran ResNet-18 no faster than a per-point loop)."""
+        they are slower than one per point, nor when one point's activations over all the data
+        fill a chunk's memory budget: vmap would then batch no points (on an H200 it ran
+        ResNet-18 no faster than a per-point loop; on the CPU it ran TinyGPT on 256 sequences at
+        half the speed of one point at a time: its per-point weights turn every linear layer into
+        a batched product, and every layer norm into three passes)."""
         prep = self.preparation
         conv = prep.has_conv(after_split=True)
         if conv and self.device.type == "cpu":
             return False
         budget = memory_budget or budget_for(DEFAULT_MEMORY_BUDGET, self.device)
-        if conv and self.per_example * prep.n_examples >= budget:
+        if self.per_example * prep.n_examples >= budget:
             return False
         if not prep.vmap_works:
             logger.info("torch.vmap cannot run this model or loss; evaluating one point at a time")
