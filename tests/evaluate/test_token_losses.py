@@ -48,7 +48,9 @@ def test_the_loss_is_the_mean_over_every_label_token(output) -> None:
     model = PrefixLM(output=output)
     batches = token_batches(SHAPES)
     evaluator = LossEvaluator(model, loader(batches))
-    assert evaluator.model.loss_fn == Loss(evaluator.model.loss_fn.fn, tokens=True, shift=True)
+    # the shift is made once on the data: position t then scores label t + 1 of the sequence
+    assert evaluator.model.loss_fn == Loss(evaluator.model.loss_fn.fn, tokens=True, shift=False)
+    assert evaluator.data.trim and evaluator.data.X["input_ids"].shape == (9, 11)
     assert evaluator.data.total_weight == 16 + 20 + 14
     W = near(model, 3)
     losses = evaluator.weight_losses(W)
@@ -73,6 +75,9 @@ def test_evaluation_batches_of_any_size_weight_by_their_tokens() -> None:
     expected_weights = [50 * 6 - 2 + 14 * 11 - 2, 26 * 11 + 38 * 4 - 2, 22 * 4]
     assert [cut.data.weight(b) for b in range(3)] == expected_weights
     assert cut.data.total_weight == tokens
+    # each batch is cut after its last label: the last holds sequences of 5 tokens only
+    assert cut.data.batch(2)[0]["input_ids"].shape == (22, 4)
+    assert cut.data.batch(0)[0]["input_ids"].shape == (64, 11)
     W = near(model, 2)
     expected = [direct_loss(model, w, batches)[0] for w in W]
     for evaluator in (whole, cut):

@@ -20,6 +20,7 @@ __all__ = [
     "LABEL_KEYS",
     "PAD_LABEL",
     "Inputs",
+    "align_next_token",
     "as_call",
     "concat_inputs",
     "concat_targets",
@@ -28,6 +29,7 @@ __all__ = [
     "n_examples",
     "split_batch",
     "take",
+    "trim_to_labels",
 ]
 
 #: Inputs of a batch: a tensor, or named tensors passed to the model as keyword arguments.
@@ -156,3 +158,27 @@ def _padded_cat(tensors: list[torch.Tensor], value: int) -> torch.Tensor:
             t = torch.cat([t, filler], dim=1)
         padded.append(t)
     return torch.cat(padded)
+
+
+def align_next_token(inputs: Inputs, targets: torch.Tensor) -> tuple[Inputs, torch.Tensor] | None:
+    """Named inputs of sequences (N, L, ...) and their labels (N, L) with the next-token shift
+    made: the inputs without their last position, the labels without their first, so that
+    position t's prediction is scored against label t (what a causal language model's loss does
+    by shifting). None when the inputs are not all sequences of the labels' length."""
+    if not isinstance(inputs, dict) or targets.ndim != 2 or targets.shape[1] < 2:
+        return None
+    length = targets.shape[1]
+    if not all(t.ndim >= 2 and t.shape[1] == length for t in inputs.values()):
+        return None
+    return {k: v[:, :-1] for k, v in inputs.items()}, targets[:, 1:]
+
+
+def trim_to_labels(inputs: Inputs, targets: torch.Tensor) -> tuple[Inputs, torch.Tensor]:
+    """Aligned sequences (see :func:`align_next_token`) cut after their last position that has
+    a label: for a causal model the positions after it change nothing the loss reads (padding,
+    an unlabelled tail), so they need not be computed."""
+    used = (targets != PAD_LABEL).any(dim=0).nonzero()
+    end = int(used.max()) + 1 if used.numel() else 1
+    if end == targets.shape[1]:
+        return inputs, targets
+    return {k: v[:, :end] for k, v in inputs.items()}, targets[:, :end]  # type: ignore[union-attr]

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..data import Inputs, materialize
-from ..data.batches import input_tensors, inputs_to, n_examples, take
+from ..data.batches import (
+    align_next_token,
+    input_tensors,
+    inputs_to,
+    n_examples,
+    take,
+    trim_to_labels,
+)
 from ..data.checks import check_finite_inputs, check_finite_tensor
 from ..errors import DataError
 from ..losses import as_targets
@@ -34,12 +41,16 @@ class EvalData:
     targets ``y`` (N, ...) on the evaluation device, floating inputs in the model's dtype and
     integer labels as int64, cut into fixed batches of ``batch_size`` examples. ``counts``:
     the terms of the loss per example (N,) (label tokens of a token loss; None: one each).
-    :meth:`prepare` refuses non-finite inputs or float targets with a ``DataError``."""
+    ``trim``: the examples are next-token aligned sequences (:meth:`aligned`) and each batch is
+    cut after its last labelled position. :meth:`prepare` refuses non-finite inputs or float
+    targets with a ``DataError``."""
 
     X: Inputs
     y: torch.Tensor
     batch_size: int
     counts: torch.Tensor | None = None
+    trim: bool = False
+    _trimmed: dict[tuple[int, int], int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def prepare(
@@ -62,6 +73,15 @@ class EvalData:
             raise DataError(_NO_TERMS)
         return dataclasses.replace(self, counts=counts)
 
+    def aligned(self) -> EvalData | None:
+        """The data of a causal language model with the next-token shift made (see
+        :func:`~loss_landscape_anim.data.batches.align_next_token`), batches cut after their last
+        labelled position; None for inputs that are not all sequences of the labels' length."""
+        found = align_next_token(self.X, self.y)
+        if found is None:
+            return None
+        return dataclasses.replace(self, X=found[0], y=found[1], trim=True, _trimmed={})
+
     @property
     def n_examples(self) -> int:
         return _examples(self.X)
@@ -71,9 +91,17 @@ class EvalData:
         return -(-self.n_examples // self.batch_size)
 
     def batch(self, b: int) -> tuple[Inputs, torch.Tensor]:
-        """Batch ``b``: examples ``[b * batch_size, (b + 1) * batch_size)``."""
+        """Batch ``b``: examples ``[b * batch_size, (b + 1) * batch_size)`` (cut after their
+        last labelled position when ``trim``)."""
         sl = slice(b * self.batch_size, (b + 1) * self.batch_size)
-        return take(self.X, sl), self.y[sl]
+        x, y = take(self.X, sl), self.y[sl]
+        if not self.trim:
+            return x, y
+        key = (self.batch_size, b)
+        if key not in self._trimmed:
+            self._trimmed[key] = int(trim_to_labels(x, y)[1].shape[1])
+        end = self._trimmed[key]
+        return {k: v[:, :end] for k, v in x.items()}, y[:, :end]  # type: ignore[union-attr]
 
     def weight(self, b: int) -> int:
         """The terms of the loss in batch ``b``: its examples, or its label tokens."""

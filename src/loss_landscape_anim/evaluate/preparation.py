@@ -11,6 +11,7 @@ strategy.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from functools import cached_property
 from typing import Any
@@ -90,7 +91,7 @@ class Preparation:
         self.model = FunctionalModel(model, self.device)
         data = _prepare(data, self.device, self.model.dtype, n_examples, stream, subset_seed)
         self.model.check(*data.head(2))
-        self.data = data.counted(self.model.loss_fn.counts)
+        self.data = _aligned(data, self.model).counted(self.model.loss_fn.counts)
         self._data_fingerprint: str | None = None
         if self._ranks is not None:
             self._data_fingerprint = self.data.fingerprint()
@@ -237,6 +238,21 @@ _DEFAULTS: dict[str, Any] = {
     "stream": None,
     "subset_seed": 0,
 }
+
+
+def _aligned(data: EvalData, model: FunctionalModel) -> EvalData:
+    """The data of a causal language model with the next-token shift made once, each batch cut
+    after its last labelled position (the model's loss then compares aligned positions): the
+    positions after the last label (padding to the longest sequence, an unlabelled tail) are not
+    computed. Other data as they are."""
+    loss = model.loss_fn
+    if not (loss.tokens and loss.shift):
+        return data
+    aligned = data.aligned()
+    if aligned is None:
+        return data
+    model.loss_fn = dataclasses.replace(loss, shift=False)
+    return aligned
 
 
 def _prepare(

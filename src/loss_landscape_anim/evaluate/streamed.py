@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, TensorDataset
 
 from ..data import Inputs, split_batch
-from ..data.batches import input_tensors, inputs_to, take
+from ..data.batches import align_next_token, input_tensors, inputs_to, take, trim_to_labels
 from ..data.checks import check_finite_inputs, check_finite_tensor
 from ..errors import DataError
 from ..losses import as_targets
@@ -126,6 +126,13 @@ class StreamedData(EvalData):
         size = max(1, min(batch_size, self.n_examples))
         return dataclasses.replace(self, batch_size=size, _cursor={})
 
+    def aligned(self) -> StreamedData | None:
+        if align_next_token(self.X, self.y) is None:
+            return None
+        streamed = dataclasses.replace(self, trim=True, _cursor={}, _totals={})
+        x, y = streamed._read(next(iter(streamed._loader(2))))
+        return dataclasses.replace(streamed, X=x, y=y)
+
     def counted(self, counter: Counter) -> StreamedData:
         counted = dataclasses.replace(self, counter=counter, _cursor={}, _totals={})
         if counter(self.y) is not None and not counted.total_weight:
@@ -208,5 +215,14 @@ class StreamedData(EvalData):
 
     def _read(self, batch: Any) -> tuple[Inputs, torch.Tensor]:
         x, y = split_batch(batch)
-        x = x if isinstance(x, dict) else torch.as_tensor(x)
-        return inputs_to(x, self.device, self.dtype), as_targets(torch.as_tensor(y).to(self.device))
+        x = inputs_to(x if isinstance(x, dict) else torch.as_tensor(x), self.device, self.dtype)
+        y = as_targets(torch.as_tensor(y).to(self.device))
+        if self.trim:
+            aligned = align_next_token(x, y)
+            if aligned is None:
+                raise DataError(
+                    "Expected every streamed batch to hold sequences of its labels' length, as "
+                    "the first did"
+                )
+            x, y = trim_to_labels(*aligned)
+        return x, y
