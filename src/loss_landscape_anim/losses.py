@@ -139,7 +139,9 @@ def predictions(output: Any) -> torch.Tensor:
     first item of a tuple or list."""
     if isinstance(output, torch.Tensor):
         return output
-    logits = output.get("logits") if isinstance(output, Mapping) else getattr(output, "logits", None)
+    logits = (
+        output.get("logits") if isinstance(output, Mapping) else getattr(output, "logits", None)
+    )
     if isinstance(logits, torch.Tensor):
         return logits
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):

@@ -94,7 +94,7 @@ def test_accuracy_is_the_share_of_right_label_tokens() -> None:
     got = LossEvaluator(model, loader(batches)).weight_accuracies(W)
     expected = [direct_loss(model, w, batches)[1] for w in W]
     np.testing.assert_allclose(got, expected, rtol=0, atol=4 * EPS64)  # right tokens / 50
-    assert 0 < min(expected) and max(expected) < 1
+    assert min(expected) > 0 and max(expected) < 1
 
 
 def test_the_grid_of_a_token_model_matches_the_direct_loss_point_by_point() -> None:
@@ -220,7 +220,9 @@ def test_evaluation_data_with_every_label_ignored_are_refused() -> None:
 def test_a_dict_batch_without_labels_is_named() -> None:
     batch = token_batches([(2, 5)])[0]
     del batch["labels"]
-    with pytest.raises(DataError, match=r"under 'labels' .* keys \['attention_mask', 'input_ids'\]"):
+    with pytest.raises(
+        DataError, match=r"under 'labels' .* keys \['attention_mask', 'input_ids'\]"
+    ):
         LossEvaluator(PrefixLM(), loader([batch]))
 
 

@@ -387,7 +387,9 @@ def test_a_model_returning_a_tuple_is_measured_by_its_first_item() -> None:
 
 
 def test_a_model_returning_no_predictions_is_named() -> None:
-    with pytest.raises(TypeError, match=r"its predictions .* returned a dict with keys \['scores'\]"):
+    with pytest.raises(
+        TypeError, match=r"its predictions .* returned a dict with keys \['scores'\]"
+    ):
         train(Named(), spirals(), 1, progress=False)
 
 

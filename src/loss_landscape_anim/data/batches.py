@@ -90,7 +90,9 @@ def n_examples(inputs: Inputs) -> int:
     inputs whose leading dimensions differ."""
     sizes = {name: int(t.shape[0]) if t.ndim else 1 for name, t in input_tensors(inputs)}
     if len(set(sizes.values())) > 1:
-        raise DataError(f"Expected the batch's inputs to hold as many examples each but got {sizes}")
+        raise DataError(
+            f"Expected the batch's inputs to hold as many examples each but got {sizes}"
+        )
     return next(iter(sizes.values()))
 
 

@@ -182,7 +182,9 @@ def _as_dataset(data: Any) -> Dataset:
     if isinstance(data, Dataset):
         return data
     if isinstance(data, Mapping):
-        return NamedDataset(*split_batch(data))
+        inputs, labels = split_batch(data)
+        assert isinstance(inputs, dict)
+        return NamedDataset(inputs, labels)
     if isinstance(data, (tuple, list)) and len(data) == 2:
         X, y = (torch.as_tensor(v) for v in data)
         if X.shape[0] != y.shape[0]:
@@ -217,9 +219,7 @@ class NamedDataset(Dataset):
         return {**{k: v[index] for k, v in self.inputs.items()}, "labels": self.labels[index]}
 
 
-def materialize(
-    data: Any, *, n_examples: int | None = None
-) -> tuple[Inputs, torch.Tensor]:
+def materialize(data: Any, *, n_examples: int | None = None) -> tuple[Inputs, torch.Tensor]:
     """All (or the first ``n_examples``) examples of ``data`` as ``(X, y)``, in a fixed order:
     ``X`` a tensor, or named tensors for dict batches (sequences padded to the longest, see
     :func:`~.batches.concat_inputs`), ``y`` the targets.
@@ -228,6 +228,8 @@ def materialize(
     source is a dataset, so every grid point sees exactly the same examples.
     """
     limit = check_optional_positive_int(n_examples, "n_examples")
+    X: Inputs
+    y: torch.Tensor
     dataset = data if isinstance(data, NamedDataset) else getattr(data, "dataset", None)
     if isinstance(dataset, NamedDataset):
         X, y = dataset.inputs, dataset.labels

@@ -16,7 +16,7 @@ from .._validate import check_positive_int
 from .batches import PAD_LABEL
 from .modules import DataModule, NamedDataset
 
-__all__ = ["PLUS", "EQUALS", "SequenceDataModule", "addition_sequences"]
+__all__ = ["EQUALS", "PLUS", "SequenceDataModule", "addition_sequences"]
 
 #: The tokens of the task: the digits 0-9 are themselves, then "+" and "=".
 PLUS, EQUALS = 10, 11

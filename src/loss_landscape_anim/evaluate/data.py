@@ -103,6 +103,13 @@ class EvalData:
         end = self._trimmed[key]
         return {k: v[:, :end] for k, v in x.items()}, y[:, :end]  # type: ignore[union-attr]
 
+    def tensor_batch(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch ``b`` of data whose inputs are one tensor (what the strategies that cut a
+        sequential model take)."""
+        x, y = self.batch(b)
+        assert isinstance(x, torch.Tensor), "named inputs have no sequential split"
+        return x, y
+
     def weight(self, b: int) -> int:
         """The terms of the loss in batch ``b``: its examples, or its label tokens."""
         if self.counts is None:

@@ -86,7 +86,9 @@ class ChainProducts(HessianProducts):
         ]
         with torch.no_grad():
             self.inputs_t = [
-                split.prefix(data.batch(b)[0]).reshape(data.batch(b)[0].shape[0], -1).T.contiguous()
+                split.prefix(data.tensor_batch(b)[0])
+                .reshape(data.tensor_batch(b)[0].shape[0], -1)
+                .T.contiguous()
                 for b in range(data.n_batches)
             ]
         yb = data.y

@@ -163,8 +163,10 @@ class Preparation:
         """Raise ``ValueError`` unless ``what`` holds one value per parameter of the layout."""
         if size != self.n_params:
             frozen = sum(p.numel() for p in self.model.module.parameters()) - self.n_params
-            held = f"{self.n_params} trainable of {self.n_params + frozen}" if frozen else str(
-                self.n_params
+            held = (
+                f"{self.n_params} trainable of {self.n_params + frozen}"
+                if frozen
+                else str(self.n_params)
             )
             raise ValueError(
                 f"Expected {what} to hold one value per parameter of the model ({held} "
