@@ -32,7 +32,7 @@ from .analysis import (
     loss_along_line,
     path_losses,
 )
-from .data import MNISTDataModule, SpiralsDataModule
+from .data import MNISTDataModule, SequenceDataModule, SpiralsDataModule
 from .directions import project
 from .errors import (
     ConvergenceError,
@@ -43,7 +43,7 @@ from .errors import (
 )
 from .evaluate import CurvatureEvaluator, LossEvaluator, Preparation
 from .export import export_surface, log_tensorboard, log_wandb
-from .models import MLP, GenericModel, LeNet
+from .models import MLP, GenericModel, LeNet, TinyGPT
 from .pipeline import Comparison, compare_optimizers, loss_landscape_anim
 from .record import TrajectoryRecorder, record_training, train
 from .render import (
@@ -93,8 +93,10 @@ __all__ = [
     "PathLosses",
     "Plane",
     "Preparation",
+    "SequenceDataModule",
     "SpiralsDataModule",
     "Style",
+    "TinyGPT",
     "Trajectory",
     "TrajectoryRecorder",
     "UnsafeFileError",

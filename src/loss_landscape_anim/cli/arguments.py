@@ -23,9 +23,13 @@ from ..pipeline import (
 )
 from .exports import add_export_arguments, check_export_arguments
 
-__all__ = ["PROG", "build_parser", "check_combinations"]
+__all__ = ["MODELS", "PROG", "TINY_GPT_EPOCHS", "build_parser", "check_combinations"]
 
 PROG = "loss-landscape-anim"
+#: The built-in models and the data each trains on.
+MODELS = {"mlp": "spirals", "lenet": "mnist", "tiny-gpt": None}
+#: Epochs of the tiny-gpt job by default: its loss has flattened by then (full batch).
+TINY_GPT_EPOCHS = 100
 
 
 class _Parser(argparse.ArgumentParser):
@@ -95,7 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a model and animate the optimizer's path over its loss landscape.",
     )
     add = parser.add_argument
-    add("--epochs", type=_positive_int, default=300, help="training epochs (default 300)")
+    add(
+        "--epochs",
+        type=_positive_int,
+        default=300,
+        action=_Given,
+        help=f"training epochs (default 300; {TINY_GPT_EPOCHS} with --model tiny-gpt)",
+    )
     add(
         "--optimizer",
         choices=list(OPTIMIZERS),
@@ -177,7 +187,16 @@ def _add_data_and_run_arguments(add: Callable[..., Any]) -> None:
         choices=["spirals", "mnist"],
         default="spirals",
         type=str.lower,
+        action=_Given,
         help="built-in data: spirals with an MLP, or MNIST with LeNet-5",
+    )
+    add(
+        "--model",
+        choices=list(MODELS),
+        default=None,
+        type=str.lower,
+        help="built-in model: mlp (with --data spirals, the default), lenet (with --data mnist), "
+        "or tiny-gpt: a small transformer learning to add two 2-digit numbers, generated in code",
     )
     add("--data-dir", default=None, help="with --data mnist: folder with (or for) the MNIST files")
     add(
@@ -250,6 +269,7 @@ def check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace
                 f"argument --center: expected one of the compared optimizers "
                 f"{', '.join(map(repr, args.compare))} but got {args.center!r}"
             )
+    _check_model(parser, args, given)
     if args.data != "mnist":
         for option, value in (("--examples", "--examples" in given), ("--data-dir", args.data_dir)):
             if value:
@@ -264,6 +284,21 @@ def check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace
             check()
         except (ValueError, RuntimeError) as exc:  # RuntimeError: no ffmpeg for an .mp4
             parser.error(f"argument {option}: {exc}")
+
+
+def _check_model(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, given: set[str]
+) -> None:
+    """Refuse a built-in model with data it does not take."""
+    if args.model is None:
+        return
+    wanted = MODELS[args.model]
+    if wanted is None and "--data" in given:
+        parser.error(
+            f"--data does not apply with --model {args.model}: it trains on its own token task"
+        )
+    if wanted is not None and args.data != wanted:
+        parser.error(f"--model {args.model} trains on --data {wanted}, not --data {args.data}")
 
 
 _COMPARE_REFUSES = {

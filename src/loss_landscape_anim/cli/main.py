@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from ..errors import PACKAGE_ERRORS
 from ..pipeline import DEFAULT_FRAMES
-from .arguments import PROG, build_parser, check_combinations
+from .arguments import PROG, TINY_GPT_EPOCHS, build_parser, check_combinations
 from .exports import run_from_h5
 
 __all__ = ["main"]
@@ -101,7 +101,9 @@ def _run(args: argparse.Namespace) -> None:
     from ..pipeline import interactive_path, line_path, loss_landscape_anim
 
     data, model = _data_and_model(args)
-    batch_size = args.batch_size if data is None else None  # MNIST's is set on its data module
+    batch_size = args.batch_size if data is None else None  # set on the built-in data module
+    if args.model == "tiny-gpt" and "--epochs" not in getattr(args, "given", set()):
+        args.epochs = TINY_GPT_EPOCHS
     common = dict(
         learning_rate=args.lr,
         resolution=args.resolution,
@@ -153,6 +155,15 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _data_and_model(args: argparse.Namespace) -> tuple[Any, Any]:
+    if args.model == "tiny-gpt":
+        from ..pipeline import tiny_gpt_job
+
+        return tiny_gpt_job(
+            batch_size=args.batch_size,
+            seed=args.seed,
+            learning_rate=args.lr,
+            optimizer=args.optimizer,
+        )
     if args.data == "spirals":
         return None, None
     from ..pipeline import mnist_job
