@@ -35,7 +35,7 @@ from ..results.plane import Plane
 from ..results.trajectory import Trajectory
 from .custom import check_directions
 from .hessian import hessian_directions
-from .pca import pca_directions
+from .pca import pca_fit
 from .random import random_directions
 
 __all__ = ["METHODS", "fit_plane", "project"]
@@ -153,7 +153,12 @@ def _fit(
 ) -> Plane:
     explained = None
     if method == "pca":
-        D, explained = pca_directions(paths, seed)
+        fit = pca_fit(paths, seed)
+        last = np.asarray(paths[0][-1], dtype=np.float64)
+        if fit.path_2d is not None and fit.distance is not None and np.array_equal(origin, last):
+            # a large trajectory's projection, read off its Gram matrix: no third pass
+            return Plane(origin, fit.directions, fit.path_2d, fit.distance, fit.explained, method)
+        D, explained = fit.directions, fit.explained
     elif method == "custom":
         D = check_directions(directions, layout.n_params)
     else:

@@ -24,6 +24,7 @@ from .budgets import (
     ACTIVATION_OVERHEAD,
     DEFAULT_CACHE_BUDGET,
     DEFAULT_MEMORY_BUDGET,
+    DEFAULT_WEIGHTS_BUDGET,
     MIN_SERIAL_BATCH,
     SERIAL_CHUNK_POINTS,
     SERIAL_CPU_MEMORY_BUDGET,
@@ -239,6 +240,9 @@ class LossEvaluator:
         strategy = strategy or self.plane_strategy
         if strategy.serial:  # a chunk then holds one point's activations at a time
             chunk = max(chunk, SERIAL_CHUNK_POINTS)
+        # and the weight vectors of all its points (a large model's are large)
+        point_bytes = self.model.layout.n_params * self.model.dtype.itemsize
+        chunk = min(chunk, budget_for(DEFAULT_WEIGHTS_BUDGET, self.device) // point_bytes)
         if strategy.chunk_points is not None:  # the strategy sizes its own chunks
             chunk = strategy.chunk_points
         return max(1, min(chunk, n_points))
