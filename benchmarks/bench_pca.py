@@ -45,14 +45,30 @@ def run_child(width: int, steps: int, repeats: int) -> dict:
 
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Linear(width // 2, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10)
+        nn.Linear(width // 2, width),
+        nn.ReLU(),
+        nn.Linear(width, width),
+        nn.ReLU(),
+        nn.Linear(width, 10),
     )
     n_params = sum(p.numel() for p in model.parameters())
     X, y = torch.randn(64, width // 2), torch.randint(0, 10, (64,))
-    out: dict = {"params": n_params, "model_bytes": n_params * 4, "threads": torch.get_num_threads()}
+    out: dict = {
+        "params": n_params,
+        "model_bytes": n_params * 4,
+        "threads": torch.get_num_threads(),
+    }
     start = time.perf_counter()
-    trajectory = train(model, (X, y), steps, optimizer="sgd", learning_rate=0.05, record_every=1,
-                       progress=False, seed=0)
+    trajectory = train(
+        model,
+        (X, y),
+        steps,
+        optimizer="sgd",
+        learning_rate=0.05,
+        record_every=1,
+        progress=False,
+        seed=0,
+    )
     out["train_s"] = time.perf_counter() - start
     out["rows"] = len(trajectory)
     out["spilled"] = type(trajectory.params).__name__ == "SpilledRows"
@@ -90,6 +106,7 @@ def run_child(width: int, steps: int, repeats: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2.5M parameters, one repeat")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the report")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--width", type=int, default=4096, help=argparse.SUPPRESS)
@@ -109,6 +126,9 @@ def main() -> None:
             sys.exit(f"child failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
         left = sorted(p.name for p in Path(tmp).glob("trajectory-*"))
     r = json.loads(proc.stdout.strip().splitlines()[-1])
+    if args.json:
+        print(json.dumps({**r, "load": load, "spill_files_left": left}))
+        return
     report(r, load, left)
 
 
@@ -119,7 +139,9 @@ def report(r: dict, load: float, left: list[str]) -> None:
         f"({r['rows'] * r['model_bytes'] / gb:.1f} GB of float32 rows), spilled: {r['spilled']}; "
         f"torch threads {r['threads']}; load average at start {load:.2f}"
     )
-    print(f"training {r['train_s']:.1f} s; peak RSS after it {r['peak_rss_after_train'] / gb:.3f} GB")
+    print(
+        f"training {r['train_s']:.1f} s; peak RSS after it {r['peak_rss_after_train'] / gb:.3f} GB"
+    )
     over = r["peak_rss_after_new_pca"] - r["model_bytes"]
     verdict = "meets" if over <= TARGET_RSS_OVER_MODEL else "MISSES"
     print(
@@ -128,15 +150,23 @@ def report(r: dict, load: float, left: list[str]) -> None:
     )
     med = {k: statistics.median(r[k]) for k in ("large_wall", "gram_wall", "large_cpu", "gram_cpu")}
     print(f"{'PCA':<34}{'median wall s':>14}{'median CPU s':>14}   all wall s")
-    print(f"{'Gram of large trajectories (new)':<34}{med['large_wall']:>14.1f}{med['large_cpu']:>14.1f}"
-          f"   {[round(v, 1) for v in r['large_wall']]}")
-    print(f"{'float64 Gram (before)':<34}{med['gram_wall']:>14.1f}{med['gram_cpu']:>14.1f}"
-          f"   {[round(v, 1) for v in r['gram_wall']]}")
-    print(f"speedup: {med['gram_wall'] / med['large_wall']:.2f}x wall, "
-          f"{med['gram_cpu'] / med['large_cpu']:.2f}x CPU (target >= 3x)")
+    print(
+        f"{'Gram of large trajectories (new)':<34}{med['large_wall']:>14.1f}{med['large_cpu']:>14.1f}"
+        f"   {[round(v, 1) for v in r['large_wall']]}"
+    )
+    print(
+        f"{'float64 Gram (before)':<34}{med['gram_wall']:>14.1f}{med['gram_cpu']:>14.1f}"
+        f"   {[round(v, 1) for v in r['gram_wall']]}"
+    )
+    print(
+        f"speedup: {med['gram_wall'] / med['large_wall']:.2f}x wall, "
+        f"{med['gram_cpu'] / med['large_cpu']:.2f}x CPU (target >= 3x)"
+    )
     new, old = r["explained"]["large"], r["explained"]["gram"]
     diff = max(abs(a - b) for a, b in zip(new, old, strict=True))
-    print(f"explained variance: new {new}, before {old}: largest difference {diff:.2e} (target 1e-3)")
+    print(
+        f"explained variance: new {new}, before {old}: largest difference {diff:.2e} (target 1e-3)"
+    )
     new_p, old_p = (statistics.median(r["project_s"][k]) for k in ("large", "gram"))
     print(
         f"project(trajectory, 'pca') end to end (PCA and the path's coordinates): new {new_p:.1f} s "

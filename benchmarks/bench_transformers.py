@@ -61,8 +61,14 @@ def tinygpt(repeats: int, resolution: int, loop_points: int) -> dict:
             trained, data, plane, resolution=resolution, progress=False
         ).loss.reshape(-1),
         "vmap8": lambda: compute_loss_grid(
-            trained, data, plane, resolution=resolution, progress=False,
-            strategy="vmap", chunk_size=8, memory_budget=2**30,
+            trained,
+            data,
+            plane,
+            resolution=resolution,
+            progress=False,
+            strategy="vmap",
+            chunk_size=8,
+            memory_budget=2**30,
         ).loss.reshape(-1),
         "loop": loop,
     }
@@ -103,7 +109,8 @@ def gpt2_child() -> dict:
     batch = {"input_ids": ids, "labels": ids}
     origin = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).double().numpy()
     rng = np.random.default_rng(0)
-    directions = rng.standard_normal((2, origin.size)) * 2e-4  # a few % of the weights' norm
+    directions = rng.standard_normal((2, origin.size))
+    directions *= 2e-4  # a few % of the weights' norm; in place: 2 GB of float64 already
     plane = Plane(origin, directions, np.array([[-1.0, -0.5], [0.0, 0.0]]), np.zeros(2))
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     w, c = time.perf_counter(), time.process_time()
@@ -127,13 +134,20 @@ def report_tinygpt(r: dict) -> None:
     pps = {k: r["points"][k] / med[k] for k in med}
     print(f"TinyGPT on SequenceDataModule (256 sequences), torch threads {r['threads']}")
     print(f"{'':<30}{'points':>8}{'median s':>10}{'points/s':>10}{'CPU s/point':>13}")
-    for name, label in (("ours", "compute_loss_grid (auto)"), ("vmap8", "vmap, 8 points a chunk"),
-                        ("loop", "per-point loop")):
-        print(f"{label:<30}{r['points'][name]:>8}{med[name]:>10.2f}{pps[name]:>10.1f}"
-              f"{cpu[name] / r['points'][name]:>13.4f}")
-    print(f"ours / loop: {pps['ours'] / pps['loop']:.2f}x points/s, "
-          f"{(cpu['loop'] / r['points']['loop']) / (cpu['ours'] / r['points']['ours']):.2f}x CPU "
-          f"per point (target >= 2x); vmap / loop: {pps['vmap8'] / pps['loop']:.2f}x")
+    for name, label in (
+        ("ours", "compute_loss_grid (auto)"),
+        ("vmap8", "vmap, 8 points a chunk"),
+        ("loop", "per-point loop"),
+    ):
+        print(
+            f"{label:<30}{r['points'][name]:>8}{med[name]:>10.2f}{pps[name]:>10.1f}"
+            f"{cpu[name] / r['points'][name]:>13.4f}"
+        )
+    print(
+        f"ours / loop: {pps['ours'] / pps['loop']:.2f}x points/s, "
+        f"{(cpu['loop'] / r['points']['loop']) / (cpu['ours'] / r['points']['ours']):.2f}x CPU "
+        f"per point (target >= 2x); vmap / loop: {pps['vmap8'] / pps['loop']:.2f}x"
+    )
     print(f"largest relative difference from the loop: {r['max_rel_diff']}")
 
 
@@ -142,23 +156,33 @@ def main() -> None:
     parser.add_argument("--case", action="append", choices=["tinygpt", "gpt2"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the tables")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(gpt2_child()))
         return
     cases = args.case or ["tinygpt", "gpt2"]
-    print(f"load average {os.getloadavg()[0]:.2f}")
+    results: dict = {"load_start": os.getloadavg()[0]}
     if "tinygpt" in cases:
         repeats, resolution, loop = (1, 8, 16) if args.quick else (args.repeats, 20, 100)
-        report_tinygpt(tinygpt(repeats, resolution, loop))
+        results["tinygpt"] = tinygpt(repeats, resolution, loop)
     if "gpt2" in cases:
         proc = subprocess.run(
             [sys.executable, __file__, "--child"], capture_output=True, text=True, check=False
         )
         if proc.returncode != 0:
             sys.exit(f"gpt2 child failed:\n{proc.stderr[-3000:]}")
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        results["gpt2"] = json.loads(proc.stdout.strip().splitlines()[-1])
+    results["load_end"] = os.getloadavg()[0]
+    if args.json:
+        print(json.dumps(results))
+        return
+    print(f"load average {results['load_start']:.2f}")
+    if "tinygpt" in results:
+        report_tinygpt(results["tinygpt"])
+    if "gpt2" in results:
+        r = results["gpt2"]
         print(
             f"GPT-2 small shape ({r['params']:,} parameters, random weights), 8 x 128 tokens, "
             f"5 x 5 grid: {r['seconds']:.1f} s, {r['points_per_s']:.2f} points/s, "
@@ -166,7 +190,7 @@ def main() -> None:
             f"(after loading the model {r['peak_rss_before'] / 1e9:.2f} GB), torch threads "
             f"{r['threads']}, losses {r['loss_range']}"
         )
-    print(f"load average {os.getloadavg()[0]:.2f}")
+    print(f"load average {results['load_end']:.2f}")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ ALLOWED = {
         "losses",
         "record",
         "optimizers",
+        "evaluate",
         "directions",
         "analysis",
         "render",

@@ -47,7 +47,9 @@ def test_large_pca_matches_float64_svd(block_bytes) -> None:
     for k in range(2):
         sign = np.sign(D[k] @ vt[k])
         # float32 rows: the directions agree to float32 rounding, relative to their size
-        np.testing.assert_allclose(D[k], sign * vt[k], rtol=0, atol=1e3 * EPS32 * np.abs(vt[k]).max())
+        np.testing.assert_allclose(
+            D[k], sign * vt[k], rtol=0, atol=1e3 * EPS32 * np.abs(vt[k]).max()
+        )
     np.testing.assert_allclose(D @ D.T, np.eye(2), atol=1e3 * EPS32)
 
 

@@ -10,6 +10,7 @@ import copy
 import importlib
 import io
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -240,3 +241,26 @@ def test_a_saved_trajectory_of_a_trainer_run_loads(tmp_path) -> None:
     np.testing.assert_array_equal(trajectory.steps, [0, 2, 4, 5])
     loaded = Trajectory.load(trajectory.save(tmp_path / "run.npz"))
     np.testing.assert_array_equal(loaded.params, trajectory.params)
+
+
+def test_log_true_logs_to_the_trainers_wandb_run(tmp_path, monkeypatch) -> None:
+    wandb = pytest.importorskip("wandb")
+    from loss_landscape_anim.transformers import LossLandscapeCallback
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    callback = LossLandscapeCallback(log=True, resolution=3, n_examples=8)
+    trainer = Trainer(
+        model=gpt2(),
+        args=arguments(tmp_path, 2, report_to=["wandb"], logging_steps=1),
+        train_dataset=Sequences(),
+        callbacks=[callback],
+    )
+    trainer.train()
+    run = wandb.run
+    assert run is not None
+    videos = sorted((Path(run.dir) / "media" / "videos" / "loss_landscape").glob("animation_*"))
+    assert [v.read_bytes() for v in videos] == [callback.landscape.animation.read_bytes()]
+    run.finish()
+    wandb.teardown()

@@ -201,8 +201,8 @@ class CurvatureEvaluator:
         ``origin + coords @ directions``; ``settings``: those of :class:`ExtremesSettings`
         (``method``, ``tol``, ``max_steps``, ``seed``). With ``checkpoint`` (a file path),
         finished chunks are saved there and a rerun computes only the missing ones."""
-        points, fingerprint = self.preparation.plane_points(origin, directions, coords)
-        return self._extremes(points, fingerprint, progress, desc, checkpoint, job, settings)
+        points = self.preparation.plane_points(origin, directions, coords)
+        return self._extremes(points, points.fingerprint, progress, desc, checkpoint, job, settings)
 
     def weight_extremes(
         self, weights: np.ndarray, *, progress: bool = False, desc: str = "", **settings: Any
@@ -214,7 +214,7 @@ class CurvatureEvaluator:
     def _extremes(
         self,
         points: Any,
-        fingerprint: str | None,
+        fingerprint: Callable[[], str] | None,
         progress: bool,
         desc: str,
         checkpoint: str | os.PathLike | None,
@@ -229,7 +229,7 @@ class CurvatureEvaluator:
         store = None
         if checkpoint is not None:
             identity = {
-                "points": fingerprint,
+                "points": fingerprint() if fingerprint is not None else None,
                 **self.identity(),
                 "probe": self.preparation.probe(points),
                 **resolved.identity(),

@@ -186,11 +186,11 @@ class LossEvaluator:
         With ``checkpoint`` (a file path), finished chunks are saved there and a rerun computes
         only the missing ones; ``job`` adds to what identifies the job in the file (the points,
         the data and the model are always part of it)."""
-        points, fingerprint = self.preparation.plane_points(origin, directions, coords)
+        points = self.preparation.plane_points(origin, directions, coords)
         store = None
         if checkpoint is not None:
             identity = {
-                "points": fingerprint,
+                "points": points.fingerprint(),
                 **self.identity(),
                 "probe": self.preparation.probe(points),
                 **(job or {}),
@@ -295,15 +295,20 @@ class LossEvaluator:
         cannot run, nor for convolutions (vmap makes them grouped convolutions) on the CPU, where
         they are slower than one per point, nor when one point's activations over all the data
         fill a chunk's memory budget: vmap would then batch no points (on an H200 it ran
-        ResNet-18 no faster than a per-point loop; on the CPU it ran TinyGPT on 256 sequences at
-        half the speed of one point at a time: its per-point weights turn every linear layer into
-        a batched product, and every layer norm into three passes)."""
+        ResNet-18 no faster than a per-point loop), nor on the CPU when a chunk would hold fewer
+        points than :data:`~.budgets.SERIAL_CHUNK_POINTS`: vmap ran TinyGPT on 256 sequences at
+        half the speed of one point at a time, and on 32 sequences, 8 points a chunk, at 0.85
+        times (its per-point weights turn every linear layer into a batched product, and every
+        layer norm into three passes)."""
         prep = self.preparation
         conv = prep.has_conv(after_split=True)
         if conv and self.device.type == "cpu":
             return False
         budget = memory_budget or budget_for(DEFAULT_MEMORY_BUDGET, self.device)
-        if self.per_example * prep.n_examples >= budget:
+        # points a chunk would hold with all the data in one batch: on the CPU, fewer than a
+        # serial chunk's do not pay for vmap's batched products
+        least = SERIAL_CHUNK_POINTS if self.device.type == "cpu" else 1
+        if self.per_example * prep.n_examples * least > budget:
             return False
         if not prep.vmap_works:
             logger.info("torch.vmap cannot run this model or loss; evaluating one point at a time")

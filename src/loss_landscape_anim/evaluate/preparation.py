@@ -145,14 +145,14 @@ class Preparation:
 
     def plane_points(
         self, origin: np.ndarray, directions: np.ndarray, coords: np.ndarray
-    ) -> tuple[PlanePoints, str]:
+    ) -> PlanePoints:
         """The plane points ``origin + coords @ directions`` (rank 0's, should the ranks' differ
-        in the last bits), and their fingerprint (what identifies them in a checkpoint)."""
+        in the last bits); their :meth:`~.points.PlanePoints.fingerprint` identifies them in a
+        checkpoint."""
         arrays = [np.asarray(a, dtype=np.float64) for a in (origin, directions, coords)]
         ranks = self._ranks or SingleProcess()
         origin, directions, coords = (ranks.broadcast_array(a) for a in arrays)
-        points = PlanePoints.of(origin, directions, coords, self.device, self.model.dtype)
-        return points, array_fingerprint(origin, directions, coords)
+        return PlanePoints.of(origin, directions, coords, self.device, self.model.dtype)
 
     def weight_points(self, weights: np.ndarray) -> WeightPoints:
         """Arbitrary flat weight vectors (K, P) (the same on every rank)."""

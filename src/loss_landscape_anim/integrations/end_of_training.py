@@ -107,25 +107,27 @@ class EndOfTraining:
     def compute(self, trajectory: Trajectory, model: nn.Module, data: Any) -> Landscape:
         """The landscape of ``trajectory`` around ``model``'s weights (the final ones), on
         ``data`` unless the options name data of their own; evaluated on the model's device, in
-        this process alone (a callback runs it on rank zero only). Rendering is imported here, so
-        that a callback that makes no landscape does not import matplotlib."""
-        from ..analysis import compute_loss_grid
+        this process alone (a callback runs it on rank zero only). The rows that no training step
+        measured (the final weights) are shown with their loss over the same data. Rendering is
+        imported here, so that a callback that makes no landscape does not import matplotlib."""
+        from ..analysis import compute_loss_grid, fill_losses
         from ..directions import project
+        from ..evaluate import LossEvaluator
         from ..render import animate
 
         plane = project(trajectory, self.method, seed=self.seed)
-        grid = compute_loss_grid(
+        evaluator = LossEvaluator(
             model,
             self.data if self.data is not None else data,
-            plane,
-            resolution=self.resolution,
             n_examples=self.n_examples,
             device=next(model.parameters()).device,
             distributed=False,
-            progress=False,
+        )
+        grid = compute_loss_grid(
+            plane=plane, resolution=self.resolution, progress=False, evaluator=evaluator
         )
         animation = animate(
-            trajectory,
+            fill_losses(trajectory, evaluator=evaluator),
             plane,
             grid,
             self.output,
