@@ -43,3 +43,18 @@ def test_models_refuse_data_they_do_not_take(args, message, capsys) -> None:
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(f"{PROG}: error: ") and message in err and len(err.splitlines()) == 1
+
+
+def test_tiny_gpt_has_its_own_epochs_and_resolution_unless_given(monkeypatch) -> None:
+    import loss_landscape_anim.pipeline as pipeline
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(pipeline, "loss_landscape_anim", lambda *a, **k: calls.append((a, k)))
+    assert main(["--model", "tiny-gpt", "--no-progress"]) == 0
+    assert main(["--model", "tiny-gpt", "--epochs", "7", "--resolution", "9", "--no-progress"]) == 0
+    assert main(["--no-progress"]) == 0
+    (first, kw1), (second, kw2), (third, kw3) = calls
+    assert (first[0], kw1["resolution"]) == (100, 60)
+    assert (second[0], kw2["resolution"]) == (7, 9)
+    assert (third[0], kw3["resolution"]) == (300, 100)
+    assert type(kw1["model"]).__name__ == "TinyGPT" and kw3["model"] is None

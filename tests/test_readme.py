@@ -26,7 +26,7 @@ SMALLER = {
     "compare_optimizers": {"n_epochs=200": "n_epochs=6"},
     "TrajectoryRecorder(": {"range(100)": "range(12)", "record(100,": "record(12,"},
     "log_tensorboard(": {"n_epochs=30": "n_epochs=4", "resolution=30": "resolution=5"},
-    "TinyGPT(": {"n_epochs=100": "n_epochs=3", "resolution=100": "resolution=4"},
+    "TinyGPT(": {"n_epochs=100": "n_epochs=3", "resolution=60": "resolution=4"},
     "LossLandscapeCallback(every=1": {"max_steps=60": "max_steps=3"},
     "peft.LoraConfig": {"max_steps=40": "max_steps=3", "resolution=25": "resolution=3"},
 }

@@ -23,13 +23,23 @@ from ..pipeline import (
 )
 from .exports import add_export_arguments, check_export_arguments
 
-__all__ = ["MODELS", "PROG", "TINY_GPT_EPOCHS", "build_parser", "check_combinations"]
+__all__ = [
+    "MODELS",
+    "PROG",
+    "TINY_GPT_EPOCHS",
+    "TINY_GPT_RESOLUTION",
+    "build_parser",
+    "check_combinations",
+]
 
 PROG = "loss-landscape-anim"
 #: The built-in models and the data each trains on.
 MODELS = {"mlp": "spirals", "lenet": "mnist", "tiny-gpt": None}
 #: Epochs of the tiny-gpt job by default: its loss has flattened by then (full batch).
 TINY_GPT_EPOCHS = 100
+#: Grid points per axis of the tiny-gpt job by default: a point costs a forward pass of the
+#: transformer over the 256 sequences (about 10 ms on one CPU core).
+TINY_GPT_RESOLUTION = 60
 
 
 class _Parser(argparse.ArgumentParser):
@@ -161,7 +171,9 @@ def _add_output_and_grid_arguments(add: Callable[..., Any]) -> None:
         "--resolution",
         type=_resolution,
         default=DEFAULT_RESOLUTION,
-        help=f"grid points per axis (default {DEFAULT_RESOLUTION})",
+        action=_Given,
+        help=f"grid points per axis (default {DEFAULT_RESOLUTION}; {TINY_GPT_RESOLUTION} with "
+        "--model tiny-gpt)",
     )
     add(
         "--margin",

@@ -17,7 +17,13 @@ from typing import Any, NoReturn
 
 from ..errors import PACKAGE_ERRORS
 from ..pipeline import DEFAULT_FRAMES
-from .arguments import PROG, TINY_GPT_EPOCHS, build_parser, check_combinations
+from .arguments import (
+    PROG,
+    TINY_GPT_EPOCHS,
+    TINY_GPT_RESOLUTION,
+    build_parser,
+    check_combinations,
+)
 from .exports import run_from_h5
 
 __all__ = ["main"]
@@ -102,8 +108,10 @@ def _run(args: argparse.Namespace) -> None:
 
     data, model = _data_and_model(args)
     batch_size = args.batch_size if data is None else None  # set on the built-in data module
-    if args.model == "tiny-gpt" and "--epochs" not in getattr(args, "given", set()):
-        args.epochs = TINY_GPT_EPOCHS
+    given: set[str] = getattr(args, "given", set())
+    if args.model == "tiny-gpt":  # its own defaults: a transformer's points cost more
+        args.epochs = args.epochs if "--epochs" in given else TINY_GPT_EPOCHS
+        args.resolution = args.resolution if "--resolution" in given else TINY_GPT_RESOLUTION
     common = dict(
         learning_rate=args.lr,
         resolution=args.resolution,
