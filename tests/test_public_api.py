@@ -74,8 +74,10 @@ EXPECTED = {
     "GenericModel",
     "MLP",
     "LeNet",
+    "TinyGPT",
     "SpiralsDataModule",
     "MNISTDataModule",
+    "SequenceDataModule",
     # errors and warnings
     "DataError",
     "ConvergenceError",
@@ -119,7 +121,7 @@ def test_import_does_not_import_matplotlib_or_optional_packages():
         "import sys\n"
         "import loss_landscape_anim\n"
         "heavy = ('matplotlib', 'IPython', 'lightning', 'imageio_ffmpeg', 'scipy', 'plotly',\n"
-        "         'h5py', 'meshio', 'pyvista', 'tensorboard', 'wandb')\n"
+        "         'h5py', 'meshio', 'pyvista', 'tensorboard', 'wandb', 'transformers', 'peft')\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )
     result = subprocess.run(

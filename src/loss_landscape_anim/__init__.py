@@ -37,7 +37,7 @@ from .analysis import (
     path_losses,
     sharpness,
 )
-from .data import MNISTDataModule, SpiralsDataModule
+from .data import MNISTDataModule, SequenceDataModule, SpiralsDataModule
 from .directions import project
 from .errors import (
     ConvergenceError,
@@ -48,7 +48,7 @@ from .errors import (
 )
 from .evaluate import CurvatureEvaluator, LossEvaluator, Preparation
 from .export import export_surface, log_tensorboard, log_wandb
-from .models import MLP, GenericModel, LeNet
+from .models import MLP, GenericModel, LeNet, TinyGPT
 from .pipeline import Comparison, compare_optimizers, loss_landscape_anim
 from .record import TrajectoryRecorder, record_training, train
 from .render import (
@@ -107,9 +107,11 @@ __all__ = [
     "PathLosses",
     "Plane",
     "Preparation",
+    "SequenceDataModule",
     "Sharpness",
     "SpiralsDataModule",
     "Style",
+    "TinyGPT",
     "Trajectory",
     "TrajectoryRecorder",
     "UnsafeFileError",

@@ -26,6 +26,7 @@ from loss_landscape_anim.analysis.loss_grid import MIN_ASPECT, grid_axes
 from loss_landscape_anim.data import SpiralsDataModule
 from loss_landscape_anim.directions import project
 from loss_landscape_anim.models import MLP
+from loss_landscape_anim.params import ParamLayout
 from loss_landscape_anim.record import train
 from loss_landscape_anim.results import Plane
 from oracle import RTOL, loss_at, oracle_grid, random_plane, spirals
@@ -195,10 +196,15 @@ def test_argument_errors(trained_mlp) -> None:
 
 
 def test_the_callers_model_is_not_changed(trained_mlp) -> None:
-    model, plane, _ = trained_mlp
+    model, _, _ = trained_mlp
     model = copy.deepcopy(model).train()
     model.layers[0].bias.requires_grad_(False)
     before = copy.deepcopy(model.state_dict())
+    # the plane spans the trainable parameters: every one but the frozen bias
+    origin = ParamLayout.of(model).flatten(model).double().numpy()
+    assert origin.size == sum(p.numel() for p in model.parameters()) - model.layers[0].bias.numel()
+    D = np.random.default_rng(0).normal(size=(2, origin.size))
+    plane = Plane(origin, D, np.zeros((1, 2)), np.zeros(1))
     compute_loss_grid(model, spirals(30), plane, resolution=3, progress=False)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert model.training

@@ -194,7 +194,9 @@ def test_errors_for_bad_options() -> None:
 def test_split_batch() -> None:
     x, y = torch.zeros(2), torch.ones(2)
     assert split_batch((x, y, "extra")) == (x, y)
-    with pytest.raises(DataError, match="an \\(x, y\\) pair but got list of length 1"):
+    with pytest.raises(
+        DataError, match="an \\(x, y\\) pair or a dict with 'labels' but got list of length 1"
+    ):
         split_batch([x])
     with pytest.raises(DataError, match=r"but got Tensor$"):
         split_batch(x)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import logging
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from loss_landscape_anim import Style, animate, compute_loss_grid, project
-from oracle import spirals
+from oracle import RTOL, spirals
 
 lightning = pytest.importorskip("lightning")
 pytest.importorskip("tensorboard")
@@ -125,3 +126,41 @@ def test_before_fit_it_says_when_to_call_it():
 
     with pytest.raises(RuntimeError, match=r"call it after Trainer\.fit"):
         LossLandscapeCallback().log_landscape(grid=None)
+
+
+def test_log_true_makes_and_logs_the_landscape_when_fit_ends(tmp_path, monkeypatch):
+    from loss_landscape_anim.lightning import LossLandscapeCallback
+
+    output = tmp_path / "fit.gif"
+    callback = LossLandscapeCallback(output=output, log=True, resolution=5)
+    tensorboard = TensorBoardLogger(save_dir=str(tmp_path), name="tb")
+    module = Tiny()
+    trainer = lightning.pytorch.Trainer(
+        max_epochs=2,
+        callbacks=[callback],
+        logger=[tensorboard],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+        default_root_dir=tmp_path,
+        log_every_n_steps=1,
+    )
+    trainer.fit(module)
+    landscape = callback.landscape
+    # the grid is the module's loss on its own training data (the trainer's loader)
+    X, y = module.data
+    expected = compute_loss_grid(module, (X, y), landscape.plane, resolution=5, progress=False)
+    np.testing.assert_allclose(landscape.grid.loss, expected.loss, rtol=RTOL)
+    assert landscape.grid.n_examples == len(X)
+    with Image.open(output) as gif:
+        assert gif.n_frames == len(callback.trajectory) == trainer.global_step + 1
+    tensorboard.experiment.flush()
+    reader = event_accumulator.EventAccumulator(
+        tensorboard.log_dir, size_guidance={event_accumulator.IMAGES: 0}
+    )
+    reader.Reload()
+    [video] = reader.Images("loss_landscape/animation")
+    assert video.step == trainer.global_step
+    assert set(reader.Tags()["images"]) >= {"loss_landscape/animation", "loss_landscape/landscape"}

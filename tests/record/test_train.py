@@ -367,9 +367,30 @@ class Pair(nn.Module):
         return self.linear(x), x
 
 
-def test_a_model_returning_a_tuple_is_named() -> None:
-    with pytest.raises(TypeError, match=r"Expected the model to return a tensor .* a tuple"):
-        train(Pair(), spirals(), 1, progress=False)
+class Named(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(2, 3)
+
+    def forward(self, x):
+        return {"scores": self.linear(x)}
+
+
+def test_a_model_returning_a_tuple_is_measured_by_its_first_item() -> None:
+    torch.manual_seed(0)
+    pair = Pair()
+    alone = nn.Sequential(copy.deepcopy(pair.linear))
+    got = train(pair, spirals(), 3, seed=0, progress=False)
+    expected = train(alone, spirals(), 3, seed=0, progress=False)
+    np.testing.assert_array_equal(got.params, expected.params)
+    np.testing.assert_array_equal(got.loss, expected.loss)
+
+
+def test_a_model_returning_no_predictions_is_named() -> None:
+    with pytest.raises(
+        TypeError, match=r"its predictions .* returned a dict with keys \['scores'\]"
+    ):
+        train(Named(), spirals(), 1, progress=False)
 
 
 def test_a_meta_device_model_is_named() -> None:

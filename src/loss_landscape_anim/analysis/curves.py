@@ -32,6 +32,7 @@ from .._validate import (
     check_positive_int,
     check_positive_number,
 )
+from ..data.batches import Inputs, take
 from ..evaluate.data import EvalData
 from ..evaluate.functional import FunctionalModel
 from ..params.layout import ParamLayout
@@ -176,7 +177,7 @@ class _BendTrainer:
     def snapshot(self) -> np.ndarray:
         return self.bends.detach().cpu().numpy().astype(np.float64)
 
-    def step(self, xb: torch.Tensor, yb: torch.Tensor, t_per_batch: int) -> float:
+    def step(self, xb: Inputs, yb: torch.Tensor, t_per_batch: int) -> float:
         ts = torch.rand(t_per_batch, generator=self.generator, dtype=torch.float64).numpy()
         coefficients = torch.as_tensor(
             curve_coefficients(self.kind, self.bends.shape[0], ts),
@@ -209,10 +210,10 @@ class _BendTrainer:
         history, steps = [self.snapshot()], [0]
         bar = progress_bar(range(epochs), enabled=progress, desc="curve", unit="epoch")
         for _ in bar:
-            order = torch.randperm(data.n_examples, generator=self.generator).to(data.X.device)
+            order = torch.randperm(data.n_examples, generator=self.generator).to(data.y.device)
             for lo in range(0, data.n_examples, batch):
                 index = order[lo : lo + batch]
-                loss = self.step(data.X[index], data.y[index], t_per_batch)
+                loss = self.step(take(data.X, index), data.y[index], t_per_batch)
                 losses.append(loss if math.isfinite(loss) else math.nan)
                 if len(losses) % every == 0:
                     history.append(self.snapshot())

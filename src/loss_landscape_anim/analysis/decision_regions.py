@@ -57,6 +57,10 @@ def decision_regions(
     functional, threads = _model_of(model, evaluator, device, num_threads)
     torch_device = functional.device
     X, y = materialize(data)
+    if isinstance(X, dict):
+        raise ValueError(
+            f"Decision regions need 2-D inputs (N, 2) but the data's inputs are named ({sorted(X)})"
+        )
     if X.ndim != 2 or X.shape[1] != 2:
         raise ValueError(
             f"Decision regions need 2-D inputs (N, 2) but the data have shape {tuple(X.shape)}"

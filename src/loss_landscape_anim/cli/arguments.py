@@ -23,9 +23,23 @@ from ..pipeline import (
 )
 from .exports import add_export_arguments, check_export_arguments
 
-__all__ = ["PROG", "build_parser", "check_combinations"]
+__all__ = [
+    "MODELS",
+    "PROG",
+    "TINY_GPT_EPOCHS",
+    "TINY_GPT_RESOLUTION",
+    "build_parser",
+    "check_combinations",
+]
 
 PROG = "loss-landscape-anim"
+#: The built-in models and the data each trains on.
+MODELS = {"mlp": "spirals", "lenet": "mnist", "tiny-gpt": None}
+#: Epochs of the tiny-gpt job by default: its loss has flattened by then (full batch).
+TINY_GPT_EPOCHS = 100
+#: Grid points per axis of the tiny-gpt job by default: a point costs a forward pass of the
+#: transformer over the 256 sequences (about 10 ms on one CPU core).
+TINY_GPT_RESOLUTION = 60
 
 
 class _Parser(argparse.ArgumentParser):
@@ -95,7 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a model and animate the optimizer's path over its loss landscape.",
     )
     add = parser.add_argument
-    add("--epochs", type=_positive_int, default=300, help="training epochs (default 300)")
+    add(
+        "--epochs",
+        type=_positive_int,
+        default=300,
+        action=_Given,
+        help=f"training epochs (default 300; {TINY_GPT_EPOCHS} with --model tiny-gpt)",
+    )
     add(
         "--optimizer",
         choices=list(OPTIMIZERS),
@@ -151,7 +171,9 @@ def _add_output_and_grid_arguments(add: Callable[..., Any]) -> None:
         "--resolution",
         type=_resolution,
         default=DEFAULT_RESOLUTION,
-        help=f"grid points per axis (default {DEFAULT_RESOLUTION})",
+        action=_Given,
+        help=f"grid points per axis (default {DEFAULT_RESOLUTION}; {TINY_GPT_RESOLUTION} with "
+        "--model tiny-gpt)",
     )
     add(
         "--margin",
@@ -167,17 +189,27 @@ def _add_output_and_grid_arguments(add: Callable[..., Any]) -> None:
         type=str.lower,
         help="compute the loss grid in reduced precision (bf16; fp16 on GPUs); default: float32",
     )
-    _add_data_and_run_arguments(add)
+    _add_data_arguments(add)
+    _add_analysis_and_run_arguments(add)
 
 
-def _add_data_and_run_arguments(add: Callable[..., Any]) -> None:
-    """The data, comparison, extra outputs and run options of :func:`build_parser`."""
+def _add_data_arguments(add: Callable[..., Any]) -> None:
+    """The data, model and comparison options of :func:`build_parser`."""
     add(
         "--data",
         choices=["spirals", "mnist"],
         default="spirals",
         type=str.lower,
+        action=_Given,
         help="built-in data: spirals with an MLP, or MNIST with LeNet-5",
+    )
+    add(
+        "--model",
+        choices=list(MODELS),
+        default=None,
+        type=str.lower,
+        help="built-in model: mlp (with --data spirals, the default), lenet (with --data mnist), "
+        "or tiny-gpt: a small transformer learning to add two 2-digit numbers, generated in code",
     )
     add("--data-dir", default=None, help="with --data mnist: folder with (or for) the MNIST files")
     add(
@@ -199,6 +231,10 @@ def _add_data_and_run_arguments(add: Callable[..., Any]) -> None:
         default=None,
         help="with --compare: the optimizer whose optimum centres the plane",
     )
+
+
+def _add_analysis_and_run_arguments(add: Callable[..., Any]) -> None:
+    """The analyses, extra outputs and run options of :func:`build_parser`."""
     add(
         "--curvature",
         action="store_true",
@@ -271,6 +307,7 @@ def check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace
                 f"argument --center: expected one of the compared optimizers "
                 f"{', '.join(map(repr, args.compare))} but got {args.center!r}"
             )
+    _check_model(parser, args, given)
     if args.data != "mnist":
         for option, value in (("--examples", "--examples" in given), ("--data-dir", args.data_dir)):
             if value:
@@ -285,6 +322,21 @@ def check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace
             check()
         except (ValueError, RuntimeError) as exc:  # RuntimeError: no ffmpeg for an .mp4
             parser.error(f"argument {option}: {exc}")
+
+
+def _check_model(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, given: set[str]
+) -> None:
+    """Refuse a built-in model with data it does not take."""
+    if args.model is None:
+        return
+    wanted = MODELS[args.model]
+    if wanted is None and "--data" in given:
+        parser.error(
+            f"--data does not apply with --model {args.model}: it trains on its own token task"
+        )
+    if wanted is not None and args.data != wanted:
+        parser.error(f"--model {args.model} trains on --data {wanted}, not --data {args.data}")
 
 
 _COMPARE_REFUSES = {

@@ -17,7 +17,13 @@ from typing import Any, NoReturn
 
 from ..errors import PACKAGE_ERRORS
 from ..pipeline import DEFAULT_FRAMES
-from .arguments import PROG, build_parser, check_combinations
+from .arguments import (
+    PROG,
+    TINY_GPT_EPOCHS,
+    TINY_GPT_RESOLUTION,
+    build_parser,
+    check_combinations,
+)
 from .exports import run_from_h5
 
 __all__ = ["main"]
@@ -101,7 +107,11 @@ def _run(args: argparse.Namespace) -> None:
     from ..pipeline import interactive_path, line_path, loss_landscape_anim
 
     data, model = _data_and_model(args)
-    batch_size = args.batch_size if data is None else None  # MNIST's is set on its data module
+    batch_size = args.batch_size if data is None else None  # set on the built-in data module
+    given: set[str] = getattr(args, "given", set())
+    if args.model == "tiny-gpt":  # its own defaults: a transformer's points cost more
+        args.epochs = args.epochs if "--epochs" in given else TINY_GPT_EPOCHS
+        args.resolution = args.resolution if "--resolution" in given else TINY_GPT_RESOLUTION
     common = dict(
         datamodule=data,
         model=model,
@@ -149,6 +159,15 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _data_and_model(args: argparse.Namespace) -> tuple[Any, Any]:
+    if args.model == "tiny-gpt":
+        from ..pipeline import tiny_gpt_job
+
+        return tiny_gpt_job(
+            batch_size=args.batch_size,
+            seed=args.seed,
+            learning_rate=args.lr,
+            optimizer=args.optimizer,
+        )
     if args.data == "spirals":
         return None, None
     from ..pipeline import mnist_job

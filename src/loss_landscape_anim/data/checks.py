@@ -10,8 +10,15 @@ import torch
 from torch.utils.data import TensorDataset
 
 from ..errors import DataError
+from .batches import Inputs, input_tensors
 
-__all__ = ["check_finite_batch", "check_finite_data", "check_finite_tensor", "exposed_tensors"]
+__all__ = [
+    "check_finite_batch",
+    "check_finite_data",
+    "check_finite_inputs",
+    "check_finite_tensor",
+    "exposed_tensors",
+]
 
 
 def exposed_tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -53,6 +60,13 @@ def check_finite_tensor(tensor: torch.Tensor, name: str, *, batch: int | None = 
     )
 
 
+def check_finite_inputs(inputs: Inputs, name: str, *, batch: int | None = None) -> None:
+    """:func:`check_finite_tensor` of each tensor of ``inputs`` (named inputs by their name)."""
+    for key, tensor in input_tensors(inputs):
+        label = f"{name} {key!r}" if isinstance(inputs, dict) else name
+        check_finite_tensor(tensor, label, batch=batch)
+
+
 def check_finite_data(data: Any) -> bool:
     """Check the inputs and float targets of ``data`` when it exposes them as tensors (see
     :func:`exposed_tensors`); True when checked, False when only iterating would tell."""
@@ -64,7 +78,7 @@ def check_finite_data(data: Any) -> bool:
     return True
 
 
-def check_finite_batch(x: torch.Tensor, y: torch.Tensor, batch: int) -> None:
+def check_finite_batch(x: Inputs, y: torch.Tensor, batch: int) -> None:
     """:func:`check_finite_tensor` of one training batch (for data seen only by iterating)."""
-    check_finite_tensor(x, "inputs", batch=batch)
+    check_finite_inputs(x, "inputs", batch=batch)
     check_finite_tensor(y, "targets", batch=batch)

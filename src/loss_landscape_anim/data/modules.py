@@ -8,7 +8,7 @@ works as is). The built-in ones also expose ``input_dim``, ``num_classes`` and `
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -16,6 +16,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from .._validate import check_optional_positive_int, check_positive_int
 from ..errors import DataError
+from .batches import Inputs, concat_inputs, concat_targets, split_batch, take
+from .batches import n_examples as count_examples
 
 __all__ = ["DataModule", "SpiralsDataModule", "as_dataloader", "materialize"]
 
@@ -23,11 +25,12 @@ __all__ = ["DataModule", "SpiralsDataModule", "as_dataloader", "materialize"]
 class DataModule:
     """Base class of the built-in data modules: a ``TensorDataset`` served by a ``DataLoader``.
 
-    Subclasses set ``self.dataset``, ``self.input_dim`` and ``self.num_classes``. ``batch_size=None``
-    means full batch: one step per epoch.
+    Subclasses set ``self.dataset`` (a ``TensorDataset``, or a :class:`NamedDataset` of named
+    inputs and labels), and for classifiers ``self.input_dim`` and ``self.num_classes``.
+    ``batch_size=None`` means full batch: one step per epoch.
     """
 
-    dataset: TensorDataset
+    dataset: TensorDataset | NamedDataset
     input_dim: int | tuple[int, ...]
     num_classes: int
 
@@ -64,7 +67,7 @@ def tensor_loader(
     items would otherwise be fetched and collated one by one). ``batch_size=None``: full batch."""
     n = len(dataset)  # type: ignore[arg-type]
     size = batch_size if batch_size is not None else max(n, 1)
-    if not isinstance(dataset, TensorDataset):
+    if not isinstance(dataset, TensorDataset | NamedDataset):
         return DataLoader(
             dataset,
             batch_size=size,
@@ -82,7 +85,8 @@ def tensor_loader(
 
 class IndexBatches(Sampler):
     """Batches of indices: slices in order, or slices of a fresh permutation (a tensor) when
-    shuffling. A ``TensorDataset`` indexed with either returns a whole batch in one operation."""
+    shuffling. A ``TensorDataset`` (or :class:`NamedDataset`) indexed with either returns a whole
+    batch in one operation."""
 
     def __init__(
         self, n: int, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None
@@ -157,8 +161,9 @@ def as_dataloader(data: Any, *, batch_size: int | None = None) -> DataLoader:
     """Turn any accepted form of training data into a ``DataLoader``.
 
     Accepted: an object with ``train_dataloader()`` (data module), a ``DataLoader``, a ``Dataset``
-    of ``(x, y)`` pairs, or an ``(X, y)`` pair of tensors/arrays. ``batch_size`` applies to the last
-    two forms (None: full batch).
+    of ``(x, y)`` pairs (or of dicts with ``labels``), an ``(X, y)`` pair of tensors/arrays, or one
+    dict batch with ``labels`` (a ``transformers.BatchEncoding``). ``batch_size`` applies to the
+    last three forms (None: full batch).
     """
     if hasattr(data, "train_dataloader"):
         loader = data.train_dataloader()
@@ -176,6 +181,10 @@ def as_dataloader(data: Any, *, batch_size: int | None = None) -> DataLoader:
 def _as_dataset(data: Any) -> Dataset:
     if isinstance(data, Dataset):
         return data
+    if isinstance(data, Mapping):
+        inputs, labels = split_batch(data)
+        assert isinstance(inputs, dict)
+        return NamedDataset(inputs, labels)
     if isinstance(data, (tuple, list)) and len(data) == 2:
         X, y = (torch.as_tensor(v) for v in data)
         if X.shape[0] != y.shape[0]:
@@ -185,57 +194,78 @@ def _as_dataset(data: Any) -> Dataset:
             )
         return TensorDataset(X, y)  # inputs keep their dtype: they are cast to the model's
     raise TypeError(
-        "Expected data to be a data module (with train_dataloader()), a DataLoader, a Dataset "
-        f"or an (X, y) pair but got {type(data).__name__}"
+        "Expected data to be a data module (with train_dataloader()), a DataLoader, a Dataset, "
+        f"an (X, y) pair or a dict batch with 'labels' but got {type(data).__name__}"
     )
 
 
-def materialize(data: Any, *, n_examples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """All (or the first ``n_examples``) examples of ``data`` as two tensors ``(X, y)``, in a fixed order.
+class NamedDataset(Dataset):
+    """Examples of named inputs and their labels (one dict batch: a ``BatchEncoding`` with
+    ``labels``), as dicts: one example for an integer index, a batch for a slice or an index
+    tensor."""
+
+    def __init__(self, inputs: dict[str, torch.Tensor], labels: torch.Tensor):
+        self.inputs, self.labels = inputs, labels
+        if count_examples(inputs) != labels.shape[0]:
+            raise DataError(
+                f"Expected the labels to hold as many examples as the inputs but got "
+                f"{labels.shape[0]} labels for {count_examples(inputs)} inputs"
+            )
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __getitem__(self, index: Any) -> dict[str, torch.Tensor]:
+        return {**{k: v[index] for k, v in self.inputs.items()}, "labels": self.labels[index]}
+
+
+def materialize(data: Any, *, n_examples: int | None = None) -> tuple[Inputs, torch.Tensor]:
+    """All (or the first ``n_examples``) examples of ``data`` as ``(X, y)``, in a fixed order:
+    ``X`` a tensor, or named tensors for dict batches (sequences padded to the longest, see
+    :func:`~.batches.concat_inputs`), ``y`` the targets.
 
     Used for evaluation: the data are read once, in the loader's order but without shuffling when the
     source is a dataset, so every grid point sees exactly the same examples.
     """
-    n_examples = check_optional_positive_int(n_examples, "n_examples")
-    dataset = getattr(data, "dataset", None)
+    limit = check_optional_positive_int(n_examples, "n_examples")
+    X: Inputs
+    y: torch.Tensor
+    dataset = data if isinstance(data, NamedDataset) else getattr(data, "dataset", None)
+    if isinstance(dataset, NamedDataset):
+        X, y = dataset.inputs, dataset.labels
+        if limit is not None:
+            X, y = take(X, slice(0, limit)), y[:limit]
+        return _check_nonempty(X, y)
     if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
         X, y = dataset.tensors[0], dataset.tensors[1]
-        if n_examples is not None:
-            X, y = X[:n_examples], y[:n_examples]
+        if limit is not None:
+            X, y = X[:limit], y[:limit]
         return _check_nonempty(X, y)
+    if isinstance(data, Mapping):  # one dict batch: all the data
+        return materialize(_as_dataset(data), n_examples=limit)
     if not hasattr(data, "train_dataloader") and not isinstance(data, DataLoader):
         loader = tensor_loader(_as_dataset(data), 1024, shuffle=False)
     else:
         loader = as_dataloader(data)
-    xs: list[torch.Tensor] = []
+    xs: list[Inputs] = []
     ys: list[torch.Tensor] = []
     count = 0
     for batch in loader:
         x, y = split_batch(batch)
         xs.append(x)
-        ys.append(y)
-        count += x.shape[0]
-        if n_examples is not None and count >= n_examples:
+        ys.append(torch.as_tensor(y))
+        count += count_examples(x)
+        if limit is not None and count >= limit:
             break
     if not xs:
         raise DataError("Expected data with at least one example but the loader yielded none")
-    X, y = torch.cat(xs), torch.cat(ys)
-    if n_examples is not None:
-        X, y = X[:n_examples], y[:n_examples]
+    X, y = concat_inputs(xs), concat_targets(ys)
+    if limit is not None:
+        X, y = take(X, slice(0, limit)), y[:limit]
     return _check_nonempty(X, y)
 
 
-def _check_nonempty(X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if X.shape[0] == 0:
+def _check_nonempty(X: Inputs, y: torch.Tensor) -> tuple[Inputs, torch.Tensor]:
+    if count_examples(X) == 0:
         raise DataError("Expected data with at least one example but got an empty data set")
     return X, y
-
-
-def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x, y)`` from a loader's batch (a pair, or a longer sequence whose first two items are x, y)."""
-    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-        return batch[0], batch[1]
-    raise DataError(
-        f"Expected each batch to be an (x, y) pair but got {type(batch).__name__}"
-        + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
-    )

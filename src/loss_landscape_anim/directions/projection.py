@@ -20,6 +20,7 @@ The plane passes through the final weights (the *origin*): the weight vector at 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ from ..results.plane import Plane
 from ..results.trajectory import Trajectory
 from .custom import check_directions
 from .hessian import hessian_directions
-from .pca import pca_directions
+from .pca import pca_fit
 from .random import random_directions
 
 __all__ = ["METHODS", "fit_plane", "project"]
@@ -86,6 +87,7 @@ def project(
         device=device,
         n_examples=n_examples,
         evaluator=evaluator,
+        subspace=trajectory.subspace,
     )
 
 
@@ -103,11 +105,12 @@ def fit_plane(
     device: str | torch.device | None = None,
     n_examples: int | None = None,
     evaluator: Any = None,
+    subspace: str = "",
 ) -> Plane:
     """A plane through ``origin`` fit to one or several paths (joint PCA over all their rows);
     its ``path_2d`` is the projection of the first path. ``model``, ``data``, ``device`` and
     ``n_examples`` (or ``evaluator``) are for ``method="hessian"`` (the Hessian at
-    ``origin``)."""
+    ``origin``); ``subspace`` says which weights the paths hold (see :attr:`Plane.subspace`)."""
     method = check_choice(method, "reduction_method", METHODS)
     if method != "custom" and directions is not None:
         raise ValueError(
@@ -133,10 +136,11 @@ def fit_plane(
             evaluator=evaluator,
         )
         coords, distance = project_rows(paths[0], origin, D)
-        return Plane(origin, D, coords, distance, None, method)
+        return Plane(origin, D, coords, distance, None, method, subspace)
     small = is_small_model(layout.n_params, torch.device("cpu"))
     with thread_scope(num_threads, small=small):
-        return _fit(paths, origin, layout, method, directions, seed)
+        plane = _fit(paths, origin, layout, method, directions, seed)
+    return replace(plane, subspace=subspace) if subspace else plane
 
 
 def _fit(
@@ -149,7 +153,12 @@ def _fit(
 ) -> Plane:
     explained = None
     if method == "pca":
-        D, explained = pca_directions(paths, seed)
+        fit = pca_fit(paths, seed)
+        last = np.asarray(paths[0][-1], dtype=np.float64)
+        if fit.path_2d is not None and fit.distance is not None and np.array_equal(origin, last):
+            # a large trajectory's projection, read off its Gram matrix: no third pass
+            return Plane(origin, fit.directions, fit.path_2d, fit.distance, fit.explained, method)
+        D, explained = fit.directions, fit.explained
     elif method == "custom":
         D = check_directions(directions, layout.n_params)
     else:

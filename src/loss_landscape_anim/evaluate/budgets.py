@@ -13,6 +13,7 @@ __all__ = [
     "DEFAULT_CACHE_BUDGET",
     "DEFAULT_HESSIAN_BUDGET",
     "DEFAULT_MEMORY_BUDGET",
+    "DEFAULT_WEIGHTS_BUDGET",
     "MIN_SERIAL_BATCH",
     "PRODUCT_OVERHEAD",
     "SERIAL_CHUNK_POINTS",
@@ -54,6 +55,9 @@ SMALL_WORK_BYTES = 8 * 2**20
 #: Points per chunk, at least, when points are evaluated one at a time: a data batch's cached
 #: first-layer maps are then read by this many points while they are in cache.
 SERIAL_CHUNK_POINTS = 8
+#: Default bytes of the weight vectors of one chunk of points (K x P values), by device type: a
+#: large model's points are big themselves (GPT-2 small: 0.5 GB each in float32).
+DEFAULT_WEIGHTS_BUDGET = {"cpu": 512 * 2**20, "cuda": 4 * 2**30, "mps": 2**30}
 #: The budget for a device type missing from a table above.
 _OTHER_DEVICE = 2**28
 

@@ -210,8 +210,8 @@ class CurvatureEvaluator(Evaluator):
         ``origin + coords @ directions``; ``settings``: those of :class:`ExtremesSettings`
         (``method``, ``tol``, ``max_steps``, ``seed``). With ``checkpoint`` (a file path),
         finished chunks are saved there and a rerun computes only the missing ones."""
-        points, fingerprint = self.preparation.plane_points(origin, directions, coords)
-        return self._extremes(points, fingerprint, progress, desc, checkpoint, job, settings)
+        points = self.preparation.plane_points(origin, directions, coords)
+        return self._extremes(points, points.fingerprint, progress, desc, checkpoint, job, settings)
 
     def weight_extremes(
         self, weights: np.ndarray, *, progress: bool = False, desc: str = "", **settings: Any
@@ -223,7 +223,7 @@ class CurvatureEvaluator(Evaluator):
     def _extremes(
         self,
         points: Any,
-        fingerprint: str | None,
+        fingerprint: Callable[[], str] | None,
         progress: bool,
         desc: str,
         checkpoint: str | os.PathLike | None,
@@ -234,10 +234,11 @@ class CurvatureEvaluator(Evaluator):
         n = len(points)
         if n == 0:
             return Extremes.empty(resolved.method)
+        size = points.weights(slice(0, 1)).shape[-1]
         store = None
         if checkpoint is not None:
             identity = {
-                "points": fingerprint,
+                "points": fingerprint() if fingerprint is not None else None,
                 **self.identity(),
                 "probe": self.preparation.probe(points),
                 **resolved.identity(),
@@ -251,6 +252,7 @@ class CurvatureEvaluator(Evaluator):
                 n,
                 resolved.chunk(self, n),
                 width=4,
+                start=lambda: self.preparation.check_size(size, "the points"),
                 progress=progress,
                 desc=desc,
                 checkpoint=store,
@@ -316,9 +318,7 @@ class CurvatureEvaluator(Evaluator):
         if name not in ("conv", "auto") or (name == "auto" and self.device.type != "cpu"):
             return None
         conv = (
-            None
-            if self.autocast_dtype is not None
-            else conv_chain(self.model.module, self.data.X[:2])
+            None if self.autocast_dtype is not None else conv_chain(self.model.module, self.data.X)
         )
         if conv is not None:
             cache = budget_for(DEFAULT_CACHE_BUDGET, self.device)

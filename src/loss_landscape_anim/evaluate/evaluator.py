@@ -24,6 +24,7 @@ from .budgets import (
     ACTIVATION_OVERHEAD,
     DEFAULT_CACHE_BUDGET,
     DEFAULT_MEMORY_BUDGET,
+    DEFAULT_WEIGHTS_BUDGET,
     MIN_SERIAL_BATCH,
     SERIAL_CHUNK_POINTS,
     SERIAL_CPU_MEMORY_BUDGET,
@@ -182,11 +183,11 @@ class LossEvaluator(Evaluator):
         With ``checkpoint`` (a file path), finished chunks are saved there and a rerun computes
         only the missing ones; ``job`` adds to what identifies the job in the file (the points,
         the data and the model are always part of it)."""
-        points, fingerprint = self.preparation.plane_points(origin, directions, coords)
+        points = self.preparation.plane_points(origin, directions, coords)
         store = None
         if checkpoint is not None:
             identity = {
-                "points": fingerprint,
+                "points": points.fingerprint(),
                 **self.identity(),
                 "probe": self.preparation.probe(points),
                 **(job or {}),
@@ -205,9 +206,9 @@ class LossEvaluator(Evaluator):
 
     def weight_accuracies(self, weights: np.ndarray) -> np.ndarray:
         """Accuracy (K,) float64 at flat weight vectors ``weights`` (K, P): the share of examples
-        whose argmax prediction is the label, in chunks of points like the loss (with
-        ``bn="recompute"``, with each point's own BatchNorm statistics). NaN for a model that does
-        not output class logits for integer labels."""
+        whose argmax prediction is the label (of label tokens, for a token loss), in chunks of
+        points like the loss (with ``bn="recompute"``, with each point's own BatchNorm
+        statistics). NaN for a model that does not output class logits for integer labels."""
         points = self.preparation.weight_points(weights)
         n = len(points)
         if not self.model.is_classifier(self.data.X, self.data.y):
@@ -236,7 +237,7 @@ class LossEvaluator(Evaluator):
                     else:
                         counts = map_points(point_correct, (params,), self.vectorized)
                     correct[sl] += counts.cpu().numpy().astype(np.int64)
-        return correct / self.n_examples
+        return correct / self.data.total_weight
 
     def chunk_points(self, n_points: int, strategy: Strategy | None = None) -> int:
         """Points per chunk for a job of ``n_points`` points evaluated by ``strategy`` (default:
@@ -247,6 +248,9 @@ class LossEvaluator(Evaluator):
         strategy = strategy or self.plane_strategy
         if strategy.serial:  # a chunk then holds one point's activations at a time
             chunk = max(chunk, SERIAL_CHUNK_POINTS)
+        # and the weight vectors of all its points (a large model's are large)
+        point_bytes = self.model.layout.n_params * self.model.dtype.itemsize
+        chunk = min(chunk, budget_for(DEFAULT_WEIGHTS_BUDGET, self.device) // point_bytes)
         if strategy.chunk_points is not None:  # the strategy sizes its own chunks
             chunk = strategy.chunk_points
         return max(1, min(chunk, n_points))
@@ -268,12 +272,17 @@ class LossEvaluator(Evaluator):
         n = len(points)
         if n == 0:
             return np.empty(0, dtype=np.float64)
+
+        def start() -> None:  # after a checkpoint of another job was refused with what differs
+            self.preparation.check_size(points.weights(slice(0, 1)).shape[-1], "the points")
+            strategy.start(points)
+
         with torch.no_grad(), self._scope():
             values = collect(
                 loss_job(strategy, self.data),
                 n,
                 self.chunk_points(n, strategy),
-                start=lambda: strategy.start(points),
+                start=start,
                 progress=progress,
                 desc=desc,
                 checkpoint=checkpoint,
@@ -292,15 +301,22 @@ class LossEvaluator(Evaluator):
     def _vectorized(self, memory_budget: int | None) -> bool:
         """Whether points are mapped with ``torch.vmap``: not for a model or loss that vmap
         cannot run, nor for convolutions (vmap makes them grouped convolutions) on the CPU, where
-        they are slower than one per point, or on other devices when one point's activations
-        over all the data fill a chunk's memory budget (vmap would then batch no points, and on
-        an H200 it ran ResNet-18 no faster than a per-point loop)."""
+        they are slower than one per point, nor when one point's activations over all the data
+        fill a chunk's memory budget: vmap would then batch no points (on an H200 it ran
+        ResNet-18 no faster than a per-point loop), nor on the CPU when a chunk would hold fewer
+        points than :data:`~.budgets.SERIAL_CHUNK_POINTS`: vmap ran TinyGPT on 256 sequences at
+        half the speed of one point at a time, and on 32 sequences, 8 points a chunk, at 0.85
+        times (its per-point weights turn every linear layer into a batched product, and every
+        layer norm into three passes)."""
         prep = self.preparation
         conv = prep.has_conv(after_split=True)
         if conv and self.device.type == "cpu":
             return False
         budget = memory_budget or budget_for(DEFAULT_MEMORY_BUDGET, self.device)
-        if conv and self.per_example * prep.n_examples >= budget:
+        # points a chunk would hold with all the data in one batch: on the CPU, fewer than a
+        # serial chunk's do not pay for vmap's batched products
+        least = SERIAL_CHUNK_POINTS if self.device.type == "cpu" else 1
+        if self.per_example * prep.n_examples * least > budget:
             return False
         if not prep.vmap_works:
             logger.info("torch.vmap cannot run this model or loss; evaluating one point at a time")

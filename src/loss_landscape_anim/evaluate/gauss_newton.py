@@ -28,6 +28,8 @@ from collections.abc import Callable
 import torch
 from torch.func import grad, jvp, vjp
 
+from ..data import Inputs
+from ..data.batches import take
 from .data import EvalData
 from .functional import FunctionalModel
 from .hessian_products import HessianProducts
@@ -61,7 +63,7 @@ class GaussNewtonProducts(HessianProducts):
 
     def _product(self, b: int) -> Product:
         xb, yb = self.data.batch(b)
-        share = xb.shape[0] / self.data.n_examples
+        share = self.data.weight(b) / self.data.total_weight
         model = self.model
 
         def outputs(w: torch.Tensor) -> torch.Tensor:
@@ -85,6 +87,12 @@ class FisherProducts(HessianProducts):
     for all of its vectors."""
 
     def __init__(self, model: FunctionalModel, data: EvalData):
+        if model.loss_fn.tokens:
+            raise ValueError(
+                "operator='fisher' takes the gradients of each example's loss, and a token loss "
+                "(a language model's) is a mean over label tokens, not examples: use "
+                "operator='ggn' (for cross-entropy, the Fisher of the model's predictions)"
+            )
         super().__init__(model, data)
         self.vectorized = True
         w = model.layout.flatten(model.module).to(model.device, model.dtype)
@@ -109,15 +117,16 @@ class FisherProducts(HessianProducts):
     ) -> Callable[[torch.Tensor], torch.Tensor]:
         """Per-example loss gradients (n, P) at weights (P,), for the first ``examples`` of data
         batch ``b`` (all by default)."""
-        xb, yb = self.data.batch(b)
-        xb, yb = xb[:examples], yb[:examples]
+        x, y = self.data.batch(b)
+        xb, yb = take(x, slice(0, examples)), y[:examples]
         model = self.model
 
-        def example_loss(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return model.loss(model.params(w), x[None], y[None])
+        def example_loss(w: torch.Tensor, x: Inputs, y: torch.Tensor) -> torch.Tensor:
+            return model.loss(model.params(w), take(x, None), y[None])  # a batch of one
 
         each = grad(example_loss)
         if self.vectorized:
             mapped = torch.vmap(each, in_dims=(None, 0, 0))
             return lambda w: mapped(w, xb, yb)
-        return lambda w: torch.stack([each(w, xb[i], yb[i]) for i in range(xb.shape[0])])
+        n = len(yb)
+        return lambda w: torch.stack([each(w, take(xb, i), yb[i]) for i in range(n)])

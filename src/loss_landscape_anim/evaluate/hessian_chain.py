@@ -86,7 +86,9 @@ class ChainProducts(HessianProducts):
         ]
         with torch.no_grad():
             self.inputs_t = [
-                split.prefix(data.batch(b)[0]).reshape(data.batch(b)[0].shape[0], -1).T.contiguous()
+                split.prefix(data.tensor_batch(b)[0])
+                .reshape(data.tensor_batch(b)[0].shape[0], -1)
+                .T.contiguous()
                 for b in range(data.n_batches)
             ]
         yb = data.y
@@ -185,7 +187,7 @@ class ChainProducts(HessianProducts):
 
     def _batch_loss(self, b: int) -> Callable[[torch.Tensor], torch.Tensor]:
         _, yb = self.data.batch(b)
-        share = yb.shape[0] / self.data.n_examples
+        share = self.data.weight(b) / self.data.total_weight
         loss_fn = self.model.loss_fn
 
         def loss(logits: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import grad, jvp
 
+from ..data import Inputs
 from .conv_layers import Layer, Parametrised
 from .data import EvalData
 from .functional import FunctionalModel
@@ -56,10 +57,13 @@ class ConvChain:
     rest: list[Layer | Parametrised]
 
 
-def conv_chain(model: nn.Module, sample: torch.Tensor) -> ConvChain | None:
+def conv_chain(model: nn.Module, inputs: Inputs) -> ConvChain | None:
     """``model`` as a :class:`ConvChain` if it is (or declares through ``as_sequential()``) an
-    ``nn.Sequential`` of supported layers with at least one ``Conv2d``, and no buffers; else
-    None."""
+    ``nn.Sequential`` of supported layers with at least one ``Conv2d``, and no buffers, that
+    computes what the model computes on the first two examples of ``inputs``; else None."""
+    if isinstance(inputs, dict):  # named inputs (a language model's) are no sequential chain
+        return None
+    sample = inputs[:2]
     seq: Any = model if isinstance(model, nn.Sequential) else None
     as_sequential = getattr(model, "as_sequential", None)
     if seq is None and callable(as_sequential):
@@ -132,7 +136,7 @@ class ConvChainProducts(HessianProducts):
         )
         with torch.no_grad():
             self.patches = [
-                self._patches(data.batch(b)[0]).contiguous() for b in range(data.n_batches)
+                self._patches(data.tensor_batch(b)[0]).contiguous() for b in range(data.n_batches)
             ]
         self.kept: list[list[tuple[list[dict[str, Any]], dict[str, Any]]]] | None = None
         self._buffers: dict[str, torch.Tensor] = {}
@@ -192,7 +196,7 @@ class ConvChainProducts(HessianProducts):
         bias = weights.new_zeros(J, o) if bias is None else bias
         A = torch.cat([weights.reshape(J * o, -1), bias.reshape(J * o, 1)], dim=1)
         out = torch.mm(A, patches, out=self.buffer(name, (J * o, patches.shape[1])))
-        n = self.data.batch(b)[0].shape[0]
+        n = self.data.tensor_batch(b)[0].shape[0]
         shape = (J, o, n) if self.chain.first.kind == "linear" else (J, o, n, *self._out_size)
         return out.view(shape).transpose(1, 2)
 

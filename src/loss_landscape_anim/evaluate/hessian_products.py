@@ -1,7 +1,8 @@
 """Hessian-vector products of the mean loss over the evaluation data, at many points at once.
 
 The Hessian of the mean loss over all the data is the sum over the fixed data batches of each
-batch's Hessian weighted by its share of the examples, so a product is accumulated batch by batch
+batch's Hessian weighted by its share of the loss's terms (examples, or label tokens: see
+:meth:`~.data.EvalData.weight`), so a product is accumulated batch by batch
 (in float64). :class:`HessianProducts` is the interface; :class:`FunctionalProducts` works for
 every model (``torch.func``: forward-over-reverse, ``jvp`` of ``grad``, mapped over points and
 vectors with ``torch.vmap``); :mod:`.hessian_chain` has a faster one for chains of ``Linear``
@@ -105,7 +106,7 @@ class FunctionalProducts(HessianProducts):
 
     def _hvp(self, b: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         xb, yb = self.data.batch(b)
-        share = xb.shape[0] / self.data.n_examples
+        share = self.data.weight(b) / self.data.total_weight
         model = self.model
 
         def loss(w: torch.Tensor) -> torch.Tensor:
@@ -128,7 +129,7 @@ def hessian_vector_product(
 def forward_mode_works(model: FunctionalModel, data: EvalData) -> bool:
     """Whether forward-over-reverse runs the model and its loss (on two examples)."""
     x, y = data.head(2)
-    w = torch.cat([p.detach().reshape(-1) for p in model.module.parameters()])
+    w = model.flat()
 
     def loss(u: torch.Tensor) -> torch.Tensor:
         return model.loss(model.params(u), x, y)

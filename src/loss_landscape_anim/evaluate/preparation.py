@@ -11,6 +11,7 @@ strategy.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from functools import cached_property
 from typing import Any
@@ -89,8 +90,9 @@ class Preparation:
         self.device = resolve_device(device)
         self.num_threads = check_num_threads(num_threads)
         self.model = FunctionalModel(model, self.device)
-        self.data = _prepare(data, self.device, self.model.dtype, n_examples, stream, subset_seed)
-        self.model.check(*self.data.head(2))
+        data = _prepare(data, self.device, self.model.dtype, n_examples, stream, subset_seed)
+        self.model.check(*data.head(2))
+        self.data = _aligned(data, self.model).counted(self.model.loss_fn.counts)
         self._data_fingerprint: str | None = None
         if self._ranks is not None:
             self._data_fingerprint = self.data.fingerprint()
@@ -116,8 +118,13 @@ class Preparation:
 
     @cached_property
     def split(self) -> SequentialSplit | None:
-        """The model cut after its first layer linear in its weights (None: it cannot be)."""
-        return split_first_linear(self.model.module, self.data.head(2)[0])
+        """The model cut after its first layer linear in its weights (None: it cannot be, or
+        the points do not hold every parameter, or the inputs are named, or the loss is per
+        token)."""
+        x = self.data.head(2)[0]
+        if isinstance(x, dict) or not self.model.covers_all or self.model.loss_fn.tokens:
+            return None
+        return split_first_linear(self.model.module, x)
 
     @cached_property
     def vmap_works(self) -> bool:
@@ -139,18 +146,35 @@ class Preparation:
 
     def plane_points(
         self, origin: np.ndarray, directions: np.ndarray, coords: np.ndarray
-    ) -> tuple[PlanePoints, str]:
+    ) -> PlanePoints:
         """The plane points ``origin + coords @ directions`` (rank 0's, should the ranks' differ
-        in the last bits), and their fingerprint (what identifies them in a checkpoint)."""
+        in the last bits); their :meth:`~.points.PlanePoints.fingerprint` identifies them in a
+        checkpoint."""
         arrays = [np.asarray(a, dtype=np.float64) for a in (origin, directions, coords)]
         ranks = self._ranks or SingleProcess()
         origin, directions, coords = (ranks.broadcast_array(a) for a in arrays)
-        points = PlanePoints.of(origin, directions, coords, self.device, self.model.dtype)
-        return points, array_fingerprint(origin, directions, coords)
+        return PlanePoints.of(origin, directions, coords, self.device, self.model.dtype)
 
     def weight_points(self, weights: np.ndarray) -> WeightPoints:
         """Arbitrary flat weight vectors (K, P) (the same on every rank)."""
+        self.check_size(np.shape(weights)[-1], "the weight vectors")
         return WeightPoints.of(weights, self.device, self.model.dtype)
+
+    def check_size(self, size: int, what: str) -> None:
+        """Raise ``ValueError`` unless ``what`` holds one value per parameter of the layout."""
+        if size != self.n_params:
+            frozen = sum(p.numel() for p in self.model.module.parameters()) - self.n_params
+            held = (
+                f"{self.n_params} trainable of {self.n_params + frozen}"
+                if frozen
+                else str(self.n_params)
+            )
+            raise ValueError(
+                f"Expected {what} to hold one value per parameter of the model ({held} "
+                f"parameters: its trainable ones when some are frozen) but got {size}: a plane "
+                "or trajectory of another model, or of the same model with other parameters "
+                "frozen (requires_grad)"
+            )
 
     def probe(self, points: Points) -> list[float]:
         """What the model computes at the first of ``points`` on the first examples: its loss
@@ -176,7 +200,7 @@ class Preparation:
         if self._data_fingerprint is None:
             self._data_fingerprint = self.data.fingerprint()
         layout = json.dumps(self.model.layout.to_json()).encode()
-        return {
+        identity = {
             "model": type(self.model.module).__qualname__,
             "layout": array_fingerprint(np.frombuffer(layout, dtype=np.uint8)),
             "buffers": array_fingerprint(*self.model.module.buffers()),
@@ -184,6 +208,11 @@ class Preparation:
             "n_examples": self.n_examples,
             "dtype": str(self.model.dtype).removeprefix("torch."),
         }
+        if not self.model.covers_all:  # the frozen weights are part of every point
+            held = set(self.model.layout.names)
+            frozen = [p for n, p in self.model.module.named_parameters() if n not in held]
+            identity["frozen"] = array_fingerprint(*frozen)
+        return identity
 
 
 class Evaluator:
@@ -245,6 +274,21 @@ _DEFAULTS: dict[str, Any] = {
     "stream": None,
     "subset_seed": 0,
 }
+
+
+def _aligned(data: EvalData, model: FunctionalModel) -> EvalData:
+    """The data of a causal language model with the next-token shift made once, each batch cut
+    after its last labelled position (the model's loss then compares aligned positions): the
+    positions after the last label (padding to the longest sequence, an unlabelled tail) are not
+    computed. Other data as they are."""
+    loss = model.loss_fn
+    if not (loss.tokens and loss.shift):
+        return data
+    aligned = data.aligned()
+    if aligned is None:
+        return data
+    model.loss_fn = dataclasses.replace(loss, shift=False)
+    return aligned
 
 
 def _prepare(

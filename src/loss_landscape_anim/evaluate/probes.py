@@ -17,12 +17,16 @@ products may exploit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+from ..data import Inputs
+from ..data.batches import as_call, n_examples
 
 if TYPE_CHECKING:
     from .data import EvalData
@@ -125,15 +129,23 @@ def split_first_linear(model: nn.Module, sample: torch.Tensor) -> SequentialSpli
 
 
 def vmap_works(model: FunctionalModel, data: EvalData) -> bool:
-    """Whether ``torch.vmap`` runs the model and its loss on two points of two examples."""
-    flat = torch.cat([p.detach().reshape(-1) for p in model.module.parameters()])
+    """Whether ``torch.vmap`` runs the model and its loss on two points of two examples, with
+    batching rules for every operation: where torch falls back to a loop over the points
+    (it warns of "a performance drop", as for the CPU's fused attention kernels), one point at
+    a time is as fast and says nothing."""
+    flat = model.flat()
     W = torch.stack([flat, flat])
     x, y = data.head(2)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             torch.vmap(lambda p: model.loss(p, x, y))(model.params(W))
     except (RuntimeError, ValueError, NotImplementedError) as exc:
         logger.info("torch.vmap failed: %s", exc)
+        return False
+    fallback = [w for w in caught if "batching rule" in str(w.message)]
+    if fallback:
+        logger.info("torch.vmap loops over the points here: %s", fallback[0].message)
         return False
     return True
 
@@ -147,9 +159,9 @@ def has_batch_norm(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
-def activation_bytes(model: nn.Module, sample: torch.Tensor) -> int:
+def activation_bytes(model: nn.Module, sample: Inputs) -> int:
     """Bytes of all intermediate outputs of ``model`` per example of ``sample`` (a batch of a
-    few examples), rounded up."""
+    few examples: a tensor, or named tensors passed as keyword arguments), rounded up."""
     sizes: list[int] = []
 
     def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
@@ -158,14 +170,15 @@ def activation_bytes(model: nn.Module, sample: torch.Tensor) -> int:
 
     leaves = [m for m in model.modules() if not any(True for _ in m.children())] or [model]
     handles = [m.register_forward_hook(hook) for m in leaves]
+    args, kwargs = as_call(sample)
     try:
         with torch.no_grad():
-            out = model(sample)
+            out = model(*args, **kwargs)
     finally:
         for h in handles:
             h.remove()
     total = sum(sizes) + sum(t.numel() * t.element_size() for t in _tensors(out))
-    n = max(int(sample.shape[0]), 1)
+    n = max(n_examples(sample), 1)
     return -(-total // n)
 
 
@@ -175,6 +188,6 @@ def _tensors(obj: Any) -> Iterator[torch.Tensor]:
     elif isinstance(obj, (tuple, list)):
         for item in obj:
             yield from _tensors(item)
-    elif isinstance(obj, dict):
+    elif isinstance(obj, Mapping):
         for item in obj.values():
             yield from _tensors(item)

@@ -34,14 +34,15 @@ def chunk_slices(n_points: int, chunk: int) -> list[slice]:
 
 def chunk_losses(strategy: Strategy, data: EvalData, sl: slice) -> torch.Tensor:
     """The mean loss (k,) float64 over all the data of the points ``sl`` of the current job,
-    accumulated in float64 batch by batch, weighted by the batch's size."""
+    accumulated in float64 batch by batch, each batch's mean weighted by its terms (its
+    examples, or its label tokens for a token loss: :meth:`~.data.EvalData.weight`)."""
     total: torch.Tensor | None = None
     for b in range(data.n_batches):
-        xb, _ = data.batch(b)
-        part = strategy.batch_losses(sl, b).double() * xb.shape[0]
+        losses = strategy.batch_losses(sl, b)
+        part = losses.double() * data.weight(b)
         total = part if total is None else total + part
     assert total is not None
-    return total / data.n_examples
+    return total / data.total_weight
 
 
 def loss_job(strategy: Strategy, data: EvalData) -> Job:

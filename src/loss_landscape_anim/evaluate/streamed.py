@@ -17,12 +17,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, TensorDataset
 
-from ..data import split_batch
-from ..data.checks import check_finite_tensor
+from ..data import Inputs, split_batch
+from ..data.batches import align_next_token, input_tensors, inputs_to, take, trim_to_labels
+from ..data.checks import check_finite_inputs, check_finite_tensor
 from ..errors import DataError
 from ..losses import as_targets
 from .checkpoint import array_fingerprint
-from .data import EvalData
+from .data import _NO_TERMS, Counter, EvalData
 
 __all__ = ["DEFAULT_STREAM_BYTES", "StreamedData", "streamed_source"]
 
@@ -60,7 +61,8 @@ def streamed_source(data: Any, stream: bool | None) -> tuple[Dataset, DataLoader
 
 def _estimated_bytes(dataset: Dataset) -> int:
     x, y = split_batch(dataset[0])
-    each = sum(torch.as_tensor(v).numel() * torch.as_tensor(v).element_size() for v in (x, y))
+    tensors = [torch.as_tensor(t) for _, t in input_tensors(x)] + [torch.as_tensor(y)]
+    each = sum(t.numel() * t.element_size() for t in tensors)
     return each * len(dataset)  # type: ignore[arg-type]
 
 
@@ -68,7 +70,8 @@ def _estimated_bytes(dataset: Dataset) -> int:
 class StreamedData(EvalData):
     """Fixed batches of ``batch_size`` examples read from ``source`` on each pass, in order, moved
     to ``device`` (floating inputs in ``dtype``). ``X`` and ``y`` hold the first examples only, to
-    size and check the model on."""
+    size and check the model on. ``counter`` counts the loss terms of each example of a batch
+    (None: one each); their total over the data takes one more pass, once."""
 
     source: Any = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -76,7 +79,9 @@ class StreamedData(EvalData):
     num_workers: int = 0
     collate_fn: Any = None
     subset_seed: int = 0
+    counter: Counter | None = None
     _cursor: dict[str, Any] = field(default_factory=dict, repr=False)
+    _totals: dict[str, int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def stream(
@@ -121,7 +126,39 @@ class StreamedData(EvalData):
         size = max(1, min(batch_size, self.n_examples))
         return dataclasses.replace(self, batch_size=size, _cursor={})
 
-    def batch(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def aligned(self) -> StreamedData | None:
+        if align_next_token(self.X, self.y) is None:
+            return None
+        streamed = dataclasses.replace(self, trim=True, _cursor={}, _totals={})
+        x, y = streamed._read(next(iter(streamed._loader(2))))
+        return dataclasses.replace(streamed, X=x, y=y)
+
+    def counted(self, counter: Counter) -> StreamedData:
+        counted = dataclasses.replace(self, counter=counter, _cursor={}, _totals={})
+        if counter(self.y) is not None and not counted.total_weight:
+            raise DataError(_NO_TERMS)
+        return counted
+
+    def weight(self, b: int) -> int:
+        """The terms of the loss in batch ``b`` of the current pass."""
+        y = self.batch(b)[1]
+        counts = self.counter(y) if self.counter is not None else None
+        return int(y.shape[0]) if counts is None else int(counts.sum())
+
+    @property
+    def total_weight(self) -> int:
+        """The terms of the loss in all the data (counted in one pass, the first time)."""
+        if self.counter is None or self.counter(self.y) is None:
+            return self.n_examples
+        if "total" not in self._totals:
+            total = 0
+            for batch in self._loader(self.batch_size):
+                counts = self.counter(self._read(batch)[1])
+                total += int(counts.sum()) if counts is not None else 0
+            self._totals["total"] = total
+        return self._totals["total"]
+
+    def batch(self, b: int) -> tuple[Inputs, torch.Tensor]:
         """Batch ``b`` of the current pass; asking for batch 0 (or an earlier batch) starts a
         new pass over the data."""
         cursor = self._cursor
@@ -135,35 +172,35 @@ class StreamedData(EvalData):
             self._check_once(cursor["index"], *cursor["batch"])
         return cursor["batch"]
 
-    def _check_once(self, b: int, x: torch.Tensor, y: torch.Tensor) -> None:
+    def _check_once(self, b: int, x: Inputs, y: torch.Tensor) -> None:
         """Refuse non-finite inputs or float targets, as in-memory data are refused, the first
         time batch ``b`` is read (every later pass reads the same examples)."""
         checked = self._cursor.setdefault("checked", set())
         if b in checked:
             return
-        for tensor, name in ((x, "evaluation inputs"), (y, "evaluation targets")):
-            try:
-                check_finite_tensor(tensor, name)
-            except DataError as exc:
-                raise DataError(
-                    f"{exc} (streamed batch {b} of {self.batch_size} examples)"
-                ) from None
+        try:
+            check_finite_inputs(x, "evaluation inputs")
+            check_finite_tensor(y, "evaluation targets")
+        except DataError as exc:
+            raise DataError(f"{exc} (streamed batch {b} of {self.batch_size} examples)") from None
         checked.add(b)
 
-    def head(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.X[:k], self.y[:k]
+    def head(self, k: int) -> tuple[Inputs, torch.Tensor]:
+        return take(self.X, slice(0, k)), self.y[:k]
 
     def fingerprint(self) -> str:
         """A hash of every example and target, in order (one pass over the data, whatever the
         batch size: the bytes of the examples are hashed one after the other)."""
         inputs, targets = hashlib.sha256(), hashlib.sha256()
-        for digest, tensor in ((inputs, self.X), (targets, self.y)):
-            digest.update(f"{tensor.dtype}{tuple(tensor.shape[1:])}".encode())
+        for digest, tensors in ((inputs, input_tensors(self.X)), (targets, [("", self.y)])):
+            for name, tensor in tensors:
+                digest.update(f"{name}{tensor.dtype}{tuple(tensor.shape[1:])}".encode())
         for batch in self._loader(self.batch_size):
             x, y = self._read(batch)
-            for digest, tensor in ((inputs, x), (targets, y)):
-                flat = tensor.detach().cpu().contiguous().reshape(-1)
-                digest.update(flat.view(torch.uint8).numpy().tobytes())
+            for digest, tensors in ((inputs, input_tensors(x)), (targets, [("", y)])):
+                for _, tensor in tensors:
+                    flat = tensor.detach().cpu().contiguous().reshape(-1)
+                    digest.update(flat.view(torch.uint8).numpy().tobytes())
         size = torch.tensor([self.n_examples])
         return array_fingerprint(size, np.frombuffer(inputs.digest() + targets.digest(), np.uint8))
 
@@ -176,8 +213,16 @@ class StreamedData(EvalData):
             collate_fn=self.collate_fn,
         )
 
-    def _read(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def _read(self, batch: Any) -> tuple[Inputs, torch.Tensor]:
         x, y = split_batch(batch)
-        x, y = torch.as_tensor(x), torch.as_tensor(y)
-        x = x.to(self.device, self.dtype if x.is_floating_point() else x.dtype)
-        return x, as_targets(y.to(self.device))
+        x = inputs_to(x if isinstance(x, dict) else torch.as_tensor(x), self.device, self.dtype)
+        y = as_targets(torch.as_tensor(y).to(self.device))
+        if self.trim:
+            aligned = align_next_token(x, y)
+            if aligned is None:
+                raise DataError(
+                    "Expected every streamed batch to hold sequences of its labels' length, as "
+                    "the first did"
+                )
+            x, y = trim_to_labels(*aligned)
+        return x, y

@@ -18,6 +18,7 @@ from ..params.store import DEFAULT_MEMORY_LIMIT, check_spill_dir
 from ..record.loop import LoopRecorder
 from ..record.recorder import TrajectoryRecorder
 from ..results import Trajectory
+from .end_of_training import DEFAULT_CALLBACK_EXAMPLES, DEFAULT_CALLBACK_RESOLUTION, EndOfTraining
 
 __all__ = ["FRAMEWORK", "LossLandscapeCallback"]
 
@@ -61,9 +62,20 @@ class LossLandscapeCallback(Callback):
     trajectory; several callbacks in one ``Trainer`` must differ in ``every_n_steps``, which
     names their state.
 
+    Only the trainable parameters are recorded (``requires_grad=True`` when training starts:
+    the frozen rest of a fine-tuned model keeps its values).
+
+    When training ends it can also make the landscape: ``output`` writes the animation
+    (``.gif``, ``.mp4``, ``.html``), and ``log=True`` sends it to the trainer's own
+    ``TensorBoardLogger`` and ``WandbLogger`` at its last global step (as :meth:`log_landscape`
+    does). The plane (``method``: ``"pca"``, ``"random"`` or ``"filter"``) is fit to the path and
+    the grid of ``resolution`` x ``resolution`` points evaluated on the first ``n_examples``
+    examples of ``data`` (default: the trainer's data module, else its training loader), with the
+    module as training left it.
+
     Example::
 
-        callback = LossLandscapeCallback(every_n_steps=10)
+        callback = LossLandscapeCallback(every_n_steps=10, output="fit.gif", log=True)
         Trainer(max_epochs=5, callbacks=[callback]).fit(model, datamodule)
         plane = project(callback.trajectory, "pca")
 
@@ -72,6 +84,8 @@ class LossLandscapeCallback(Callback):
         memory_limit: bytes of rows kept in memory before spilling to disk.
         spill_dir: an existing folder for the spill file (default: the system's temporary
             folder).
+        output, log, data, resolution, n_examples, method: the landscape made when training
+            ends (nothing unless ``output`` or ``log``).
     """
 
     def __init__(
@@ -80,6 +94,12 @@ class LossLandscapeCallback(Callback):
         *,
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
         spill_dir: str | os.PathLike | None = None,
+        output: str | os.PathLike | None = None,
+        log: bool = False,
+        data: Any = None,
+        resolution: int = DEFAULT_CALLBACK_RESOLUTION,
+        n_examples: int | None = DEFAULT_CALLBACK_EXAMPLES,
+        method: str = "pca",
     ):
         super().__init__()
         for name, value in (("every_n_steps", every_n_steps), ("memory_limit", memory_limit)):
@@ -88,6 +108,9 @@ class LossLandscapeCallback(Callback):
         self.every_n_steps = every_n_steps
         self.memory_limit = memory_limit
         self.spill_dir = check_spill_dir(spill_dir)
+        self.end = EndOfTraining.of(output, log, data, resolution, n_examples, method)
+        #: The landscape made when training ended (None before, or when none was asked).
+        self.landscape: Any = None
         self._recording: LoopRecorder | None = None
         self._saved: dict[str, Any] | None = None
         self._step_before = 0
@@ -185,6 +208,13 @@ class LossLandscapeCallback(Callback):
             self._recording.finish()
         self._loggers = list(trainer.loggers) if trainer.is_global_zero else []
         self._last_step = trainer.global_step
+        trajectory = self.trajectory
+        if trajectory is None or not self.end.wanted:
+            return
+        data = trainer.datamodule if trainer.datamodule is not None else trainer.train_dataloader
+        self.landscape = self.end.compute(trajectory, pl_module, data)
+        if self.end.log:
+            self.log_landscape(**self.landscape.results(trajectory))
 
     def log_landscape(
         self,

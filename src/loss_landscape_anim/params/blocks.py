@@ -44,18 +44,20 @@ def iter_column_blocks(
         yield start, stop, read_columns(params, start, stop)
 
 
-def read_columns(params: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """``params[:, start:stop]`` as a float64 copy; a spilled array is read with one ``pread``
-    per row into a fresh buffer."""
+def read_columns(
+    params: np.ndarray, start: int, stop: int, dtype: np.dtype | type | None = np.float64
+) -> np.ndarray:
+    """``params[:, start:stop]`` as a copy in ``dtype`` (None: the stored dtype); a spilled
+    array is read with one ``pread`` per row into a fresh buffer."""
     fd = _spill_fd(params)
     if fd is None:
-        return np.array(params[:, start:stop], dtype=np.float64)
+        return np.array(params[:, start:stop], dtype=dtype or params.dtype)
     T, P = params.shape
     out = np.empty((T, stop - start), dtype=params.dtype)
     size = params.dtype.itemsize
     for t in range(T):
         os.preadv(fd, [memoryview(out[t]).cast("B")], size * (t * P + start))
-    return out.astype(np.float64)
+    return out if dtype is None or out.dtype == dtype else out.astype(dtype)
 
 
 def iter_row_blocks(

@@ -1,8 +1,11 @@
 """One layout for flat parameter vectors.
 
-Every other module works on flat vectors of all the model's parameters, in ``model.parameters()``
-order (the order ``torch.nn.utils.parameters_to_vector`` uses). This module is the only place that
-knows how such a vector maps back to named tensors, and the round trip is exact.
+Every other module works on flat vectors of the model's trainable parameters, in
+``model.parameters()`` order (the order ``torch.nn.utils.parameters_to_vector`` uses): all of
+them for a model trained whole, the trainable subspace of a model with frozen parameters
+(``requires_grad=False``: a LoRA adapter's base model, frozen layers), whose frozen rest keeps
+its values. This module is the only place that knows how such a vector maps back to named
+tensors, and the round trip is exact.
 """
 
 from __future__ import annotations
@@ -50,14 +53,18 @@ class ParamLayout:
 
     @classmethod
     def of(cls, model: nn.Module) -> ParamLayout:
-        """The layout of ``model``'s parameters; ``ValueError`` for a model with lazy parameters
-        not materialised yet, or with none."""
-        check_materialised(model)
-        named = list(model.named_parameters())
-        if not named:
-            raise ValueError(
-                f"Expected a model with at least one parameter but {type(model).__name__} has none"
-            )
+        """The layout of ``model``'s trainable parameters (``requires_grad=True``), or of all of
+        them when none is trainable (a model that is only evaluated); ``ValueError`` for a model
+        with lazy parameters not materialised yet, or with none."""
+        named = _named(model)
+        trainable = [(n, p) for n, p in named if p.requires_grad]
+        chosen = trainable or named
+        return cls(tuple(n for n, _ in chosen), tuple(tuple(p.shape) for _, p in chosen))
+
+    @classmethod
+    def of_all(cls, model: nn.Module) -> ParamLayout:
+        """The layout of every parameter of ``model``, frozen ones included."""
+        named = _named(model)
         return cls(tuple(n for n, _ in named), tuple(tuple(p.shape) for _, p in named))
 
     @property
@@ -74,9 +81,9 @@ class ParamLayout:
         return [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
 
     def flatten(self, model: nn.Module) -> torch.Tensor:
-        """The model's parameters as one detached 1-D tensor (a copy)."""
+        """The model's parameters of this layout as one detached 1-D tensor (a copy)."""
         self.check_model(model)
-        return flatten_params(model)
+        return flatten_params(model, self.names)
 
     def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """Named views into ``flat`` (shape (..., P)); leading batch dimensions are kept."""
@@ -91,12 +98,30 @@ class ParamLayout:
         }
 
     def check_model(self, model: nn.Module) -> None:
+        """Raise :class:`IncompatibleFileError` unless this is the layout of ``model``'s
+        trainable parameters or of all of them."""
         other = ParamLayout.of(model)
-        if other != self:
+        if other != self and ParamLayout.of_all(model) != self:
             raise IncompatibleFileError(
                 f"Expected a model with {self.n_params} parameters in tensors {self.describe()} "
                 f"but got {other.n_params} in {other.describe()}"
             )
+
+    def subspace(self, n_frozen: int) -> str:
+        """What the layout spans in words, for a model with ``n_frozen`` more parameter values
+        frozen: "" when none is; else how many of the weights it holds and which kinds (the last
+        part of their names that is not an index, ``weight``, ``bias`` or ``default``)."""
+        if n_frozen <= 0:
+            return ""
+        kinds: list[str] = []
+        for name in self.names:
+            parts = [p for p in name.split(".") if not p.isdigit() and p not in _GENERIC]
+            kind = parts[-1] if parts else name
+            if kind not in kinds:
+                kinds.append(kind)
+        shown = ", ".join(kinds[:3]) + (", ..." if len(kinds) > 3 else "")
+        total = self.n_params + n_frozen
+        return f"{self.n_params:,} trainable of {total:,} weights: {shown}"
 
     def describe(self, limit: int = 4) -> str:
         parts = [f"{n}{list(s)}" for n, s in zip(self.names, self.shapes, strict=True)]
@@ -119,6 +144,29 @@ class ParamLayout:
         return cls(tuple(data["names"]), tuple(tuple(s) for s in shapes))
 
 
-def flatten_params(model: nn.Module) -> torch.Tensor:
-    """All parameters of ``model`` as one detached 1-D tensor, in ``parameters()`` order."""
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+#: Parts of parameter names that say nothing of what a parameter is.
+_GENERIC = ("weight", "bias", "default")
+
+
+def _named(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    check_materialised(model)
+    named = list(model.named_parameters())
+    if not named:
+        raise ValueError(
+            f"Expected a model with at least one parameter but {type(model).__name__} has none"
+        )
+    return named
+
+
+def flatten_params(model: nn.Module, names: tuple[str, ...] | None = None) -> torch.Tensor:
+    """The parameters of ``model`` (those named ``names``, default all) as one detached 1-D
+    tensor, in ``parameters()`` order."""
+    if names is None:
+        return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    wanted = set(names)
+    return torch.cat([p.detach().reshape(-1) for n, p in model.named_parameters() if n in wanted])
+
+
+def n_frozen(model: nn.Module, layout: ParamLayout) -> int:
+    """The parameter values of ``model`` that ``layout`` leaves out (frozen ones)."""
+    return sum(p.numel() for p in model.parameters()) - layout.n_params

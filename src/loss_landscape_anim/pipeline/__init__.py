@@ -11,7 +11,7 @@ from .exports import SURFACE_FRAMES, animate_surface_file, check_exports, write_
 from .line_figure import interactive_path, line_path
 from .one_call import loss_landscape_anim
 from .options import DEFAULT_FPS, DEFAULT_FRAMES, DEFAULT_MARGIN, DEFAULT_RESOLUTION
-from .stages import mnist_job
+from .stages import mnist_job, tiny_gpt_job
 
 __all__ = [
     "DEFAULT_FPS",
@@ -33,5 +33,6 @@ __all__ = [
     "line_path",
     "loss_landscape_anim",
     "mnist_job",
+    "tiny_gpt_job",
     "write_exports",
 ]

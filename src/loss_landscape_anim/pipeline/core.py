@@ -189,6 +189,7 @@ def _plane(
             seed=run.seed,
             num_threads=run.num_threads,
             evaluator=evaluators.curvature if hessian else None,
+            subspace=trajectories[center].subspace,
         )
     if len(trajectories) == 1:
         return plane, {center: plane}

@@ -27,6 +27,7 @@ __all__ = [
     "mnist_job",
     "render",
     "timed",
+    "tiny_gpt_job",
     "wants_decision_regions",
 ]
 
@@ -87,6 +88,24 @@ def mnist_job(
     data = MNISTDataModule(batch_size=batch_size or 16, n_examples=n_examples, data_dir=data_dir)
     with seeded(seed):
         model = LeNet(learning_rate=learning_rate or 1e-3, optimizer=optimizer)
+    return data, model
+
+
+def tiny_gpt_job(
+    *,
+    batch_size: int | None,
+    seed: int | None,
+    learning_rate: float | None,
+    optimizer: Any = "adam",
+) -> tuple[Any, nn.Module]:
+    """The built-in transformer job: :class:`SequenceDataModule` (the addition task, full batch
+    by default) and :class:`TinyGPT` with initial weights seeded by ``seed``."""
+    from ..data import SequenceDataModule
+    from ..models import TinyGPT
+
+    data = SequenceDataModule(batch_size=batch_size)
+    with seeded(seed):
+        model = TinyGPT(learning_rate=learning_rate or 3e-3, optimizer=optimizer)
     return data, model
 
 

@@ -4,8 +4,10 @@ of a :class:`~loss_landscape_anim.Trajectory`.
 The row rules every way of recording shares (our :func:`~loss_landscape_anim.train`, a plain loop,
 a trainer's callback):
 
-- row t holds every parameter, flattened in ``model.parameters()`` order, after ``steps[t]``
-  optimizer steps; the first row is recorded before the first step (the initial weights), the last
+- row t holds every trainable parameter (``requires_grad=True`` when recording starts: the
+  frozen rest of a LoRA model or of frozen layers is left out, see
+  :meth:`~loss_landscape_anim.params.layout.ParamLayout.of`), flattened in ``model.parameters()``
+  order, after ``steps[t]`` optimizer steps; the first row is recorded before the first step (the initial weights), the last
   one after the last step (the final weights);
 - a row's loss and accuracy are the ones measured on *those* weights (for a training step: the
   loss of the forward pass that precedes the step); NaN where nothing measured them, never a
@@ -27,7 +29,7 @@ import torch
 from torch import nn
 
 from .._validate import check_positive_int, lazy_tensor_names
-from ..params.layout import ParamLayout, flatten_params
+from ..params.layout import ParamLayout, flatten_params, n_frozen
 from ..params.store import DEFAULT_MEMORY_LIMIT, RowStore, check_spill_dir
 from ..results.trajectory import Trajectory
 
@@ -76,6 +78,8 @@ class TrajectoryRecorder:
         self._expected_rows = expected_rows
         self._spill_dir = check_spill_dir(spill_dir)
         self._layout: ParamLayout | None = None
+        self._names: tuple[str, ...] | None = None  # None: every parameter
+        self._frozen = 0
         self._store: RowStore | None = None
         if not lazy_tensor_names(model):
             self._open()
@@ -124,7 +128,7 @@ class TrajectoryRecorder:
             )
         loss, accuracy = as_number(loss, "loss"), as_number(accuracy, "accuracy")
         store = self._open()
-        flat = flatten_params(self.model) if weights is None else weights.reshape(-1)
+        flat = flatten_params(self.model, self._names) if weights is None else weights.reshape(-1)
         if flat.numel() != self.layout.n_params:
             raise ValueError(
                 f"Expected {self.layout.n_params} weights in a row but got {flat.numel()}"
@@ -167,6 +171,7 @@ class TrajectoryRecorder:
             learning_rate=self.learning_rate,
             diverged=diverged,
             buffers={k: v.detach().cpu().numpy().copy() for k, v in self.model.named_buffers()},
+            frozen=self._frozen,
         )
 
     def close(self) -> None:
@@ -179,7 +184,10 @@ class TrajectoryRecorder:
         modules gets them from its first batch)."""
         if self._store is None:
             self._layout = ParamLayout.of(self.model)
-            dtype = _row_dtype(next(self.model.parameters()).dtype)
+            self._frozen = n_frozen(self.model, self._layout)
+            self._names = self._layout.names if self._frozen else None
+            first = dict(self.model.named_parameters())[self._layout.names[0]]
+            dtype = _row_dtype(first.dtype)
             self._store = RowStore(
                 self._layout.n_params,
                 dtype,

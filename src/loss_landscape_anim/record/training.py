@@ -27,10 +27,11 @@ from .._validate import (
     check_positive_int,
     check_positive_number,
 )
-from ..data import as_dataloader, split_batch
+from ..data import Inputs, as_dataloader, split_batch
+from ..data.batches import as_call, inputs_to
 from ..data.checks import check_finite_batch, check_finite_data
 from ..errors import DataError, DivergenceWarning
-from ..losses import LossFn, as_targets, batch_accuracy, checked_loss, loss_function
+from ..losses import Loss, as_targets, checked_loss, loss_for, predictions
 from ..optimizers import OptimizerSpec, build_optimizer, check_optimizer_spec, optimizer_summary
 from ..params.layout import ParamLayout
 from ..params.store import DEFAULT_MEMORY_LIMIT
@@ -152,27 +153,30 @@ def _run(
     checked: bool,
 ) -> bool:
     """The training loop; returns True when it stopped on non-finite values. Data not ``checked``
-    for non-finite values before training are checked batch by batch in the first epoch."""
-    loss_fn = loss_function(model)
+    for non-finite values before training are checked batch by batch in the first epoch. The
+    loss is decided on the first batch (:func:`~loss_landscape_anim.losses.loss_for`)."""
+    loss_fn: Loss | None = None
     dtype = next(model.parameters()).dtype
     closure_step = needs_closure(opt)
     step = 0
-    last_batch: tuple[torch.Tensor, torch.Tensor] | None = None
+    last_batch: tuple[Inputs, torch.Tensor] | None = None
     with progress_bar(total=total, enabled=progress, desc="training", unit="step") as bar:
         for epoch in range(n_epochs):
             for k, batch in enumerate(loader):
                 x, y = split_batch(batch)
                 if epoch == 0 and not checked:
                     check_finite_batch(x, y, k)
-                x = x.to(device, dtype if x.is_floating_point() else x.dtype)
-                y = as_targets(y.to(device))
-                y_pred = model(x)
+                x = inputs_to(x, device, dtype)
+                y = as_targets(torch.as_tensor(y).to(device))
+                y_pred = predict(model, x)
+                if loss_fn is None:
+                    loss_fn = loss_for(model, y_pred, y, named=isinstance(x, dict))
                 loss = checked_loss(loss_fn, y_pred, y, check_labels=step == 0)
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
                     return _diverged(step)
                 if recorder.due(step) and not recorder.record(
-                    step, loss_value, batch_accuracy(y_pred, y)
+                    step, loss_value, loss_fn.accuracy(y_pred, y)
                 ):
                     return _diverged(step)
                 if closure_step:
@@ -186,9 +190,16 @@ def _run(
                 bar.update(1)
                 if step % _POSTFIX_EVERY == 0:
                     bar.set_postfix(loss=f"{loss_value:.4g}", refresh=False)
-    if last_batch is None:
+    if last_batch is None or loss_fn is None:
         raise DataError("Expected data with at least one batch but the loader yielded none")
     return _record_final(model, loss_fn, last_batch, recorder, step)
+
+
+def predict(model: nn.Module, x: Inputs) -> torch.Tensor:
+    """The model's predictions on ``x`` (a tensor, or named inputs passed as keyword
+    arguments): the output, or the ``logits`` of a Hugging Face ``ModelOutput``."""
+    args, kwargs = as_call(x)
+    return predictions(model(*args, **kwargs))
 
 
 def needs_closure(optimizer: torch.optim.Optimizer) -> bool:
@@ -203,9 +214,9 @@ def needs_closure(optimizer: torch.optim.Optimizer) -> bool:
 
 def _closure(
     model: nn.Module,
-    loss_fn: LossFn,
+    loss_fn: Loss,
     opt: torch.optim.Optimizer,
-    x: torch.Tensor,
+    x: Inputs,
     y: torch.Tensor,
     loss: torch.Tensor,
 ) -> Callable[[], Any]:
@@ -215,7 +226,7 @@ def _closure(
 
     def closure() -> Any:  # torch types it as returning a float; it returns the loss tensor
         opt.zero_grad(set_to_none=True)
-        value = first.pop() if first else loss_fn(model(x), y)
+        value = first.pop() if first else loss_fn(predict(model, x), y)
         value.backward()
         return value
 
@@ -236,8 +247,8 @@ def check_trainable(model: Any) -> None:
 
 def _record_final(
     model: nn.Module,
-    loss_fn: LossFn,
-    batch: tuple[torch.Tensor, torch.Tensor],
+    loss_fn: Loss,
+    batch: tuple[Inputs, torch.Tensor],
     recorder: TrajectoryRecorder,
     step: int,
 ) -> bool:
@@ -247,13 +258,13 @@ def _record_final(
     (BatchNorm statistics) as training left them."""
     kept = {name: b.clone() for name, b in model.named_buffers()}
     with torch.no_grad():
-        y_pred = model(batch[0])
+        y_pred = predict(model, batch[0])
         loss = loss_fn(y_pred, batch[1])
         for name, b in model.named_buffers():
             b.copy_(kept[name])
     if not torch.isfinite(loss):
         return _diverged(step)
-    if not recorder.record(step, loss.item(), batch_accuracy(y_pred, batch[1])):
+    if not recorder.record(step, loss.item(), loss_fn.accuracy(y_pred, batch[1])):
         return _diverged(step)
     return False
 

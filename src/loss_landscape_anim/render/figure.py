@@ -19,7 +19,7 @@ from matplotlib.ticker import MaxNLocator
 from ..results import DecisionRegions, LossGrid, PathCurvature, Plane
 from .curvature_panel import draw_curvature_panel
 from .landscape import TEXT_COLOR as _TEXT_COLOR
-from .landscape import draw_landscape, keep_y_label_inside, loss_text
+from .landscape import draw_landscape, keep_x_label_inside, keep_y_label_inside, loss_text
 from .style import Curve, PathView, Style
 from .text_rows import TextRows
 
@@ -46,6 +46,7 @@ class LandscapeFigure:
         self._layout()
         self._draw_landscape(plane)
         self._make_path_artists()
+        keep_x_label_inside(self.ax, self._outer)
         keep_y_label_inside(self.ax, self._outer)
         if style.panels:
             self._draw_panels()

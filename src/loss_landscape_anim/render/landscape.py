@@ -149,6 +149,20 @@ def draw_grid_minimum(
     return star
 
 
+def keep_x_label_inside(ax: Any, outer: GridSpec) -> None:
+    """Raise the bottom margin of ``outer`` (the grid ``ax`` lies in) when the x label of ``ax``
+    would be cut at the figure's lower edge (a label of two lines: a plane of a subspace)."""
+    fig = ax.figure
+    box = ax.get_tightbbox(fig.canvas.get_renderer())
+    bottom = box.y0 if box is not None else math.inf
+    room = EDGE_ROOM_PT * fig.dpi / 72
+    if bottom >= room:
+        return
+    current = outer.bottom if outer.bottom is not None else fig.subplotpars.bottom
+    outer.update(bottom=current + (room - bottom) / fig.bbox.height)
+    _move_axes_of(outer, fig)
+
+
 def keep_y_label_inside(ax: Any, outer: GridSpec) -> None:
     """Widen the left margin of ``outer`` (the grid ``ax`` lies in) when the tick labels of ``ax``
     are so wide (e.g. "-150000") that its y label would be cut at the figure's edge."""
@@ -160,7 +174,13 @@ def keep_y_label_inside(ax: Any, outer: GridSpec) -> None:
         return
     current = outer.left if outer.left is not None else fig.subplotpars.left
     outer.update(left=current + (room - left) / fig.bbox.width)
-    for other in fig.axes:  # update() moves the axes of pyplot's figures only
+    _move_axes_of(outer, fig)
+
+
+def _move_axes_of(outer: GridSpec, fig: Any) -> None:
+    """Put the axes of ``outer`` where its updated margins say (``update()`` moves the axes of
+    pyplot's figures only)."""
+    for other in fig.axes:
         spec = other.get_subplotspec()
         if spec is not None and spec.get_topmost_subplotspec().get_gridspec() is outer:
             other.set_position(spec.get_position(fig))

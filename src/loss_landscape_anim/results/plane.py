@@ -29,6 +29,9 @@ class Plane(Result):
         explained_variance: (2,) share of the path's variance along each direction (PCA only);
             0 for a seeded random direction that completes a plane the path does not span.
         method: how the directions were made.
+        subspace: which weights the plane spans when they are not all of the model's ("" when
+            they are): the trainable ones of a model with frozen parameters (a LoRA adapter),
+            in words, as :attr:`Trajectory.subspace` says; the axis labels end with it.
     """
 
     origin: np.ndarray
@@ -37,6 +40,7 @@ class Plane(Result):
     off_plane_distance: np.ndarray
     explained_variance: np.ndarray | None = None
     method: str = "custom"
+    subspace: str = ""
 
     ARRAYS = ("origin", "directions", "path_2d", "off_plane_distance", "explained_variance")
     REQUIRED = ("origin", "directions", "path_2d", "off_plane_distance")
@@ -68,6 +72,8 @@ class Plane(Result):
             object.__setattr__(self, "explained_variance", explained)
         if not isinstance(self.method, str):
             raise TypeError(f"Expected method to be a string but got {self.method!r}")
+        if not isinstance(self.subspace, str):
+            raise TypeError(f"Expected subspace to be a string but got {self.subspace!r}")
 
     def point(self, x: float, y: float) -> np.ndarray:
         """The weight vector at plane coordinates ``(x, y)``."""
@@ -83,17 +89,23 @@ class Plane(Result):
     def axis_labels(self) -> tuple[str, str]:
         """Axis labels: "principal component k, 61.2%" for PCA (a PCA direction with no
         explained variance at all is a seeded random one that completes the plane: labelled as
-        such), the eigenvector's rank for Hessian directions, else "direction k"."""
+        such), the eigenvector's rank for Hessian directions, else "direction k"; followed, for a
+        plane of a subspace, by the weights it spans (:attr:`subspace`)."""
+        labels: tuple[str, str]
         if self.explained_variance is not None:
-            return tuple(  # type: ignore[return-value]
+            labels = tuple(  # type: ignore[assignment]
                 f"principal component {k}, {100 * v:.1f}%"
                 if v > 0
                 else f"random direction {k} (the path has no variance left)"
                 for k, v in enumerate(self.explained_variance)
             )
-        if self.method == "hessian":
-            return ("Hessian eigenvector 1 (largest)", "Hessian eigenvector 2")
-        return ("direction 0", "direction 1")
+        elif self.method == "hessian":
+            labels = ("Hessian eigenvector 1 (largest)", "Hessian eigenvector 2")
+        else:
+            labels = ("direction 0", "direction 1")
+        if not self.subspace:
+            return labels
+        return (f"{labels[0]}\n({self.subspace})", f"{labels[1]}\n({self.subspace})")
 
     def with_path(self, trajectory: Trajectory) -> Plane:
         """The same plane with ``trajectory`` projected onto it instead."""

@@ -31,8 +31,10 @@ class Trajectory(Result):
     """Weights recorded along training, with the loss and accuracy of those same weights.
 
     Attributes:
-        params: (T, P) array in the model's floating dtype; row t is every parameter of the model, flattened in
-            ``model.parameters()`` order, after ``steps[t]`` optimizer steps. Row 0 holds the initial
+        params: (T, P) array in the model's floating dtype; row t is every parameter of the
+            layout (the model's trainable ones when recording started: a LoRA adapter, the
+            unfrozen layers), flattened in ``model.parameters()`` order, after ``steps[t]``
+            optimizer steps. Row 0 holds the initial
             weights, the last row the weights training ended with. May be a read-only disk-backed
             memory map for large runs.
         loss: (T,) loss of the weights of each row, on the batch they were evaluated on (the full
@@ -44,6 +46,8 @@ class Trajectory(Result):
         learning_rate: its learning rate.
         diverged: True when training stopped early because it reached non-finite values.
         buffers: the model's buffers (BatchNorm statistics, ...) when training ended, by name.
+        frozen: how many parameter values of the model the rows leave out (frozen when recording
+            started: they keep the model's own values wherever the rows are used).
     """
 
     params: np.ndarray
@@ -55,6 +59,7 @@ class Trajectory(Result):
     learning_rate: float = math.nan
     diverged: bool = False
     buffers: dict[str, np.ndarray] = field(default_factory=dict)
+    frozen: int = 0
 
     ARRAYS = ("params", "loss", "accuracy", "steps")
     REQUIRED = ARRAYS
@@ -101,6 +106,11 @@ class Trajectory(Result):
             for k, v in self.buffers.items()
         ):
             raise TypeError("Expected buffers to be a dict of names -> numeric numpy arrays")
+        if isinstance(self.frozen, bool) or not isinstance(self.frozen, int | np.integer):
+            raise TypeError(f"Expected frozen to be an integer but got {self.frozen!r}")
+        if self.frozen < 0:
+            raise ValueError(f"Expected frozen >= 0 but got {self.frozen}")
+        object.__setattr__(self, "frozen", int(self.frozen))
         for name, value in (("loss", loss), ("accuracy", accuracy), ("steps", steps)):
             object.__setattr__(self, name, value)
         object.__setattr__(self, "learning_rate", float(rate))
@@ -112,6 +122,12 @@ class Trajectory(Result):
     @property
     def n_params(self) -> int:
         return self.layout.n_params
+
+    @property
+    def subspace(self) -> str:
+        """Which weights the rows hold, in words ("" when they hold every parameter): how many
+        of the model's weights were trainable, and of which kinds."""
+        return self.layout.subspace(self.frozen)
 
     @property
     def final_params(self) -> np.ndarray:
@@ -143,7 +159,8 @@ class Trajectory(Result):
         """Load the weights of ``row`` (default: the last, the weights training ended with) into
         ``model`` and return it; for the last row the recorded buffers too (BatchNorm running
         statistics), so that the model evaluates as the trained one did. Other rows carry no
-        buffers: the model's own are kept.
+        buffers: the model's own are kept, and so are its frozen parameters (those the rows
+        leave out).
 
         Raises :class:`IncompatibleFileError` when ``model`` is of another architecture, and
         ``IndexError`` for a row the trajectory does not have.

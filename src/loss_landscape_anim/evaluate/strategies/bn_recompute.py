@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ...data import Inputs
+from ...data.batches import as_call, concat_inputs, n_examples, take
 from ..data import EvalData
 from ..points import Points
 from ..probes import has_batch_norm
@@ -47,7 +49,7 @@ class BNRecompute(Strategy):
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.train()
                 m.momentum = None  # a cumulative average over the batches
-        self._inputs: torch.Tensor | None = None
+        self._inputs: Inputs | None = None
         self._stats_chunk: slice | None = None
         self._buffers: list[dict[str, torch.Tensor]] = []
 
@@ -77,9 +79,7 @@ class BNRecompute(Strategy):
             self._stats_chunk = sl
         xb, yb = self.data.batch(b)
         losses = [
-            self.model.loss_fn(
-                functional_call(self.model.module, {**_point(params, k), **buffers}, (xb,)), yb
-            )
+            self.model.loss_fn(self.model.outputs({**_point(params, k), **buffers}, xb), yb)
             for k, buffers in enumerate(self._buffers)
         ]
         return torch.stack(losses)
@@ -99,22 +99,24 @@ class BNRecompute(Strategy):
                 b.fill_(1)
         if self._inputs is None:
             self._inputs = statistics_inputs(self.data, self.setting.bn_examples)
-        functional_call(self.estimator, {**params, **buffers}, (self._inputs,))  # updates buffers
+        args, kwargs = as_call(self._inputs)
+        functional_call(self.estimator, {**params, **buffers}, args, kwargs)  # updates buffers
         return buffers
 
 
-def statistics_inputs(data: EvalData, n_examples: int) -> torch.Tensor:
-    """The inputs of the first ``n_examples`` examples of ``data``, as one batch whatever
+def statistics_inputs(data: EvalData, examples: int) -> Inputs:
+    """The inputs of the first ``examples`` examples of ``data``, as one batch whatever
     ``data``'s own batches are."""
-    wanted = min(n_examples, data.n_examples)
-    parts, count = [], 0
+    wanted = min(examples, data.n_examples)
+    parts: list[Inputs] = []
+    count = 0
     for b in range(data.n_batches):
         if count >= wanted:
             break
         xb, _ = data.batch(b)
-        parts.append(xb[: wanted - count])
-        count += parts[-1].shape[0]
-    return torch.cat(parts)
+        parts.append(take(xb, slice(0, wanted - count)))
+        count += n_examples(parts[-1])
+    return concat_inputs(parts)
 
 
 def _point(params: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:

@@ -38,7 +38,7 @@ class FirstLayerMaps:
         self.feature_major, self.window = feature_major, window
         views = model.layout.unflatten(torch.stack([points.origin, *points.directions]))
         self.basis = {local: views[full] for local, full in split.first_names.items()}
-        xb, _ = data.batch(0)
+        xb, _ = data.tensor_batch(0)
         first = self._compute(xb[:1])
         per_example = first.numel() * first.element_size()
         self.keep_all = per_example * data.n_examples <= cache_bytes
@@ -49,7 +49,7 @@ class FirstLayerMaps:
         if found is None:
             if not self.keep_all:
                 self._cache.clear()
-            found = self._cache[b] = self._compute(self.data.batch(b)[0])
+            found = self._cache[b] = self._compute(self.data.tensor_batch(b)[0])
         return found
 
     def _compute(self, xb: torch.Tensor) -> torch.Tensor:
