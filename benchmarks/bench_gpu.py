@@ -5,23 +5,25 @@ Sections (``--section``, repeatable; default: all, in this order):
               interleaved repeat by repeat, with the share of the matmul peak measured in this
               run: LeNet-5 on 60,000 inputs (target >= 5x), ResNet-18 on 10,000 CIFAR-shaped
               inputs in float32 (>= 2x) and with precision="bf16" (>= 5x the float32 loop)
-  default_job the default job, loss_landscape_anim(n_epochs=300), on the device (and on the CPU
-              in the same run, interleaved, when the device is a GPU); medians and phases
   surface     the reference surface: ResNet-56 (He et al. 2016) on 50,000 CIFAR-shaped inputs, a
               51 x 51 grid, in float32, in bf16, and in bf16 with a 32 GiB memory budget: a share
               of the points is timed (--surface-points, and the section's time budget) and the
               whole surface extrapolated from it, against Li et al.'s 0.7 points/s (51 x 51 in
               60 min on four GTX 1080 Ti) and the goal of 5 minutes (8.7 points/s)
+  default_job the default job, loss_landscape_anim(n_epochs=300), on the device (and on the CPU
+              in the same run, interleaved, when the device is a GPU); medians and phases
   profile     torch.profiler's top 10 kernels (by device time; CPU time on the CPU) of a LeNet-5
               grid and of a chunk of a ResNet-56 grid
+  curvature   the LeNet-5 convexity map (256 inputs, 25 x 25) on the device: time and lambda_max
+              against the CPU's on some of the same points
+  tests       the project's test suite (python -m pytest) on this machine: pass/fail/skip counts,
+              every skip's reason, the failures that name a missing optional package (by
+              package) apart from the others, and the test files left out because they import
+              a missing package at module level
   levers      channels_last, cudnn.benchmark, bf16, a larger memory budget, the strategy and
               torch.compile (compile time apart), one by one on ResNet-56 and ResNet-18 grids
               against the defaults, each checked against the per-point loop within an error
               estimate; CUDA graphs and channels_last weights are listed as needing a src change
-  curvature   the LeNet-5 convexity map (256 inputs, 25 x 25) on the device: time and lambda_max
-              against the CPU's on some of the same points
-  tests       the project's test suite (python -m pytest) on this machine: pass/fail/skip counts,
-              skip reasons, and the test files left out for a missing optional package
 
 Each section runs inside its own time budget (a section that would run over stops early and
 says what it cut) and its own error handler (a failing section records its error and the others
@@ -37,8 +39,6 @@ check the script on the CPU in a few minutes; its figures are not results.
 from __future__ import annotations
 
 import argparse
-import gc
-import math
 import os
 import platform
 import subprocess
@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 import loss_landscape_anim
-from gpu_runner import Budget, Context, Plan, Section, run_sections, write_json
+from gpu_runner import Budget, Context, Plan, Section, release_memory, run_sections, write_json
 
 __all__ = ["FULL", "QUICK", "Budget", "Plan", "main", "run_sections", "write_json"]
 
@@ -81,6 +81,7 @@ FULL = Plan(
     profile_lenet_examples=10_000,
     profile_resnet_examples=5_000,
     profile_points=2,
+    profile_resolution=6,
     lever_models=("resnet56", "resnet18"),
     lever_examples=2_000,
     lever_points=8,
@@ -91,12 +92,12 @@ FULL = Plan(
     tests_args=("tests",),
     budgets={
         "grids": 90,
-        "default_job": 25,
         "surface": 100,
+        "default_job": 25,
         "profile": 25,
-        "levers": 100,
         "curvature": 40,
         "tests": 110,
+        "levers": 100,
     },
     time_limit=500,
 )
@@ -120,6 +121,7 @@ QUICK = replace(
     profile_lenet_examples=200,
     profile_resnet_examples=4,
     profile_points=1,
+    profile_resolution=3,
     lever_models=("small",),
     lever_examples=16,
     lever_points=2,
@@ -131,12 +133,6 @@ QUICK = replace(
     budgets={name: 90 for name in FULL.budgets},
     time_limit=None,
 )
-
-
-def release_memory() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def git_commit() -> str | None:
@@ -216,7 +212,9 @@ def all_sections() -> dict[str, Section]:
     }
 
 
-SECTION_NAMES = ("grids", "default_job", "surface", "profile", "levers", "curvature", "tests")
+#: The sections in the order they run: the levers, whose compile times are the least
+#: predictable, last.
+SECTION_NAMES = ("grids", "surface", "default_job", "profile", "curvature", "tests", "levers")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -272,13 +270,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
     report["peaks"] = peaks = measure_peaks(device, plan.quick)
     report["peaks_seconds"] = round(time.perf_counter() - start, 2)
     write_json(args.out, report)
+    print("\n".join(header(report)), flush=True)
     context = Context(device, plan, peaks)
     chosen = all_sections()
     sections = {name: bind(chosen[name], context) for name in names}
-    run_sections(sections, plan.budgets, report, lambda r: write_json(args.out, r), total)
+    run_sections(sections, plan.budgets, report, Progress(args.out), total, release_memory)
     report["seconds"] = round(time.perf_counter() - start, 2)
     write_json(args.out, report)
-    print(summary(report), flush=True)
+    print(f"total {report['seconds']:.1f} s; {args.out}", flush=True)
     return report
 
 
@@ -286,24 +285,41 @@ def bind(section: Section, context: Context) -> Callable[[Budget], dict]:
     return lambda budget: section(context, budget)
 
 
-def summary(report: dict) -> str:
-    """A short table: each section's status and seconds, then the lines it summarised itself."""
+class Progress:
+    """After each section: rewrite the JSON file and print the section's lines (so that a run
+    killed at its time limit has shown what it finished)."""
+
+    def __init__(self, path: Path):
+        self.path, self.shown = path, 0
+
+    def __call__(self, report: dict) -> None:
+        write_json(self.path, report)
+        entries = list(report["sections"].items())
+        for name, entry in entries[self.shown :]:
+            print("\n".join(section_lines(name, entry)), flush=True)
+        self.shown = len(entries)
+
+
+def header(report: dict) -> list[str]:
     m, p = report["machine"], report["peaks"]
     lines = [
         f"{m.get('gpu', m['cpu_capability'])} ({m['device']}), torch {m['torch']}; matmul peak "
-        f"float32 {p['float32_tflops']:.3g}, bf16 {p['bfloat16_tflops']:.3g} TFLOP/s"
+        + ", ".join(f"{k.removesuffix('_tflops')} {v:.3g}" for k, v in p.items())
+        + " TFLOP/s"
     ]
     if report["quick"]:
         lines.append("--quick: tiny sizes, a check that the script runs, not results")
-    for name, entry in report["sections"].items():
-        seconds = entry.get("seconds", 0.0)
-        lines.append(f"[{name}] {entry['status']} in {seconds:.1f} s of {entry['budget_s']:.0f}")
-        if entry["status"] == "error":
-            lines.append(f"    {entry['error'][:300]}")
-        for line in entry.get("result", {}).get("summary", []):
-            lines.append(f"    {line}")
-    lines.append(f"total {report.get('seconds', math.nan):.1f} s")
-    return "\n".join(lines)
+    return lines
+
+
+def section_lines(name: str, entry: dict) -> list[str]:
+    """A section's status and seconds, then the lines it summarised itself (or its error)."""
+    seconds = entry.get("seconds", 0.0)
+    lines = [f"[{name}] {entry['status']} in {seconds:.1f} s of {entry['budget_s']:.0f}"]
+    if entry["status"] == "error":
+        lines.append(f"    {entry['error'][:300]}")
+    lines += [f"    {line}" for line in entry.get("result", {}).get("summary", [])]
+    return lines
 
 
 if __name__ == "__main__":

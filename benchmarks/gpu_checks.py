@@ -157,7 +157,7 @@ def profile_kernels(ctx: Context, budget: Budget) -> dict:
     """The top kernels of a LeNet-5 grid (after a warm-up grid) and of one call of ResNet-56
     points (after a warm-up call), each profiled once."""
     device, plan = ctx.device, ctx.plan
-    lenet = lenet_job(plan.profile_lenet_examples, plan.lenet_resolution if plan.quick else 6, 0)
+    lenet = lenet_job(plan.profile_lenet_examples, plan.profile_resolution, 0)
 
     def lenet_grid() -> object:
         return compute_loss_grid(

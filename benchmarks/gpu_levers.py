@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import statistics
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ import torch
 from bench_curvature import grid_coords
 from bench_grid import Job, reference_loop, resnet_job
 from gpu_grids import MODELS, evaluator_facts, max_rel_diff, oracle_tolerance, spread, timed
-from gpu_runner import Budget, Context
+from gpu_runner import Budget, Context, release_memory
 from loss_landscape_anim.evaluate import LossEvaluator
 from loss_landscape_anim.evaluate.budgets import DEFAULT_MEMORY_BUDGET, budget_for
 
@@ -99,12 +100,19 @@ def lever_table(key: str, ctx: Context, budget: Budget) -> dict:
     for lever in lever_list(device):
         estimate = (2 * plan.repeats + 2) * base_s + (COMPILE_ESTIMATE_S if lever.compiled else 0)
         if not budget.fits(estimate):
-            rows.append({"lever": lever.name, "cut": f"not run: ~{estimate:.0f} s left undone"})
+            cut = f"not run: it needs ~{estimate:.0f} s and {budget.left():.0f} s are left"
+            rows.append({"lever": lever.name, "cut": cut})
             continue
         try:
             row = measure_lever(lever, job, coords, base, reference, ctx)
         except Exception as exc:
-            row = {"lever": lever.name, "error": f"{type(exc).__name__}: {exc}"}
+            row = {
+                "lever": lever.name,
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc()[-3000:],
+            }
+        finally:
+            release_memory()
         rows.append(row)
     return {
         "model": name,

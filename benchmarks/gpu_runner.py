@@ -3,6 +3,7 @@ records a failing section's error and goes on, and the atomic JSON writer."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
@@ -56,6 +57,7 @@ class Plan:
     profile_lenet_examples: int
     profile_resnet_examples: int
     profile_points: int
+    profile_resolution: int
     lever_models: tuple[str, ...]
     lever_examples: int
     lever_points: int
@@ -139,3 +141,10 @@ def write_json(path: str | os.PathLike, data: dict) -> None:
     text = json.dumps(to_json(data), indent=2)
     with atomic_path(path) as tmp:
         tmp.write_text(text + "\n")
+
+
+def release_memory() -> None:
+    """Drop what the last step left: Python's garbage, and the GPU's cached blocks."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
