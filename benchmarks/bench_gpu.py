@@ -53,7 +53,17 @@ import numpy as np
 import torch
 
 import loss_landscape_anim
-from gpu_runner import Budget, Context, Plan, Section, release_memory, run_sections, write_json
+from gpu_runner import (
+    Budget,
+    Context,
+    Plan,
+    Section,
+    conv_tf32,
+    matmul_tf32,
+    release_memory,
+    run_sections,
+    write_json,
+)
 
 __all__ = ["FULL", "QUICK", "Budget", "Plan", "main", "run_sections", "write_json"]
 
@@ -170,8 +180,8 @@ def machine(device: torch.device) -> dict:
             multiprocessors=props.multi_processor_count,
             cuda=torch.version.cuda,
             cudnn=torch.backends.cudnn.version(),
-            cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
-            matmul_allow_tf32=torch.backends.cuda.matmul.allow_tf32,
+            conv_tf32=conv_tf32(),
+            matmul_fp32_precision=getattr(torch.backends.cuda.matmul, "fp32_precision", None),
         )
     return facts
 
@@ -187,12 +197,8 @@ def measure_peaks(device: torch.device, quick: bool) -> dict[str, float]:
         "bfloat16_tflops": matmul_peak(device, repeats=repeats, dtype=torch.bfloat16),
     }
     if device.type == "cuda":  # float32 products on tensor cores, as cuDNN's convolutions run
-        before = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = True
-        try:
+        with matmul_tf32():
             peaks["tf32_tflops"] = matmul_peak(device, repeats=repeats)
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = before
     return peaks
 
 

@@ -19,13 +19,13 @@ from torch import nn
 
 from bench_curvature import grid_coords
 from bench_grid import Job, bench_job, lenet_job, reference_loop, resnet_job, synchronize
-from gpu_runner import Budget, Context
+from gpu_runner import Budget, Context, conv_tf32
 from loss_landscape_anim.evaluate import LossEvaluator
 from loss_landscape_anim.evaluate.budgets import DEFAULT_MEMORY_BUDGET, budget_for
 from resnets import resnet, resnet18, resnet56
 
 #: Unit roundoff of the formats products are rounded to: float32, TF32 (cuDNN's float32
-#: convolutions on Ampere and later while ``torch.backends.cudnn.allow_tf32``, torch's default),
+#: convolutions on Ampere and later, torch's default: see ``gpu_runner.conv_tf32``),
 #: bfloat16 (``precision="bf16"``).
 UNIT_ROUNDOFF = {"float32": 2.0**-24, "tf32": 2.0**-11, "bfloat16": 2.0**-8}
 #: Headroom over the error estimate.
@@ -57,7 +57,7 @@ def rounding_format(device: torch.device, precision: str | None) -> str:
     """The format the products' inputs are rounded to on ``device`` with ``precision``."""
     if precision == "bf16":
         return "bfloat16"
-    if device.type == "cuda" and torch.backends.cudnn.allow_tf32:
+    if device.type == "cuda" and conv_tf32():
         return "tf32"
     return "float32"
 
@@ -305,7 +305,9 @@ def time_surface(
     warm_s, ours = timed(lambda: evaluator.plane_losses(origin, directions, checked), device)
     done, seconds, last = 0, 0.0, warm_s / len(checked)
     while done < len(coords):
-        chunk = coords[done : done + plan.surface_call_points]
+        # as many points as the budget has room for at the last rate (at least one)
+        room = max(1, int(budget.left() / last)) if done == 0 else plan.surface_call_points
+        chunk = coords[done : done + min(plan.surface_call_points, room)]
         if done and not budget.fits(last * len(chunk)):
             break
         dt, _ = timed(functools.partial(evaluator.plane_losses, origin, directions, chunk), device)

@@ -3,12 +3,13 @@ records a failing section's error and goes on, and the atomic JSON writer."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,3 +149,37 @@ def release_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def conv_tf32() -> bool:
+    """Whether cuDNN runs float32 convolutions on TF32 tensor cores: torch's ``fp32_precision``
+    settings where this torch has them (``cudnn.conv``, else its parents), else the older
+    ``torch.backends.cudnn.allow_tf32`` (the two are not to be mixed)."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    for holder in (conv, torch.backends.cudnn, torch.backends):
+        value = getattr(holder, "fp32_precision", None)
+        if value is None:
+            break
+        if value != "none":
+            return value == "tf32"
+    return bool(torch.backends.cudnn.allow_tf32)
+
+
+@contextlib.contextmanager
+def matmul_tf32() -> Iterator[None]:
+    """float32 matrix products on TF32 tensor cores inside the block (restored after)."""
+    matmul = torch.backends.cuda.matmul
+    if hasattr(matmul, "fp32_precision"):
+        before = matmul.fp32_precision
+        matmul.fp32_precision = "tf32"
+        try:
+            yield
+        finally:
+            matmul.fp32_precision = before
+        return
+    legacy = matmul.allow_tf32
+    matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        matmul.allow_tf32 = legacy
