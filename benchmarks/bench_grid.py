@@ -61,11 +61,14 @@ def median_time(
     return statistics.median(times), result
 
 
-def matmul_peak(device: torch.device, n: int = 4096, repeats: int = 5) -> float:
-    """float32 GEMM throughput in TFLOP/s (CPU: torch's current thread count)."""
+def matmul_peak(
+    device: torch.device, n: int = 4096, repeats: int = 5, dtype: torch.dtype = torch.float32
+) -> float:
+    """GEMM throughput in TFLOP/s, float32 by default (CPU: torch's current thread count)."""
     n = n if device.type == "cuda" else 2048
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    out = torch.empty(n, n, device=device)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    out = torch.empty(n, n, device=device, dtype=dtype)
     torch.mm(a, b, out=out)
     seconds, _ = median_time(lambda: torch.mm(a, b, out=out), repeats, device)
     return 2 * n**3 / seconds / 1e12
@@ -200,10 +203,17 @@ def lenet_job(n: int, resolution: int, loop_points: int) -> Job:
     )
 
 
-def resnet_job(n: int, resolution: int, loop_points: int) -> Job:
-    """ResNet-18 with BatchNorm statistics of its data, on a filter-normalised random plane."""
+def resnet_job(
+    n: int,
+    resolution: int,
+    loop_points: int,
+    factory: Callable[[], nn.Module] = resnet18,
+    name: str = "ResNet-18",
+) -> Job:
+    """ResNet-18 (or ``factory()``) with BatchNorm statistics of its data, on a random plane
+    whose directions are scaled to a tenth of the weights' norm."""
     torch.manual_seed(0)
-    model = resnet18()
+    model = factory()
     X = torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     y = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -214,7 +224,7 @@ def resnet_job(n: int, resolution: int, loop_points: int) -> Job:
     directions *= np.linalg.norm(origin) / np.linalg.norm(directions, axis=1, keepdims=True) / 10
     path = np.array([[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]])
     plane = Plane(origin, directions, path, np.zeros(3), None, "random")
-    return Job("ResNet-18", model, X, y, plane, resolution, loop_points)
+    return Job(name, model, X, y, plane, resolution, loop_points)
 
 
 def make_job(case: str, quick: bool, device: torch.device) -> Job:
