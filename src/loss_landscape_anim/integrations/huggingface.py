@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .._io import load_npz, save_npz
+from .._validate import check_positive_int
 from ..losses import Loss, loss_for, predictions
 from ..optimizers import optimizer_summary
 from ..params.store import DEFAULT_MEMORY_LIMIT, check_spill_dir
@@ -98,11 +99,8 @@ class LossLandscapeCallback(TrainerCallback):
         n_examples: int | None = DEFAULT_CALLBACK_EXAMPLES,
         method: str = "pca",
     ):
-        for name, value in (("every", every), ("memory_limit", memory_limit)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Expected {name} to be a positive integer but got {value!r}")
-        self.every = every
-        self.memory_limit = memory_limit
+        self.every = check_positive_int(every, "every")
+        self.memory_limit = check_positive_int(memory_limit, "memory_limit")
         self.spill_dir = check_spill_dir(spill_dir)
         self.end = EndOfTraining.of(output, log, data, resolution, n_examples, method)
         self._recording: LoopRecorder | None = None

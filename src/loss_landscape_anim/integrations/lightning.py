@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .._validate import lazy_tensor_names
+from .._validate import check_positive_int, lazy_tensor_names
 from ..optimizers import optimizer_summary
 from ..params.store import DEFAULT_MEMORY_LIMIT, check_spill_dir
 from ..record.loop import LoopRecorder
@@ -102,11 +102,8 @@ class LossLandscapeCallback(Callback):
         method: str = "pca",
     ):
         super().__init__()
-        for name, value in (("every_n_steps", every_n_steps), ("memory_limit", memory_limit)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Expected {name} to be a positive integer but got {value!r}")
-        self.every_n_steps = every_n_steps
-        self.memory_limit = memory_limit
+        self.every_n_steps = check_positive_int(every_n_steps, "every_n_steps")
+        self.memory_limit = check_positive_int(memory_limit, "memory_limit")
         self.spill_dir = check_spill_dir(spill_dir)
         self.end = EndOfTraining.of(output, log, data, resolution, n_examples, method)
         #: The landscape made when training ended (None before, or when none was asked).
