@@ -14,9 +14,22 @@ from loss_landscape_anim.losses import token_cross_entropy
 from tolerance import EPS32
 
 
-def test_about_a_hundred_thousand_parameters_of_plain_torch_nn() -> None:
+def gpt_parameters(vocab: int, length: int, width: int, layers: int) -> int:
+    """A GPT's parameter count written out: embeddings, per block two layer norms, the attention's
+    query/key/value and output projections and a 4x-wide MLP (with biases), the final norm, the
+    head."""
+    block = 2 * 2 * width + (3 * width * width + 3 * width) + (width * width + width)
+    block += (4 * width * width + 4 * width) + (4 * width * width + width)
+    return vocab * width + length * width + layers * block + 2 * width + width * vocab + vocab
+
+
+def test_a_few_hundred_thousand_parameters_of_plain_torch_nn() -> None:
     model = TinyGPT()
-    assert sum(p.numel() for p in model.parameters()) == 102_668
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params == gpt_parameters(12, 16, 96, 2)
+    assert 200_000 <= n_params < 1_000_000
+    narrow = TinyGPT(width=64, n_layers=3)
+    assert sum(p.numel() for p in narrow.parameters()) == gpt_parameters(12, 16, 64, 3)
     assert TinyGPT(width=128).head.in_features == 128
     ids = torch.randint(0, 12, (3, 9))
     assert model(ids).shape == (3, 9, 12)

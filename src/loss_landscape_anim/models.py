@@ -155,8 +155,8 @@ class TinyGPT(GenericModel):
     """A decoder-only transformer (GPT: Radford et al. 2018, on the architecture of Vaswani et al.
     2017, "Attention is all you need"), written with plain ``torch.nn``: token and position
     embeddings, ``n_layers`` pre-norm blocks of causal multi-head self-attention and a GELU MLP,
-    a final layer norm and a linear head. About 100,000 parameters with the defaults (vocabulary
-    12, width 64, 2 layers), so a 100 x 100 grid of its loss takes seconds per thousand points.
+    a final layer norm and a linear head. 227,724 parameters with the defaults (vocabulary 12,
+    width 96, 2 layers): a 60 x 60 grid of its loss on the CPU takes under a minute.
 
     It takes its inputs by name, as a Hugging Face causal language model does:
     ``model(input_ids, attention_mask=None)`` returns the next-token logits (N, L, vocab_size);
@@ -178,7 +178,7 @@ class TinyGPT(GenericModel):
         self,
         vocab_size: int = 12,
         max_length: int = 16,
-        width: int = 64,
+        width: int = 96,
         n_layers: int = 2,
         n_heads: int = 4,
         learning_rate: float = 3e-3,
