@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from loss_landscape_anim import CurvatureEvaluator, connect, loss_along_curve
 from loss_landscape_anim.evaluate.gradient import loss_and_gradient
-from token_oracle import PrefixLM, direct_loss, load, token_batches
+from token_oracle import PrefixLM, direct_hessian, direct_loss, load, token_batches
 from tolerance import EPS32, EPS64
 
 #: Batches of different token counts (see token_batches: the first example's last labels ignored).
@@ -117,3 +117,43 @@ def test_a_curve_between_two_token_models_ends_at_their_losses() -> None:
         assert abs(value - reference) <= 1e3 * EPS32 * abs(reference)
     assert curve.train_loss is not None and np.isfinite(curve.train_loss).all()
     assert np.isfinite(line.loss).all()
+
+
+class AttentionLM(torch.nn.Module):
+    """One causal self-attention layer between an embedding and a head: through
+    ``F.scaled_dot_product_attention`` (``fused``, a Hugging Face model's default ``"sdpa"``) or
+    written out; the same function of the same weights."""
+
+    def __init__(self, vocab: int = 5, width: int = 4, fused: bool = True):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = torch.nn.Embedding(vocab, width)
+        self.qkv = torch.nn.Linear(width, 3 * width)
+        self.head = torch.nn.Linear(width, vocab)
+        self.fused = fused
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        h = self.embed(input_ids)
+        n, length, width = h.shape
+        # two heads: (N, heads, L, width / heads), the layout of a Hugging Face model's call
+        q, k, v = self.qkv(h).view(n, length, 3, 2, width // 2).permute(2, 0, 3, 1, 4)
+        if self.fused:
+            attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            later = torch.ones(length, length, dtype=torch.bool).triu(1)
+            scores = (q @ k.transpose(-1, -2)) / q.shape[-1] ** 0.5
+            attended = scores.masked_fill(later, float("-inf")).softmax(-1) @ v
+        return self.head(h + attended.transpose(1, 2).reshape(n, length, width))
+
+
+@pytest.mark.parametrize("operator", ["hessian", "ggn"])
+def test_curvature_of_fused_attention_matches_the_attention_written_out(operator) -> None:
+    model = AttentionLM().double()
+    written_out = AttentionLM(fused=False).double()
+    batches = token_batches(SHAPES, vocab=5)
+    w = weights_near(model)
+    reference = (direct_ggn if operator == "ggn" else direct_hessian)(written_out, w, batches)
+    scale = np.abs(reference).max()
+    curvature = CurvatureEvaluator(model, loader(batches), operator=operator)
+    H = curvature.dense_hessians(torch.as_tensor(w[None])).numpy()[0]
+    np.testing.assert_allclose(H, reference, rtol=0, atol=1e3 * EPS64 * scale)

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from torch.func import grad, jvp
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .data import EvalData
 from .functional import FunctionalModel
@@ -30,6 +31,7 @@ __all__ = [
     "HessianProducts",
     "forward_mode_works",
     "hessian_vector_product",
+    "math_attention",
     "no_autocast",
 ]
 
@@ -69,7 +71,7 @@ class HessianProducts(ABC):
             if self.autocast_dtype is None
             else torch.autocast(device_type, dtype=self.autocast_dtype)
         )
-        with context:
+        with context, math_attention():
             if self.data.n_batches == 1:
                 return self.batch_products(V, 0).double()
             total = torch.zeros(V.shape, dtype=torch.float64, device=V.device)
@@ -135,7 +137,8 @@ def forward_mode_works(model: FunctionalModel, data: EvalData) -> bool:
         return model.loss(model.params(u), x, y)
 
     try:
-        jvp(grad(loss), (w,), (torch.ones_like(w),))
+        with math_attention():
+            jvp(grad(loss), (w,), (torch.ones_like(w),))
     except (RuntimeError, NotImplementedError) as exc:
         logger.info("forward-mode derivatives fail (%s); Hessian products by reverse mode", exc)
         return False
@@ -145,11 +148,20 @@ def forward_mode_works(model: FunctionalModel, data: EvalData) -> bool:
 @contextlib.contextmanager
 def no_autocast(device_type: str) -> Iterator[None]:
     """Curvature in the model's own dtype: autocast's reduced precision would drown the small
-    eigenvalues in rounding noise."""
+    eigenvalues in rounding noise. Attention on its math kernel (see :func:`math_attention`)."""
     context: contextlib.AbstractContextManager[Any]
     try:
         context = torch.autocast(device_type, enabled=False)
     except RuntimeError:  # a device type autocast does not know
         context = contextlib.nullcontext()
-    with context:
+    with context, math_attention():
         yield
+
+
+def math_attention() -> contextlib.AbstractContextManager[Any]:
+    """``F.scaled_dot_product_attention`` (a Hugging Face model's default ``"sdpa"`` attention,
+    or a model's own call) on its math kernel, written with differentiable operators: the fused
+    kernels (flash attention on the CPU and GPUs, memory-efficient attention) have a backward
+    pass but neither its derivative (reverse-over-reverse) nor forward-mode derivatives, which
+    Hessian-vector products need. The same function, computed without fusion."""
+    return sdpa_kernel([SDPBackend.MATH])
