@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+from torch.utils.data import Dataset
 
 
 class PrefixLM(nn.Module):
@@ -36,6 +37,26 @@ class PrefixLM(nn.Module):
         if self.output == "tuple":
             return logits, h
         return logits
+
+
+class BatchNormLM(nn.Module):
+    """A causal language model with a BatchNorm over the width of every position: position t
+    normalises the mean embedding of tokens 0..t with statistics over every position of the
+    batch."""
+
+    def __init__(self, vocab: int = 5, width: int = 4, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.embed = nn.Embedding(vocab, width)
+        self.bn = nn.BatchNorm1d(width)
+        self.head = nn.Linear(width, vocab)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        h = self.embed(input_ids)
+        steps = torch.arange(1, h.shape[1] + 1, dtype=h.dtype, device=h.device)
+        h = torch.cumsum(h, dim=1) / steps[:, None]
+        h = self.bn(h.transpose(1, 2)).transpose(1, 2)
+        return self.head(torch.tanh(h))
 
 
 def token_batches(
@@ -92,6 +113,27 @@ def direct_loss(
     return total / count, right / count
 
 
+def direct_bn_loss(model: nn.Module, weights: np.ndarray, batches: list[dict]) -> float:
+    """The mean token cross-entropy (shifted labels) of ``batches`` after recalibrating the
+    BatchNorm statistics at ``weights``: one training-mode forward pass over the input sequences
+    as given (every batch joined, all of one length), a cumulative average (momentum None), then
+    eval mode."""
+    work = load(model, weights)
+    for m in work.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None
+            m.train()
+    with torch.no_grad():
+        work(input_ids=torch.cat([b["input_ids"] for b in batches]))
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in batches:
+            s, c, _ = token_sums(work.eval()(input_ids=batch["input_ids"]), batch["labels"], True)
+            total, count = total + float(s), count + c
+    return total / count
+
+
 def mean_of_batch_means(model: nn.Module, weights: np.ndarray, batches: list[dict]) -> float:
     """What weighting each batch alike would give (the wrong answer the tests tell apart)."""
     means = []
@@ -123,3 +165,18 @@ def direct_hessian(model: nn.Module, weights: np.ndarray, batches: list[dict]) -
 
     w = torch.as_tensor(weights, dtype=torch.float64)
     return torch.autograd.functional.hessian(loss, w).numpy()
+
+
+class ItemDataset(Dataset):
+    """Dict items of equal length (the default collate stacks them): map-style, streamable."""
+
+    def __init__(self, batches: list[dict]):
+        self.items = [
+            {k: v[i] for k, v in b.items()} for b in batches for i in range(len(b["labels"]))
+        ]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]

@@ -12,10 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import vector_to_parameters
+from torch.utils.data import DataLoader
 
 from loss_landscape_anim import LossEvaluator, compute_loss_grid
 from loss_landscape_anim.errors import IncompatibleFileError
+from loss_landscape_anim.results import Plane
 from oracle import RTOL, random_plane, spirals
+from token_oracle import BatchNormLM, ItemDataset, direct_bn_loss, token_batches
+from tolerance import sum_tolerance
 
 
 def bn_model(dropout: float = 0.0) -> nn.Sequential:
@@ -133,3 +137,56 @@ def test_accuracies_use_the_recomputed_statistics_too() -> None:
         with torch.no_grad():
             expected = (calibrated(copy_, X)(X).argmax(1) == y).double().mean()
         assert accuracy == pytest.approx(float(expected), abs=1e-12)
+
+
+def unlabelled_tail(batches: list[dict], positions: int) -> list[dict]:
+    """``batches`` with the last ``positions`` labels of every sequence ignored (the evaluation
+    batches are then cut shorter)."""
+    cut = [dict(b, labels=b["labels"].clone()) for b in batches]
+    for b in cut:
+        b["labels"][:, -positions:] = -100
+    return cut
+
+
+def test_a_causal_lm_gets_statistics_of_its_sequences_as_given() -> None:
+    """Training-mode BatchNorm sees whole sequences: the statistics are not taken on the
+    evaluation's inputs, which lose their last position to the next-token shift and are cut after
+    their last label, whatever the memory budget or the streaming."""
+    model = BatchNormLM().double()
+    batches = unlabelled_tail(token_batches([(40, 6), (30, 6), (20, 6)], vocab=5), 2)
+    tokens = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
+    positions = 90 * 6  # the values each BatchNorm statistic is a sum of
+    origin = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).numpy()
+    D = np.random.default_rng(1).standard_normal((2, origin.size))
+    plane = Plane(origin, D, np.array([[-0.6, 0.6], [-0.6, 0.6]]), np.zeros(2))
+    data = DataLoader(batches, batch_size=None)
+    grid = compute_loss_grid(model, data, plane, resolution=3, bn="recompute", progress=False)
+    expected = np.array(
+        [[direct_bn_loss(model, plane.point(a, b), batches) for a in grid.xs] for b in grid.ys]
+    )
+    atol = sum_tolerance(float(expected.max()) * max(tokens, positions), max(tokens, positions))
+    np.testing.assert_allclose(grid.loss, expected, rtol=0, atol=atol)
+    W = np.stack([plane.point(0.6, -0.6), plane.point(-0.6, 0.0)])
+    small = LossEvaluator(model, data, bn="recompute", memory_budget=1)
+    streamed = LossEvaluator(model, ItemDataset(batches), bn="recompute", stream=True)
+    assert small.data.n_batches == 2  # of 64 and 26 sequences, each cut to 3 positions
+    assert small.data.batch(1)[0]["input_ids"].shape == (26, 3)
+    want = [direct_bn_loss(model, w, batches) for w in W]
+    for evaluator in (small, streamed):
+        np.testing.assert_allclose(evaluator.weight_losses(W), want, rtol=0, atol=atol)
+
+
+def test_the_data_fingerprint_covers_the_positions_the_loss_does_not_read() -> None:
+    """The last input position of a causal language model changes the recomputed statistics
+    only: a checkpoint made on other last tokens is not the same data."""
+    batches = token_batches([(6, 6), (5, 6)], vocab=5)
+    other = [dict(b, input_ids=b["input_ids"].clone()) for b in batches]
+    other[0]["input_ids"][:, -1] = (other[0]["input_ids"][:, -1] + 1) % 5
+    model = BatchNormLM().double()
+    for wrap in (lambda b: DataLoader(b, batch_size=None), ItemDataset):
+        stream = wrap is ItemDataset
+        ids = [
+            LossEvaluator(model, wrap(b), bn="recompute", stream=stream).identity()["data"]
+            for b in (batches, other)
+        ]
+        assert ids[0] != ids[1]

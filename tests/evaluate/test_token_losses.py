@@ -8,13 +8,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from loss_landscape_anim import CurvatureEvaluator, LossEvaluator, compute_loss_grid
 from loss_landscape_anim.errors import DataError
 from loss_landscape_anim.losses import Loss
 from loss_landscape_anim.results import Plane
 from token_oracle import (
+    ItemDataset,
     PrefixLM,
     direct_hessian,
     direct_loss,
@@ -123,21 +124,6 @@ def test_the_hessian_weights_each_batch_by_its_label_tokens() -> None:
             reference = direct_hessian(model, W[k], batches)
             scale = np.abs(reference).max()
             np.testing.assert_allclose(H[k], reference, rtol=0, atol=1e3 * EPS64 * scale)
-
-
-class ItemDataset(Dataset):
-    """Dict items of equal length (the default collate stacks them): map-style, streamable."""
-
-    def __init__(self, batches: list[dict]):
-        self.items = [
-            {k: v[i] for k, v in b.items()} for b in batches for i in range(len(b["labels"]))
-        ]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> dict:
-        return self.items[i]
 
 
 def test_streamed_token_data_give_the_same_losses() -> None:

@@ -42,14 +42,17 @@ class EvalData:
     integer labels as int64, cut into fixed batches of ``batch_size`` examples. ``counts``:
     the terms of the loss per example (N,) (label tokens of a token loss; None: one each).
     ``trim``: the examples are next-token aligned sequences (:meth:`aligned`) and each batch is
-    cut after its last labelled position. :meth:`prepare` refuses non-finite inputs or float
-    targets with a ``DataError``."""
+    cut after its last labelled position. ``given``: the inputs as given, before that alignment
+    (None: ``X`` is as given); BatchNorm statistics are recomputed on them (:meth:`given_head`),
+    since training-mode BatchNorm sees the whole sequences. :meth:`prepare` refuses non-finite
+    inputs or float targets with a ``DataError``."""
 
     X: Inputs
     y: torch.Tensor
     batch_size: int
     counts: torch.Tensor | None = None
     trim: bool = False
+    given: Inputs | None = field(default=None, repr=False)
     _trimmed: dict[tuple[int, int], int] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -80,7 +83,9 @@ class EvalData:
         found = align_next_token(self.X, self.y)
         if found is None:
             return None
-        return dataclasses.replace(self, X=found[0], y=found[1], trim=True, _trimmed={})
+        return dataclasses.replace(
+            self, X=found[0], y=found[1], trim=True, given=self.X, _trimmed={}
+        )
 
     @property
     def n_examples(self) -> int:
@@ -125,11 +130,17 @@ class EvalData:
         """The first ``k`` examples (to size and check the model on)."""
         return take(self.X, slice(0, k)), self.y[:k]
 
+    def given_head(self, k: int) -> Inputs:
+        """The inputs of the first ``k`` examples as given, in one batch (before the next-token
+        shift and the trimming of :meth:`aligned`): what BatchNorm statistics are estimated on."""
+        return take(self.X if self.given is None else self.given, slice(0, k))
+
     def fingerprint(self) -> str:
-        """A short hash of the examples and targets."""
+        """A short hash of the examples (as given) and targets."""
         from .checkpoint import array_fingerprint
 
-        return array_fingerprint(*input_arrays(self.X), self.y)
+        inputs = self.X if self.given is None else self.given
+        return array_fingerprint(*input_arrays(inputs), self.y)
 
 
 #: The error for evaluation data whose labels are all ignored.

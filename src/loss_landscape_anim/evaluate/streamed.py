@@ -188,15 +188,22 @@ class StreamedData(EvalData):
     def head(self, k: int) -> tuple[Inputs, torch.Tensor]:
         return take(self.X, slice(0, k)), self.y[:k]
 
+    def given_head(self, k: int) -> Inputs:
+        """The inputs of the first ``k`` examples as given (before the next-token shift and the
+        trimming), read in one batch of ``k`` whatever ``batch_size`` is."""
+        k = max(1, min(k, self.n_examples))
+        return self._read(next(iter(self._loader(k))), trim=False)[0]
+
     def fingerprint(self) -> str:
-        """A hash of every example and target, in order (one pass over the data, whatever the
-        batch size: the bytes of the examples are hashed one after the other)."""
+        """A hash of every example (as given, before any next-token shift or trimming) and
+        target, in order (one pass over the data, whatever the batch size: the bytes of the
+        examples are hashed one after the other)."""
         inputs, targets = hashlib.sha256(), hashlib.sha256()
         for digest, tensors in ((inputs, input_tensors(self.X)), (targets, [("", self.y)])):
             for name, tensor in tensors:
                 digest.update(f"{name}{tensor.dtype}{tuple(tensor.shape[1:])}".encode())
         for batch in self._loader(self.batch_size):
-            x, y = self._read(batch)
+            x, y = self._read(batch, trim=False)
             for digest, tensors in ((inputs, input_tensors(x)), (targets, [("", y)])):
                 for _, tensor in tensors:
                     flat = tensor.detach().cpu().contiguous().reshape(-1)
@@ -213,11 +220,13 @@ class StreamedData(EvalData):
             collate_fn=self.collate_fn,
         )
 
-    def _read(self, batch: Any) -> tuple[Inputs, torch.Tensor]:
+    def _read(self, batch: Any, trim: bool | None = None) -> tuple[Inputs, torch.Tensor]:
+        """A batch on the device, next-token aligned and trimmed when ``trim`` (None: when the
+        data are, ``self.trim``)."""
         x, y = split_batch(batch)
         x = inputs_to(x if isinstance(x, dict) else torch.as_tensor(x), self.device, self.dtype)
         y = as_targets(torch.as_tensor(y).to(self.device))
-        if self.trim:
+        if self.trim if trim is None else trim:
             aligned = align_next_token(x, y)
             if aligned is None:
                 raise DataError(

@@ -4,13 +4,14 @@ In eval mode, BatchNorm normalises with the running statistics that training acc
 trained weights. At a point of the plane far from them the activations have other means and
 variances, so those statistics mis-normalise it. This strategy gives each point statistics of its
 own: the mean and variance of every BatchNorm layer's inputs over the first ``n_examples`` examples
-of the evaluation data, with that point's weights, from one training-mode forward pass over those
-examples as one batch (BatchNorm layers in training mode, every other layer in eval mode); the
-loss is then evaluated in eval mode with those statistics. The statistics pass takes its examples
-in one batch whatever the memory budget cuts the evaluation data into, so they are the exact
-statistics of those examples, the same for every budget (averages of per-batch statistics would
-change with the batches). One point at a time: it costs an extra forward pass over those examples
-per point.
+of the evaluation data as given (a causal language model's whole sequences, before the next-token
+shift and the trimming the loss uses: what training-mode BatchNorm sees), with that point's
+weights, from one training-mode forward pass over those examples as one batch (BatchNorm layers in
+training mode, every other layer in eval mode); the loss is then evaluated in eval mode with those
+statistics. The statistics pass takes its examples in one batch whatever the memory budget cuts
+the evaluation data into, so they are the exact statistics of those examples, the same for every
+budget (averages of per-batch statistics would change with the batches). One point at a time: it
+costs an extra forward pass over those examples per point.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ...data import Inputs
-from ...data.batches import as_call, concat_inputs, n_examples, take
+from ...data.batches import as_call
 from ..data import EvalData
 from ..points import Points
 from ..probes import has_batch_norm
@@ -105,18 +106,10 @@ class BNRecompute(Strategy):
 
 
 def statistics_inputs(data: EvalData, examples: int) -> Inputs:
-    """The inputs of the first ``examples`` examples of ``data``, as one batch whatever
-    ``data``'s own batches are."""
-    wanted = min(examples, data.n_examples)
-    parts: list[Inputs] = []
-    count = 0
-    for b in range(data.n_batches):
-        if count >= wanted:
-            break
-        xb, _ = data.batch(b)
-        parts.append(take(xb, slice(0, wanted - count)))
-        count += n_examples(parts[-1])
-    return concat_inputs(parts)
+    """The inputs of the first ``examples`` examples of ``data`` as given (the whole sequences of
+    a causal language model, before the next-token shift and the trimming of the evaluation:
+    what training-mode BatchNorm sees), as one batch whatever ``data``'s own batches are."""
+    return data.given_head(min(examples, data.n_examples))
 
 
 def _point(params: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
