@@ -11,7 +11,7 @@ from torch import nn
 
 from ..evaluate import CurvatureEvaluator, LossEvaluator, Preparation
 
-__all__ = ["curvature_evaluator", "loss_evaluator", "require"]
+__all__ = ["check_spans", "curvature_evaluator", "loss_evaluator", "require"]
 
 Evaluator = LossEvaluator | CurvatureEvaluator | Preparation
 
@@ -40,6 +40,17 @@ def curvature_evaluator(
     if isinstance(evaluator, CurvatureEvaluator):
         return evaluator
     return CurvatureEvaluator(evaluator)
+
+
+def check_spans(evaluator: LossEvaluator | CurvatureEvaluator, **results: Any) -> None:
+    """Raise :class:`~loss_landscape_anim.errors.IncompatibleFileError` unless each result
+    (a plane or trajectory, by name) that knows its parameter layout spans the evaluator's
+    model's parameters, tensor by tensor (see
+    :meth:`~loss_landscape_anim.params.layout.ParamLayout.check_spans`)."""
+    for name, result in results.items():
+        layout = getattr(result, "layout", None)
+        if layout is not None:
+            layout.check_spans(evaluator.model.layout, f"the {name}")
 
 
 def require(value: Any, name: str, kind: type) -> Any:

@@ -19,7 +19,7 @@ from torch import nn
 from ..evaluate import CurvatureEvaluator
 from ..evaluate.extremes import DEFAULT_TOL
 from ..results import CurvatureGrid, LossGrid, Plane
-from ._evaluators import curvature_evaluator, require
+from ._evaluators import check_spans, curvature_evaluator, require
 from .loss_grid import DEFAULT_MARGIN, check_grid_arguments, grid_axes, grid_coords
 
 __all__ = ["DEFAULT_CURVATURE_RESOLUTION", "DEFAULT_CURVATURE_TOL", "curvature_grid"]
@@ -88,6 +88,7 @@ def curvature_grid(
         resolution, used_margin = check_grid_arguments(resolution, margin)
         xs, ys = grid_axes([plane.path_2d, *(extra_paths or [])], resolution, used_margin)
     evaluator = curvature_evaluator(model, data, evaluator, evaluator_options)
+    check_spans(evaluator, plane=plane)
     job = {
         "what": "curvature grid",
         "plane": plane.fingerprint(),

@@ -16,7 +16,7 @@ from torch import nn
 from .._validate import check_positive_number, is_integer
 from ..evaluate import LossEvaluator
 from ..results import LossGrid, Plane
-from ._evaluators import loss_evaluator, require
+from ._evaluators import check_spans, loss_evaluator, require
 
 __all__ = [
     "DEFAULT_MARGIN",
@@ -134,6 +134,7 @@ def compute_loss_grid(
     plane = require(plane, "plane", Plane)
     resolution, margin = check_grid_arguments(resolution, margin)
     evaluator = loss_evaluator(model, data, evaluator, evaluator_options)
+    check_spans(evaluator, plane=plane)
     xs, ys = grid_axes([plane.path_2d, *(extra_paths or [])], resolution, margin)
     job = {
         "what": "loss grid",

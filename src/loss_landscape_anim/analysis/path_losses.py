@@ -10,7 +10,7 @@ from torch import nn
 
 from ..evaluate import LossEvaluator
 from ..results import PathLosses, Plane, Trajectory
-from ._evaluators import loss_evaluator, require
+from ._evaluators import check_spans, loss_evaluator, require
 from .fill_losses import ROW_BLOCK_BYTES
 
 __all__ = ["path_losses"]
@@ -36,6 +36,7 @@ def path_losses(
     plane = require(plane, "plane", Plane)
     rows = np.arange(len(trajectory)) if rows is None else np.asarray(rows)
     evaluator = loss_evaluator(model, data, evaluator, evaluator_options)
+    check_spans(evaluator, trajectory=trajectory, plane=plane)
     true = np.full(len(trajectory), np.nan)
     projected = np.full(len(trajectory), np.nan)
     block = max(1, ROW_BLOCK_BYTES // (trajectory.params.dtype.itemsize * trajectory.n_params))

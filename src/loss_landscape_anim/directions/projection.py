@@ -136,11 +136,11 @@ def fit_plane(
             evaluator=evaluator,
         )
         coords, distance = project_rows(paths[0], origin, D)
-        return Plane(origin, D, coords, distance, None, method, subspace)
+        return Plane(origin, D, coords, distance, None, method, subspace, layout)
     small = is_small_model(layout.n_params, torch.device("cpu"))
     with thread_scope(num_threads, small=small):
         plane = _fit(paths, origin, layout, method, directions, seed)
-    return replace(plane, subspace=subspace) if subspace else plane
+    return replace(plane, subspace=subspace, layout=layout)
 
 
 def _fit(

@@ -107,6 +107,29 @@ class ParamLayout:
                 f"but got {other.n_params} in {other.describe()}"
             )
 
+    def check_spans(self, model_layout: ParamLayout, what: str) -> None:
+        """Raise :class:`IncompatibleFileError` unless ``what`` (a plane or path of this layout)
+        spans the parameters ``model_layout`` of the model it meets, tensor by tensor: the
+        same count of values in other tensors (another set of frozen layers) is refused too,
+        naming the first tensor that differs."""
+        if model_layout == self:
+            return
+        pairs = zip(
+            zip(self.names, self.shapes, strict=True),
+            zip(model_layout.names, model_layout.shapes, strict=True),
+            strict=False,
+        )
+        first = next(
+            (f"{a[0]}{list(a[1])} against {b[0]}{list(b[1])}" for a, b in pairs if a != b),
+            f"{len(self.names)} tensors against {len(model_layout.names)}",
+        )
+        raise IncompatibleFileError(
+            f"Expected {what} to span the model's parameters ({model_layout.n_params} values in "
+            f"tensors {model_layout.describe()}: its trainable ones when some are frozen) but it "
+            f"spans {self.n_params} in {self.describe()} ({first}): a plane or path of another "
+            "model, or of the same model with other parameters frozen (requires_grad)"
+        )
+
     def subspace(self, n_frozen: int) -> str:
         """What the layout spans in words, for a model with ``n_frozen`` more parameter values
         frozen: "" when none is; else how many of the weights it holds and which kinds (the last

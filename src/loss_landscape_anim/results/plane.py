@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from ..errors import IncompatibleFileError
 from ..params.blocks import project_rows
+from ..params.layout import ParamLayout
 from ._base import Result
 from ._checks import array_field, check_finite, check_independent
 from .trajectory import Trajectory
@@ -32,6 +34,9 @@ class Plane(Result):
         subspace: which weights the plane spans when they are not all of the model's ("" when
             they are): the trainable ones of a model with frozen parameters (a LoRA adapter),
             in words, as :attr:`Trajectory.subspace` says; the axis labels end with it.
+        layout: the names and shapes of the parameters the plane spans (from the trajectory it
+            was fit to), checked against the model of every evaluation on it; None for a plane
+            made otherwise, or saved before planes kept it (only the count is checked then).
     """
 
     origin: np.ndarray
@@ -41,6 +46,7 @@ class Plane(Result):
     explained_variance: np.ndarray | None = None
     method: str = "custom"
     subspace: str = ""
+    layout: ParamLayout | None = None
 
     ARRAYS = ("origin", "directions", "path_2d", "off_plane_distance", "explained_variance")
     REQUIRED = ("origin", "directions", "path_2d", "off_plane_distance")
@@ -74,6 +80,17 @@ class Plane(Result):
             raise TypeError(f"Expected method to be a string but got {self.method!r}")
         if not isinstance(self.subspace, str):
             raise TypeError(f"Expected subspace to be a string but got {self.subspace!r}")
+        if self.layout is not None:
+            if not isinstance(self.layout, ParamLayout):
+                raise TypeError(
+                    f"Expected layout to be a ParamLayout or None but got "
+                    f"{type(self.layout).__name__}"
+                )
+            if self.layout.n_params != P:
+                raise ValueError(
+                    f"Expected a layout of {P} parameters (the origin's) but got "
+                    f"{self.layout.n_params}"
+                )
 
     def point(self, x: float, y: float) -> np.ndarray:
         """The weight vector at plane coordinates ``(x, y)``."""
@@ -145,8 +162,21 @@ class Plane(Result):
             raise TypeError(
                 f"Expected trajectory to be a Trajectory but got {type(trajectory).__name__}"
             )
+        if self.layout is not None and trajectory.n_params == self.origin.shape[0]:
+            trajectory.layout.check_spans(self.layout, "the trajectory")
         if trajectory.n_params != self.origin.shape[0]:
             raise IncompatibleFileError(
                 f"Expected a trajectory of a model with {self.origin.shape[0]} parameters (the "
                 f"plane's) but its rows hold {trajectory.n_params}: it is another model's"
             )
+
+    def _saved(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        arrays, meta = super()._saved()
+        meta["layout"] = None if self.layout is None else self.layout.to_json()
+        return arrays, meta
+
+    @classmethod
+    def _from_saved(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Plane:
+        layout = meta.get("layout")
+        meta = {**meta, "layout": None if layout is None else ParamLayout.from_json(layout)}
+        return super()._from_saved(arrays, meta)
