@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import nn
 
-from ..evaluate import CurvatureEvaluator, LossEvaluator, Preparation
+from ..evaluate import CurvatureEvaluator, FunctionalModel, LossEvaluator, Preparation
 
 __all__ = ["check_spans", "curvature_evaluator", "loss_evaluator", "require"]
 
@@ -42,15 +42,20 @@ def curvature_evaluator(
     return CurvatureEvaluator(evaluator)
 
 
-def check_spans(evaluator: LossEvaluator | CurvatureEvaluator, **results: Any) -> None:
+def check_spans(
+    target: LossEvaluator | CurvatureEvaluator | FunctionalModel, **results: Any
+) -> None:
     """Raise :class:`~loss_landscape_anim.errors.IncompatibleFileError` unless each result
-    (a plane or trajectory, by name) that knows its parameter layout spans the evaluator's
-    model's parameters, tensor by tensor (see
-    :meth:`~loss_landscape_anim.params.layout.ParamLayout.check_spans`)."""
+    (a plane or trajectory, by name) that knows its parameter layout spans the parameters of
+    ``target``'s model (an evaluator's, or a functional model), tensor by tensor, naming both
+    sets of tensors (see :meth:`~loss_landscape_anim.params.layout.ParamLayout.check_spans`).
+    The one check of every analysis where a plane or path meets a model; a plane saved without
+    its layout is checked by its count only (where the weights are evaluated)."""
+    model = target if isinstance(target, FunctionalModel) else target.model
     for name, result in results.items():
         layout = getattr(result, "layout", None)
         if layout is not None:
-            layout.check_spans(evaluator.model.layout, f"the {name}")
+            layout.check_spans(model.layout, f"the {name}")
 
 
 def require(value: Any, name: str, kind: type) -> Any:

@@ -16,6 +16,7 @@ from ..evaluate.points import WeightPoints
 from ..evaluate.schedule import chunk_slices
 from ..evaluate.strategies.base import map_points
 from ..results import DecisionRegions, Trajectory
+from ._evaluators import check_spans, require
 
 __all__ = ["decision_regions"]
 
@@ -54,7 +55,9 @@ def decision_regions(
     resolution = check_positive_int(resolution, "resolution")
     margin = check_positive_number(margin, "margin", allow_zero=True)
     max_points = check_positive_int(max_points, "max_points")
+    trajectory = require(trajectory, "trajectory", Trajectory)
     functional, threads = _model_of(model, evaluator, device, num_threads)
+    check_spans(functional, trajectory=trajectory)
     torch_device = functional.device
     X, y = materialize(data)
     if isinstance(X, dict):

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..evaluate import LossEvaluator
 from ..results import Trajectory
-from ._evaluators import loss_evaluator
+from ._evaluators import check_spans, loss_evaluator
 
 __all__ = ["fill_losses"]
 
@@ -46,6 +46,7 @@ def fill_losses(
     if rows.size == 0:
         return trajectory
     evaluator = loss_evaluator(model, data, evaluator, evaluator_options)
+    check_spans(evaluator, trajectory=trajectory)
     itemsize = trajectory.params.dtype.itemsize
     block = max(1, ROW_BLOCK_BYTES // (itemsize * trajectory.n_params))
     for start in range(0, rows.size, block):

@@ -17,7 +17,7 @@ from torch import nn
 from .._validate import check_optional_positive_int, check_positive_int
 from ..evaluate import CurvatureEvaluator
 from ..results import PathCurvature, Trajectory
-from ._evaluators import curvature_evaluator, require
+from ._evaluators import check_spans, curvature_evaluator, require
 from .curvature_grid import DEFAULT_CURVATURE_TOL
 from .density import spectral_densities
 
@@ -101,7 +101,7 @@ def curvature_along_path(
     density_runs = check_positive_int(density_runs, "density_runs")
     density_steps = check_positive_int(density_steps, "density_steps")
     evaluator = curvature_evaluator(model, data, evaluator, evaluator_options)
-    trajectory.layout.check_model(evaluator.model.module)
+    check_spans(evaluator, trajectory=trajectory)
     found = evaluator.weight_extremes(
         np.asarray(trajectory.params[chosen]),
         method=method,
