@@ -152,28 +152,29 @@ def draw_grid_minimum(
 def keep_x_label_inside(ax: Any, outer: GridSpec) -> None:
     """Raise the bottom margin of ``outer`` (the grid ``ax`` lies in) when the x label of ``ax``
     would be cut at the figure's lower edge (a label of two lines: a plane of a subspace)."""
-    fig = ax.figure
-    box = ax.get_tightbbox(fig.canvas.get_renderer())
-    bottom = box.y0 if box is not None else math.inf
-    room = EDGE_ROOM_PT * fig.dpi / 72
-    if bottom >= room:
-        return
-    current = outer.bottom if outer.bottom is not None else fig.subplotpars.bottom
-    outer.update(bottom=current + (room - bottom) / fig.bbox.height)
-    _move_axes_of(outer, fig)
+    _keep_inside(ax, outer, "bottom")
 
 
 def keep_y_label_inside(ax: Any, outer: GridSpec) -> None:
     """Widen the left margin of ``outer`` (the grid ``ax`` lies in) when the tick labels of ``ax``
     are so wide (e.g. "-150000") that its y label would be cut at the figure's edge."""
+    _keep_inside(ax, outer, "left")
+
+
+def _keep_inside(ax: Any, outer: GridSpec, side: str) -> None:
+    """Move ``outer``'s ``side`` margin ("bottom" or "left") in until everything of ``ax`` lies
+    at least :data:`EDGE_ROOM_PT` from that edge of the figure."""
     fig = ax.figure
     box = ax.get_tightbbox(fig.canvas.get_renderer())
-    left = box.x0 if box is not None else math.inf
+    edge = math.inf if box is None else (box.y0 if side == "bottom" else box.x0)
     room = EDGE_ROOM_PT * fig.dpi / 72
-    if left >= room:
+    if edge >= room:
         return
-    current = outer.left if outer.left is not None else fig.subplotpars.left
-    outer.update(left=current + (room - left) / fig.bbox.width)
+    current = getattr(outer, side)
+    if current is None:
+        current = getattr(fig.subplotpars, side)
+    size = fig.bbox.height if side == "bottom" else fig.bbox.width
+    outer.update(**{side: current + (room - edge) / size})
     _move_axes_of(outer, fig)
 
 
