@@ -56,12 +56,8 @@ class Tiny(lightning.pytorch.LightningModule):
         return DataLoader(TensorDataset(*self.data), batch_size=len(self.data[0]) // 3)
 
 
-def fit_with(loggers, tmp_path, monkeypatch):
-    from loss_landscape_anim.lightning import LossLandscapeCallback
-
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    module, callback = Tiny(), LossLandscapeCallback()
+def fit(module, callback, loggers, tmp_path):
+    """``Trainer.fit`` of ``module`` for 2 epochs on the CPU with ``callback`` and ``loggers``."""
     trainer = lightning.pytorch.Trainer(
         max_epochs=2,
         callbacks=[callback],
@@ -75,6 +71,16 @@ def fit_with(loggers, tmp_path, monkeypatch):
         log_every_n_steps=1,
     )
     trainer.fit(module)
+    return trainer
+
+
+def fit_with(loggers, tmp_path, monkeypatch):
+    from loss_landscape_anim.lightning import LossLandscapeCallback
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    module, callback = Tiny(), LossLandscapeCallback()
+    trainer = fit(module, callback, loggers, tmp_path)
     trajectory = callback.trajectory
     plane = project(trajectory, "pca")
     grid = compute_loss_grid(module, module.data, plane, resolution=6, progress=False)
@@ -135,19 +141,7 @@ def test_log_true_makes_and_logs_the_landscape_when_fit_ends(tmp_path, monkeypat
     callback = LossLandscapeCallback(output=output, log=True, resolution=5)
     tensorboard = TensorBoardLogger(save_dir=str(tmp_path), name="tb")
     module = Tiny()
-    trainer = lightning.pytorch.Trainer(
-        max_epochs=2,
-        callbacks=[callback],
-        logger=[tensorboard],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        devices=1,
-        default_root_dir=tmp_path,
-        log_every_n_steps=1,
-    )
-    trainer.fit(module)
+    trainer = fit(module, callback, [tensorboard], tmp_path)
     landscape = callback.landscape
     # the grid is the module's loss on its own training data (the trainer's loader)
     X, y = module.data

@@ -86,6 +86,19 @@ def arguments(tmp_path, max_steps: int, **changes) -> TrainingArguments:
     return TrainingArguments(**{**options, **changes})
 
 
+def train_reporting(callback, tmp_path, max_steps: int, report_to: str) -> Trainer:
+    """A tiny GPT-2 trained ``max_steps`` steps with ``callback``, logging every step to the
+    ``report_to`` integration."""
+    trainer = Trainer(
+        model=gpt2(),
+        args=arguments(tmp_path, max_steps, report_to=[report_to], logging_steps=1),
+        train_dataset=Sequences(),
+        callbacks=[callback],
+    )
+    trainer.train()
+    return trainer
+
+
 class Snapshots(TrainerCallback):
     """The oracle's record: the trainable weights after each step and each training batch."""
 
@@ -181,13 +194,7 @@ def test_the_landscape_at_the_end_is_written_and_logged_to_tensorboard(tmp_path)
 
     output = tmp_path / "finetune.gif"
     callback = LossLandscapeCallback(output=output, log=True, resolution=4, n_examples=8)
-    trainer = Trainer(
-        model=gpt2(),
-        args=arguments(tmp_path, 3, report_to=["tensorboard"], logging_steps=1),
-        train_dataset=Sequences(),
-        callbacks=[callback],
-    )
-    trainer.train()
+    trainer = train_reporting(callback, tmp_path, 3, "tensorboard")
     landscape = callback.landscape
     assert landscape.grid.loss.shape == (4, 4) and landscape.grid.n_examples == 8
     with Image.open(output) as gif:
@@ -251,13 +258,7 @@ def test_log_true_logs_to_the_trainers_wandb_run(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     callback = LossLandscapeCallback(log=True, resolution=3, n_examples=8)
-    trainer = Trainer(
-        model=gpt2(),
-        args=arguments(tmp_path, 2, report_to=["wandb"], logging_steps=1),
-        train_dataset=Sequences(),
-        callbacks=[callback],
-    )
-    trainer.train()
+    train_reporting(callback, tmp_path, 2, "wandb")
     run = wandb.run
     assert run is not None
     videos = sorted((Path(run.dir) / "media" / "videos" / "loss_landscape").glob("animation_*"))
