@@ -133,14 +133,18 @@ class EvalData:
     def given_head(self, k: int) -> Inputs:
         """The inputs of the first ``k`` examples as given, in one batch (before the next-token
         shift and the trimming of :meth:`aligned`): what BatchNorm statistics are estimated on."""
-        return take(self.X if self.given is None else self.given, slice(0, k))
+        return take(self.as_given, slice(0, k))
+
+    @property
+    def as_given(self) -> Inputs:
+        """The inputs before :meth:`aligned` (``X`` itself when it made no alignment)."""
+        return self.X if self.given is None else self.given
 
     def fingerprint(self) -> str:
         """A short hash of the examples (as given) and targets."""
         from .checkpoint import array_fingerprint
 
-        inputs = self.X if self.given is None else self.given
-        return array_fingerprint(*input_arrays(inputs), self.y)
+        return array_fingerprint(*input_arrays(self.as_given), self.y)
 
 
 #: The error for evaluation data whose labels are all ignored.
